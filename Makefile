@@ -1,0 +1,49 @@
+# Every target sets itself up: a fresh machine needs Python 3.10+, make and (for tests) Node 20.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROVIDER := tests/e2e/provider
+
+.PHONY: venv test test-unit test-e2e lint format demo bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian run: apt-get install python3-venv" >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+$(PROVIDER)/node_modules/.installed: $(PROVIDER)/package-lock.json
+	cd $(PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: venv $(PROVIDER)/node_modules/.installed
+	$(BIN)/python -m pytest
+
+test-unit: venv
+	$(BIN)/python -m pytest -m "not e2e"
+
+test-e2e: venv $(PROVIDER)/node_modules/.installed
+	$(BIN)/python -m pytest -m e2e
+
+lint: venv
+	$(BIN)/ruff check oauthcli tests bench scripts
+	$(BIN)/ruff format --check oauthcli tests bench scripts
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff check --fix oauthcli tests bench scripts
+	$(BIN)/ruff format oauthcli tests bench scripts
+
+demo: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(PROVIDER)/node_modules .pytest_cache .mypy_cache .ruff_cache
