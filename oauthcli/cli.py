@@ -1,0 +1,360 @@
+"""The command line: parse options, call the core, print, map errors to exit codes.
+
+The only place that imports typer. ``BoundaryGroup.invoke`` is the one error
+boundary: an :class:`~oauthcli.errors.OAuthCliError` becomes a one-line
+message on stderr and its exit code; anything else is reported as a bug
+(exit 1), with a traceback only when ``OAUTHCLI_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from typer.core import TyperGroup
+
+from oauthcli import __version__, console
+from oauthcli.errors import ExitCode, OAuthCliError, RegistryProblems, UsageError
+from oauthcli.registry import Registry, discover
+
+
+class BoundaryGroup(TyperGroup):
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OAuthCliError as exc:
+            _report(exc)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if type(exc).__module__.startswith("typer"):
+                raise  # usage errors: typer prints them and exits 2
+            if os.environ.get("OAUTHCLI_DEBUG") == "1":
+                traceback.print_exc()
+            console.error(
+                f"internal error (a bug in oauthcli, please report it): {type(exc).__name__}: {exc}"
+            )
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+
+def _report(exc: OAuthCliError) -> None:
+    if os.environ.get("OAUTHCLI_DEBUG") == "1":
+        traceback.print_exc()
+    if isinstance(exc, RegistryProblems):
+        for problem in exc.problems:
+            console.error(str(problem))
+    else:
+        console.error(str(exc))
+
+
+app = typer.Typer(
+    cls=BoundaryGroup,
+    name="oauthcli",
+    help="Call OAuth-protected REST APIs from files in git: tokens fetched, cached and refreshed for you.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+token_app = typer.Typer(
+    cls=BoundaryGroup,
+    help="Inspect and manage the token cache.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(token_app, name="token")
+
+_state: dict[str, Any] = {"registry": None}
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out(f"oauthcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            "-r",
+            metavar="DIR",
+            help="Registry folder (default: $OAUTHCLI_REGISTRY, else the current directory).",
+        ),
+    ] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Never colour output.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    _state["registry"] = registry
+    if no_color:
+        console.disable_color()
+
+
+def open_registry() -> Registry:
+    return discover(_state["registry"])
+
+
+@app.command("list")
+def list_items(
+    kind: Annotated[str | None, typer.Argument(metavar="[profiles|messages]")] = None,
+) -> None:
+    """List profiles and messages with a one-line summary each."""
+    from oauthcli.render import message_summary, profile_summary
+
+    if kind not in (None, "profiles", "messages"):
+        raise UsageError(f"list takes 'profiles' or 'messages', not {kind!r}")
+    registry = open_registry()
+    for section in ("profiles", "messages") if kind is None else (kind,):
+        names = registry.names(section)  # type: ignore[arg-type]
+        if kind is None:
+            console.out(f"{section}:")
+        width = max((len(n) for n in names), default=0)
+        for name in names:
+            try:
+                item = registry.profile(name) if section == "profiles" else registry.message(name)
+                summary = (
+                    profile_summary(item)  # type: ignore[arg-type]
+                    if section == "profiles"
+                    else message_summary(item)  # type: ignore[arg-type]
+                )
+            except OAuthCliError as exc:
+                summary = f"(invalid: {str(exc).splitlines()[0]})"
+            console.out(f"{'  ' if kind is None else ''}{name:<{width}}  {summary}")
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(metavar="NAME[.METHOD]")],
+    var: Annotated[
+        list[str] | None, typer.Option("--var", "-V", metavar="NAME=VALUE", help="A call variable.")
+    ] = None,
+) -> None:
+    """Show a resolved profile or message, secrets masked, with the variables it needs."""
+    from oauthcli.render import profile_lines, request_lines
+    from oauthcli.resolve import resolve_profile, resolve_request, split_target
+
+    registry = open_registry()
+    is_profile = registry.has("profiles", name)
+    is_message = registry.has("messages", name) or (
+        "." in name and registry.has("messages", name.rpartition(".")[0])
+    )
+    if not is_profile and not is_message:
+        registry.message(name)  # raises "unknown message" with suggestions
+    blocks: list[list[str]] = []
+    if is_profile:
+        blocks.append(profile_lines(resolve_profile(registry.profile(name))))
+    if is_message:
+        message, method = split_target(registry, name, None) if "." in name else (None, None)
+        if message is None:
+            message = registry.message(name)
+            methods = list(message.methods.values())
+        else:
+            assert method is not None
+            methods = [method]
+        variables = parse_vars(var or [])
+        for m in methods:
+            blocks.append(
+                request_lines(resolve_request(registry, message, m, variables, lenient=True))
+            )
+    console.out("\n\n".join("\n".join(block) for block in blocks))
+
+
+@app.command()
+def validate() -> None:
+    """Check every registry file; print each problem as file:line: message."""
+    from oauthcli.validate import validate_registry
+
+    registry = open_registry()
+    problems, files = validate_registry(registry)
+    for problem in problems:
+        console.out(str(problem))
+    if problems:
+        bad = len({p.file for p in problems})
+        console.err(f"{len(problems)} problem(s) in {bad} of {files} file(s)", "red")
+        raise typer.Exit(int(ExitCode.REGISTRY))
+    console.err(f"{files} file(s) OK", "green")
+
+
+@app.command("get-token")
+def get_token(
+    profile: Annotated[str, typer.Argument(metavar="PROFILE")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Run the grant even if a cached token is valid.")
+    ] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print only the access token.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Get a token for a profile, as the "Get OAuth token" button does."""
+    from oauthcli.commands.tokens import get_token_command
+
+    raise typer.Exit(
+        get_token_command(open_registry(), profile, force=force, raw=raw, as_json=as_json)
+    )
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List cached tokens (masked) and until when they are valid."""
+    from oauthcli.commands.tokens import token_list_command
+
+    raise typer.Exit(token_list_command())
+
+
+@token_app.command("clear")
+def token_clear(profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]")] = None) -> None:
+    """Remove cached tokens: all of them, or one profile's."""
+    from oauthcli.commands.tokens import token_clear_command
+
+    raise typer.Exit(token_clear_command(open_registry() if profile else None, profile))
+
+
+@token_app.command("revoke")
+def token_revoke(profile: Annotated[str, typer.Argument(metavar="PROFILE")]) -> None:
+    """Revoke a profile's cached tokens at its revocation_url, then remove them."""
+    from oauthcli.commands.tokens import token_revoke_command
+
+    raise typer.Exit(token_revoke_command(open_registry(), profile))
+
+
+@app.command()
+def send(
+    target: Annotated[str, typer.Argument(metavar="MESSAGE[.METHOD]")],
+    method: Annotated[
+        str | None, typer.Option("--method", "-m", metavar="NAME", help="The method to call.")
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", "-V", metavar="NAME=VALUE", help="A call variable (repeatable)."),
+    ] = None,
+    vars_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--vars-file", metavar="FILE", help="Call variables from a YAML or JSON object."
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header", "-H", metavar="'Name: value'", help="An extra request header (repeatable)."
+        ),
+    ] = None,
+    body: Annotated[
+        str | None,
+        typer.Option("--body", metavar="@FILE|-", help="Send this body instead of the method's."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON result object.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show request and response lines and headers (secrets masked)."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the resolved request; fetch no token, send nothing."),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", metavar="S", help="Seconds to wait for the API.", min=0.001),
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option("--retries", metavar="N", help="Retries after the first attempt.", min=0),
+    ] = None,
+    no_fail: Annotated[
+        bool, typer.Option("--no-fail", help="Exit 0 whatever the HTTP status.")
+    ] = False,
+    each: Annotated[
+        str | None,
+        typer.Option("--each", metavar="FILE", help="One call per CSV/JSONL row ('-' for stdin)."),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency", metavar="N", help="Parallel calls with --each.", min=1, max=256
+        ),
+    ] = 4,
+    rate: Annotated[
+        str | None,
+        typer.Option("--rate", metavar="N/s", help="At most N calls a second with --each."),
+    ] = None,
+) -> None:
+    """Resolve a message, authorise it and send it."""
+    from oauthcli.commands.send import SendOptions, send_command
+
+    options = SendOptions(
+        variables=parse_vars(var or []),
+        vars_file=vars_file,
+        headers=parse_headers(header or []),
+        body=body,
+        as_json=as_json,
+        verbose=verbose,
+        dry_run=dry_run,
+        timeout=timeout,
+        retries=retries,
+        no_fail=no_fail,
+        each=each,
+        concurrency=concurrency,
+        rate=rate,
+    )
+    raise typer.Exit(send_command(open_registry(), target, method, options))
+
+
+@app.command()
+def sandbox(
+    port: Annotated[
+        int,
+        typer.Option("--port", help="Port on 127.0.0.1 (0 picks a free one).", min=0, max=65535),
+    ] = 8976,
+    token_ttl: Annotated[
+        int,
+        typer.Option("--token-ttl", metavar="S", help="Access token lifetime in seconds.", min=1),
+    ] = 300,
+) -> None:
+    """Run a local OAuth server and sample API on 127.0.0.1 to try oauthcli against."""
+    from oauthcli.sandbox import serve
+
+    raise typer.Exit(serve("127.0.0.1", port, token_ttl, sys.stdout, sys.stderr))
+
+
+def parse_vars(items: list[str]) -> dict[str, str]:
+    variables = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var takes NAME=VALUE, got {item!r}")
+        variables[name.strip()] = value
+    return variables
+
+
+def parse_headers(items: list[str]) -> list[tuple[str, str]]:
+    headers = []
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise UsageError(f"--header takes 'Name: value', got {item.split(':')[0]!r}")
+        if "\r" in value or "\n" in value:
+            raise UsageError(f"--header {name.strip()}: value contains a line break")
+        headers.append((name.strip(), value.strip()))
+    return headers
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    try:
+        app(args=argv, prog_name="oauthcli")
+    except KeyboardInterrupt:
+        console.err("interrupted", "yellow")
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,54 @@
+"""Where output goes and whether it is coloured.
+
+Results go to stdout, diagnostics to stderr (SPEC §2). Colour only when the
+stream is a terminal, ``--no-color`` was not given and ``NO_COLOR`` is unset.
+Plain ANSI here keeps rich off the paths that only print a line or two.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+from oauthcli.secret import scrub
+
+_no_color = False
+_STYLES = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
+
+
+def disable_color() -> None:
+    global _no_color
+    _no_color = True
+
+
+def color_enabled(stream: TextIO) -> bool:
+    if _no_color or "NO_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def style(text: str, name: str, stream: TextIO) -> str:
+    if not color_enabled(stream):
+        return text
+    return f"\x1b[{_STYLES[name]}m{text}\x1b[0m"
+
+
+def out(text: str = "") -> None:
+    """A result line on stdout; secrets seen in this process are blanked."""
+    sys.stdout.write(scrub(text) + "\n")
+
+
+def err(text: str, color: str | None = None) -> None:
+    """A diagnostic line on stderr; secrets seen in this process are blanked."""
+    text = scrub(text)
+    sys.stderr.write((style(text, color, sys.stderr) if color else text) + "\n")
+
+
+def error(text: str) -> None:
+    err(f"error: {text}", "red")
+
+
+def warn(text: str) -> None:
+    err(f"warning: {text}", "yellow")

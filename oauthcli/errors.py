@@ -1,0 +1,98 @@
+"""Exceptions and exit codes.
+
+Every failure the CLI reports is one of these; the CLI's single error boundary
+turns it into one line on stderr and ``exit_code``::
+
+    OAuthCliError                 (1, a bug unless a subclass says otherwise)
+    ├── UsageError                (2) bad flag value, malformed --var or -H
+    ├── RegistryError             (3) bad YAML, unknown key, missing variable,
+    │   └── RegistryProblems          unset ${env:…}; carries every Problem found
+    ├── TokenError                (6) token endpoint refused, garbage, unreachable
+    └── NetworkError              (7) the API could not be reached
+
+HTTP answers from the API (exit 4 and 5) are results, not exceptions.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    REGISTRY = 3
+    API_CLIENT_ERROR = 4
+    API_SERVER_ERROR = 5
+    TOKEN = 6
+    NETWORK = 7
+
+    @classmethod
+    def for_status(cls, status: int) -> ExitCode:
+        if status >= 500:
+            return cls.API_SERVER_ERROR
+        if status >= 400:
+            return cls.API_CLIENT_ERROR
+        return cls.OK
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one registry file, printed as ``file:line: key: message``."""
+
+    file: Path | None
+    line: int | None
+    key: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file is not None:
+            where = _display_path(self.file)
+            if self.line is not None:
+                where += f":{self.line}"
+            where += ": "
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+class OAuthCliError(Exception):
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class UsageError(OAuthCliError):
+    exit_code = ExitCode.USAGE
+
+
+class RegistryError(OAuthCliError):
+    exit_code = ExitCode.REGISTRY
+
+    @classmethod
+    def at(
+        cls, file: Path | None, line: int | None, key: str | None, message: str
+    ) -> RegistryError:
+        return RegistryProblems([Problem(file, line, key, message)])
+
+
+class RegistryProblems(RegistryError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class TokenError(OAuthCliError):
+    exit_code = ExitCode.TOKEN
+
+
+class NetworkError(OAuthCliError):
+    exit_code = ExitCode.NETWORK

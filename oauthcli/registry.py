@@ -1,0 +1,143 @@
+"""Finding a registry folder and the profiles and messages in it (SPEC §1).
+
+Names are indexed from a quick scan of each file's top-level ``name:`` line,
+so looking up one message parses one file, not the whole registry; a file
+whose name line is not a simple scalar is parsed in full to learn its name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from oauthcli import yamlsrc
+from oauthcli.errors import Problem, RegistryError, RegistryProblems
+from oauthcli.models import Message, Profile, item_name, parse_message, parse_profile
+
+Kind = Literal["profiles", "messages"]
+KINDS: tuple[Kind, ...] = ("profiles", "messages")
+_NAME_LINE = re.compile(r"^name:[ \t]*(.*?)[ \t]*$", re.M)
+_SIMPLE = re.compile(r"[A-Za-z0-9_.@/+-]+")
+_QUOTED = re.compile(r"""(?:'([^'\n]*)'|"([^"\\\n]*)")(?:[ \t]+#.*)?""")
+
+
+def discover(option: str | None, environ: Mapping[str, str] = os.environ) -> Registry:
+    """The registry named by ``--registry``, else ``$OAUTHCLI_REGISTRY``, else the cwd."""
+    if option:
+        root, how = Path(option), "--registry"
+    elif environ.get("OAUTHCLI_REGISTRY"):
+        root, how = Path(environ["OAUTHCLI_REGISTRY"]), "OAUTHCLI_REGISTRY"
+    else:
+        root, how = Path.cwd(), "the current directory"
+    root = root.expanduser()
+    if not root.is_dir():
+        raise RegistryError.at(
+            None, None, None, f"registry folder {root} (from {how}) does not exist"
+        )
+    if not any((root / kind).is_dir() for kind in KINDS):
+        raise RegistryError.at(
+            None,
+            None,
+            None,
+            f"no registry in {root} (from {how}): expected a profiles/ or messages/ folder; "
+            "use --registry DIR or OAUTHCLI_REGISTRY",
+        )
+    return Registry(root)
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._index: dict[Kind, dict[str, list[Path]]] = {}
+        self._unreadable: dict[Path, Problem] = {}
+        self._items: dict[Path, Profile | Message] = {}
+
+    def files(self, kind: Kind) -> list[Path]:
+        folder = self.root / kind
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    def index(self, kind: Kind) -> dict[str, list[Path]]:
+        if kind not in self._index:
+            names: dict[str, list[Path]] = {}
+            for path in self.files(kind):
+                names.setdefault(self._scan_name(path), []).append(path)
+            self._index[kind] = names
+        return self._index[kind]
+
+    def _scan_name(self, path: Path) -> str:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError):
+            return path.stem
+        match = _NAME_LINE.search(text)
+        if match is None and not text.lstrip().startswith("{"):
+            return path.stem
+        if match is not None:
+            value = match.group(1)
+            if _SIMPLE.fullmatch(value):
+                return value
+            quoted = _QUOTED.fullmatch(value)
+            if quoted and (quoted.group(1) or quoted.group(2)):
+                return quoted.group(1) or quoted.group(2)
+        try:
+            return item_name(yamlsrc.loads(text, path))
+        except yamlsrc.YamlProblem:
+            return path.stem
+
+    def names(self, kind: Kind) -> list[str]:
+        return sorted(self.index(kind))
+
+    def profile(self, name: str) -> Profile:
+        item = self._lookup("profiles", name)
+        assert isinstance(item, Profile)
+        return item
+
+    def message(self, name: str) -> Message:
+        item = self._lookup("messages", name)
+        assert isinstance(item, Message)
+        return item
+
+    def has(self, kind: Kind, name: str) -> bool:
+        return name in self.index(kind)
+
+    def _lookup(self, kind: Kind, name: str) -> Profile | Message:
+        paths = self.index(kind).get(name)
+        singular = kind[:-1]
+        if not paths:
+            known = self.names(kind)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            listing = f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
+            raise RegistryError.at(
+                None,
+                None,
+                None,
+                f"unknown {singular} '{name}' in {self.root / kind}{hint}{listing}",
+            )
+        if len(paths) > 1:
+            raise RegistryProblems(duplicate_problems(singular, name, paths))
+        return self.load(kind, paths[0])
+
+    def load(self, kind: Kind, path: Path) -> Profile | Message:
+        """Parse one file (once); raises RegistryProblems with all of its problems."""
+        if path not in self._items:
+            try:
+                doc = yamlsrc.load(path)
+            except yamlsrc.YamlProblem as exc:
+                raise RegistryProblems([exc.problem]) from None
+            self._items[path] = parse_profile(doc) if kind == "profiles" else parse_message(doc)
+        return self._items[path]
+
+
+def duplicate_problems(singular: str, name: str, paths: list[Path]) -> list[Problem]:
+    first, *others = paths
+    return [
+        Problem(other, None, "name", f"{singular} '{name}' is also defined in {first.name}")
+        for other in others
+    ]

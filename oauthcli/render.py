@@ -1,0 +1,100 @@
+"""Plain-text views of registry items for ``list`` and ``show``; secrets masked."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from oauthcli.models import Message, Profile
+from oauthcli.resolve import ResolvedAuth, ResolvedProfile, ResolvedRequest
+from oauthcli.secret import MASK, Secret
+
+
+def profile_summary(profile: Profile) -> str:
+    summary = f"{profile.grant_type}, {profile.client_auth}"
+    return f"{summary} — {profile.description}" if profile.description else summary
+
+
+def message_summary(message: Message) -> str:
+    methods = ", ".join(f"{m.name} ({m.http_method})" for m in message.methods.values())
+    return f"{message.description} — {methods}" if message.description else methods
+
+
+def profile_lines(p: ResolvedProfile) -> list[str]:
+    rows: list[tuple[str, Any]] = [
+        ("profile", p.name),
+        ("file", p.source),
+        ("grant_type", p.grant_type),
+        ("token_url", p.token_url),
+        ("client_id", p.client_id),
+        ("client_auth", p.client_auth),
+        ("client_secret", p.client_secret),
+        ("private_key", p.private_key),
+        ("key_id", p.key_id),
+        ("signing_alg", p.signing_alg),
+        ("scope", " ".join(p.scope) or None),
+        ("audience", p.audience),
+        ("resource", " ".join(p.resource) or None),
+        ("extra_params", p.extra_params or None),
+        ("username", p.username),
+        ("password", p.password),
+        ("refresh_token", p.refresh_token),
+        ("assertion", p.assertion),
+        ("authorization_url", p.authorization_url),
+        ("redirect_url", p.redirect_url),
+        ("revocation_url", p.revocation_url),
+        ("refresh_token_lifespan", p.refresh_token_lifespan),
+        ("token_leeway", p.token_leeway),
+        ("timeout", p.timeout),
+        ("tls.verify", p.tls.verify),
+        ("tls.ca_bundle", p.tls.ca_bundle),
+        ("tls.client_cert", p.tls.client_cert),
+    ]
+    return _rows(rows)
+
+
+def auth_summary(auth: ResolvedAuth) -> str:
+    if auth.type == "oauth2" and auth.profile is not None:
+        p = auth.profile
+        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url})"
+    if auth.type == "basic":
+        return f"basic as {auth.username} (password {MASK})"
+    if auth.type == "bearer":
+        return f"bearer {MASK}"
+    if auth.type == "api_key":
+        return f"api_key in header {auth.header} ({MASK})"
+    return "none"
+
+
+def request_lines(req: ResolvedRequest) -> list[str]:
+    rows: list[tuple[str, Any]] = [
+        ("message", f"{req.message}.{req.method}"),
+        ("file", req.source),
+        ("request", f"{req.http_method} {req.full_url}"),
+        ("auth", auth_summary(req.auth)),
+    ]
+    rows += [(f"header {k}", v) for k, v in req.headers.items()]
+    if req.json is not None:
+        rows.append(("json", json.dumps(req.json, ensure_ascii=False)))
+    elif req.body is not None:
+        rows.append(("body", req.body.decode("utf-8", "replace")))
+    rows += [
+        ("timeout", f"{req.timeout:g} s"),
+        (
+            "retry",
+            f"{req.retry.attempts} attempt(s), backoff {req.retry.backoff:g} s, "
+            f"on {', '.join(map(str, req.retry.on_status))}",
+        ),
+        ("tls.verify", req.tls.verify),
+    ]
+    needed = [f"{n} = {req.variables[n]!r}" for n in req.variables] + [
+        f"{n} (missing: --var {n}=VALUE)" for n in req.missing
+    ]
+    rows.append(("variables", "; ".join(needed) if needed else "none"))
+    return _rows(rows)
+
+
+def _rows(rows: list[tuple[str, Any]]) -> list[str]:
+    shown = [(k, v) for k, v in rows if v is not None]
+    width = max(len(k) for k, _ in shown)
+    return [f"{k + ':':<{width + 1}} {MASK if isinstance(v, Secret) else v}" for k, v in shown]

@@ -1,0 +1,432 @@
+"""From a message (or profile) and call variables to one concrete request.
+
+Inheritance (SPEC §1.2, "inherit from parent"): a method's ``auth``,
+``endpoint``, ``timeout`` and ``allow_insecure_http`` replace the message's;
+``headers`` and ``query`` are merged over it; ``retry`` and ``tls`` key by key.
+Values are encoded for where they land (SPEC §1.3), and every secret leaves
+here wrapped in :class:`~oauthcli.secret.Secret`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from oauthcli.errors import RegistryError, UsageError
+from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
+from oauthcli.registry import Registry
+from oauthcli.schema import Text, url_problem
+from oauthcli.secret import Secret
+from oauthcli.templates import TemplateError
+
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class ResolvedTLS:
+    verify: bool = True
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    @property
+    def requests_verify(self) -> bool | str:
+        return self.ca_bundle if self.verify and self.ca_bundle else self.verify
+
+    @property
+    def requests_cert(self) -> str | tuple[str, str] | None:
+        if self.client_cert and self.client_key:
+            return (self.client_cert, self.client_key)
+        return self.client_cert
+
+
+@dataclass(frozen=True)
+class ResolvedRetry:
+    attempts: int = 1
+    backoff: float = 0.5
+    max_delay: float = 30.0
+    on_status: tuple[int, ...] = (429, 502, 503, 504)
+    idempotent_only: bool = True
+
+
+@dataclass(frozen=True)
+class ResolvedProfile:
+    name: str
+    source: Path
+    grant_type: str
+    token_url: str
+    client_id: str
+    client_auth: str
+    client_secret: Secret | None = None
+    private_key: Secret | None = None
+    key_id: str | None = None
+    signing_alg: str | None = None
+    scope: tuple[str, ...] = ()
+    audience: str | None = None
+    resource: tuple[str, ...] = ()
+    extra_params: dict[str, str] = field(default_factory=dict)
+    username: str | None = None
+    password: Secret | None = None
+    refresh_token: Secret | None = None
+    assertion: Secret | None = None
+    authorization_url: str | None = None
+    redirect_url: str | None = None
+    revocation_url: str | None = None
+    refresh_token_lifespan: int | None = None
+    token_leeway: int = 60
+    timeout: float = 30.0
+    tls: ResolvedTLS = ResolvedTLS()
+
+
+@dataclass(frozen=True)
+class ResolvedAuth:
+    type: str
+    profile: ResolvedProfile | None = None
+    username: str | None = None
+    secret: Secret | None = None  # basic password, bearer token or api_key value
+    header: str | None = None
+
+
+@dataclass
+class ResolvedRequest:
+    message: str
+    method: str
+    http_method: str
+    url: str
+    params: list[tuple[str, str]]
+    headers: dict[str, str]
+    body: bytes | None
+    auth: ResolvedAuth
+    timeout: float
+    retry: ResolvedRetry
+    tls: ResolvedTLS
+    source: Path
+    json: Any = None
+    variables: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def full_url(self) -> str:
+        if not self.params:
+            return self.url
+        return f"{self.url}{'&' if '?' in self.url else '?'}{urlencode(self.params)}"
+
+    @property
+    def retryable_method(self) -> bool:
+        return self.http_method in IDEMPOTENT or not self.retry.idempotent_only
+
+
+class _Renderer:
+    """Renders one item's templates, turning template errors into registry errors."""
+
+    def __init__(self, source: Path, variables: Mapping[str, str] | None = None) -> None:
+        self.source = source
+        self.variables = variables
+
+    def __call__(self, text: Text, encode: Callable[[str], str] | None = None) -> str:
+        try:
+            return text.template.render(self.variables, base_dir=self.source.parent, encode=encode)
+        except TemplateError as exc:
+            raise RegistryError.at(self.source, text.line, text.key or None, str(exc)) from None
+
+    def opt(self, text: Text | None) -> str | None:
+        return None if text is None else self(text)
+
+    def secret(self, text: Text | None) -> Secret | None:
+        return None if text is None else Secret(self(text))
+
+    def path(self, text: Text | None) -> str | None:
+        if text is None:
+            return None
+        path = Path(self(text)).expanduser()
+        return str(path if path.is_absolute() else self.source.parent / path)
+
+
+def resolve_profile(profile: Profile) -> ResolvedProfile:
+    r = _Renderer(profile.source)
+    token_url = r(profile.token_url)
+    check_url(token_url, profile.allow_insecure_http, profile.source, profile.token_url)
+    for text in (profile.revocation_url, profile.authorization_url):
+        if text is not None:
+            check_url(r(text), profile.allow_insecure_http, profile.source, text)
+    return ResolvedProfile(
+        name=profile.name,
+        source=profile.source,
+        grant_type=profile.grant_type,
+        token_url=token_url,
+        client_id=r(profile.client_id),
+        client_auth=profile.client_auth,
+        client_secret=r.secret(profile.client_secret),
+        private_key=r.secret(profile.private_key),
+        key_id=r.opt(profile.key_id),
+        signing_alg=profile.signing_alg,
+        scope=tuple(r(t) for t in profile.scope),
+        audience=r.opt(profile.audience),
+        resource=tuple(r(t) for t in profile.resource),
+        extra_params={k: r(v) for k, v in profile.extra_params.items()},
+        username=r.opt(profile.username),
+        password=r.secret(profile.password),
+        refresh_token=r.secret(profile.refresh_token),
+        assertion=r.secret(profile.assertion),
+        authorization_url=r.opt(profile.authorization_url),
+        redirect_url=r.opt(profile.redirect_url),
+        revocation_url=r.opt(profile.revocation_url),
+        refresh_token_lifespan=profile.refresh_token_lifespan,
+        token_leeway=profile.token_leeway,
+        timeout=profile.timeout,
+        tls=_tls(r, profile.tls, TLS()),
+    )
+
+
+def split_target(registry: Registry, target: str, method: str | None) -> tuple[Message, Method]:
+    """``incidents.list`` or ``incidents`` with ``--method list`` → message and method."""
+    name, method_name = target, method
+    if not registry.has("messages", target) and "." in target:
+        name, _, dotted = target.rpartition(".")
+        if method_name and method_name != dotted:
+            raise UsageError(
+                f"'{target}' names method '{dotted}' but --method says '{method_name}'"
+            )
+        method_name = dotted
+    message = registry.message(name)
+    return message, pick_method(message, method_name)
+
+
+def pick_method(message: Message, name: str | None) -> Method:
+    methods = message.methods
+    if name is None:
+        if len(methods) == 1:
+            return next(iter(methods.values()))
+        if "default" in methods:
+            return methods["default"]
+        raise UsageError(
+            f"message '{message.name}' has methods {', '.join(methods)}: name one, "
+            f"e.g. {message.name}.{next(iter(methods))}"
+        )
+    if name not in methods:
+        raise RegistryError.at(
+            message.source,
+            None,
+            "methods",
+            f"message '{message.name}' has no method '{name}' (it has: {', '.join(methods)})",
+        )
+    return methods[name]
+
+
+class Placeholder(str):
+    """Stands for a variable with no value when a request is only shown."""
+
+    __slots__ = ()
+
+
+class _Lenient(dict[str, str]):
+    def __missing__(self, name: str) -> str:
+        return Placeholder("${" + name + "}")
+
+
+def resolve_request(
+    registry: Registry,
+    message: Message,
+    method: Method,
+    variables: Mapping[str, str] | None = None,
+    *,
+    lenient: bool = False,
+) -> ResolvedRequest:
+    """The request a call would send; ``lenient`` leaves missing variables as ``${name}``."""
+    mine, theirs = method.settings, message.settings
+    defaults = _Renderer(message.source)
+    values: dict[str, str] = {}
+    for name, text in {**theirs.variables, **mine.variables}.items():
+        if text.variables:
+            raise RegistryError.at(
+                message.source,
+                text.line,
+                text.key,
+                "variable defaults cannot use ${name} variables",
+            )
+        values[name] = defaults(text)
+    values.update(variables or {})
+    call_vars: dict[str, str] = _Lenient(values) if lenient else values
+    r = _Renderer(message.source, call_vars)
+    url_quote = _encoder(lambda v: quote(v, safe=""))
+
+    endpoint_text = mine.endpoint or theirs.endpoint
+    if endpoint_text is None:
+        raise RegistryError.at(message.source, None, "endpoint", "missing required key")
+    url = r(endpoint_text, url_quote)
+    if method.path is not None:
+        url = _join(url, r(method.path, url_quote))
+    allow_http = _first(mine.allow_insecure_http, theirs.allow_insecure_http, False)
+    if not (lenient and "${" in url):
+        check_url(url, allow_http, message.source, endpoint_text)
+
+    headers: dict[str, str] = {}
+    for name, text in _merge_ci(theirs.headers, mine.headers).items():
+        value = r(text)
+        if "\r" in value or "\n" in value:
+            raise RegistryError.at(
+                message.source, text.line, text.key, "value contains a line break"
+            )
+        headers[name] = value
+    params = [(name, r(text)) for name, text in {**theirs.query, **mine.query}.items()]
+
+    body, body_json, content_type = _body(r, method)
+    if content_type and not any(h.lower() == "content-type" for h in headers):
+        headers["Content-Type"] = content_type
+
+    auth_spec = mine.auth or theirs.auth or Auth("none")
+    used = _variables_used(method, message, auth_spec)
+    return ResolvedRequest(
+        message=message.name,
+        method=method.name,
+        http_method=method.http_method,
+        url=url,
+        params=params,
+        headers=headers,
+        body=body,
+        auth=resolve_auth(registry, auth_spec, r, message.source),
+        timeout=_first(mine.timeout, theirs.timeout, 30.0),
+        retry=_retry(mine.retry, theirs.retry),
+        tls=_tls(r, mine.tls, theirs.tls),
+        source=message.source,
+        json=body_json,
+        variables={n: values[n] for n in used if n in values},
+        missing=[n for n in used if n not in values],
+    )
+
+
+def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> ResolvedAuth:
+    if auth.type == "oauth2":
+        assert auth.profile is not None
+        if not registry.has("profiles", auth.profile):
+            raise RegistryError.at(
+                source, auth.line, "auth.profile", f"no profile named '{auth.profile}'"
+            )
+        return ResolvedAuth("oauth2", profile=resolve_profile(registry.profile(auth.profile)))
+    if auth.type == "basic":
+        return ResolvedAuth("basic", username=r.opt(auth.username), secret=r.secret(auth.password))
+    if auth.type == "bearer":
+        return ResolvedAuth("bearer", secret=r.secret(auth.token))
+    if auth.type == "api_key":
+        return ResolvedAuth("api_key", secret=r.secret(auth.value), header=auth.header)
+    return ResolvedAuth("none")
+
+
+def _encoder(encode: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda value: value if isinstance(value, Placeholder) else encode(value)
+
+
+def _body(r: _Renderer, method: Method) -> tuple[bytes | None, Any, str | None]:
+    if method.has_json:
+        document = _render_json(r, method.json)
+        return json.dumps(document, ensure_ascii=False).encode(), document, "application/json"
+    if method.content is not None:
+        return r(method.content).encode(), None, "text/plain; charset=utf-8"
+    if method.form is not None:
+        form = [(name, r(text)) for name, text in method.form.items()]
+        return urlencode(form).encode(), None, "application/x-www-form-urlencoded"
+    return None, None, None
+
+
+def _render_json(r: _Renderer, value: Any) -> Any:
+    if isinstance(value, Text):
+        return r(value)
+    if isinstance(value, dict):
+        return {k: _render_json(r, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_json(r, v) for v in value]
+    return value
+
+
+def _join(base: str, path: str) -> str:
+    if not path:
+        return base
+    if path.startswith(("?", "#")):
+        return base + path
+    return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+def _merge_ci(base: Mapping[str, Text], over: Mapping[str, Text]) -> dict[str, Text]:
+    """Header merge where ``accept`` in a method replaces ``Accept`` in its message."""
+    merged = {k: v for k, v in base.items() if k.lower() not in {o.lower() for o in over}}
+    merged.update(over)
+    return merged
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _retry(mine: Retry, theirs: Retry) -> ResolvedRetry:
+    d = ResolvedRetry()
+    return ResolvedRetry(
+        attempts=_first(mine.attempts, theirs.attempts, d.attempts),
+        backoff=_first(mine.backoff, theirs.backoff, d.backoff),
+        max_delay=_first(mine.max_delay, theirs.max_delay, d.max_delay),
+        on_status=_first(mine.on_status, theirs.on_status, d.on_status),
+        idempotent_only=_first(mine.idempotent_only, theirs.idempotent_only, d.idempotent_only),
+    )
+
+
+def _tls(r: _Renderer, mine: TLS, theirs: TLS) -> ResolvedTLS:
+    return ResolvedTLS(
+        verify=_first(mine.verify, theirs.verify, True),
+        ca_bundle=r.path(mine.ca_bundle or theirs.ca_bundle),
+        client_cert=r.path(mine.client_cert or theirs.client_cert),
+        client_key=r.path(mine.client_key or theirs.client_key),
+    )
+
+
+def _variables_used(method: Method, message: Message, auth: Auth) -> list[str]:
+    texts: list[Text] = []
+    for s in (message.settings, method.settings):
+        texts += [t for t in (s.endpoint,) if t is not None]
+        texts += [*s.headers.values(), *s.query.values()]
+    texts += [t for t in (method.path, method.content, auth.username, auth.password) if t]
+    texts += [t for t in (auth.token, auth.value) if t]
+    texts += list((method.form or {}).values())
+    texts += list(_json_texts(method.json))
+    seen: dict[str, None] = {}
+    for text in texts:
+        for name in text.variables:
+            seen.setdefault(name)
+    return list(seen)
+
+
+def _json_texts(value: Any) -> list[Text]:
+    if isinstance(value, Text):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _json_texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _json_texts(v)]
+    return []
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> None:
+    problem = url_problem(url)
+    if problem is None and urlsplit(url).scheme == "http" and not allow_insecure_http:
+        host = urlsplit(url).hostname
+        if not is_loopback(host):
+            problem = (
+                f"plain http:// to {host} is refused: use https://, "
+                "or set allow_insecure_http: true"
+            )
+    if problem:
+        raise RegistryError.at(source, text.line, text.key or None, problem)

@@ -1,0 +1,155 @@
+"""``${…}`` substitution (SPEC §1.3).
+
+A template is parsed once into literal text and references:
+
+* ``${name}``: a call variable, given at send time;
+* ``${env:NAME}`` / ``${env:NAME:-default}``: the environment;
+* ``${file:path}``: a file's text (``~`` expanded, relative to the YAML file,
+  trailing newlines dropped);
+* ``$${``: a literal ``${``.
+
+Rendering inserts each value once, so a value that itself holds ``${`` is never
+expanded a second time. Call variable values pass through ``encode`` (per
+place: percent-encoding for URLs); env and file values are configuration and
+go in as written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TemplateError(Exception):
+    """A reference that cannot be resolved; the caller adds file, line and key."""
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+
+
+@dataclass(frozen=True)
+class Env:
+    name: str
+    default: str | None
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+
+
+Part = str | Var | Env | File
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_REF = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
+_VAR_RE = re.compile(_NAME)
+_ENV_RE = re.compile(rf"env:({_ENV_NAME})(?::-(.*))?", re.S)
+
+
+@dataclass(frozen=True)
+class Template:
+    parts: tuple[Part, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Template:
+        if "${" not in text:
+            return cls((text,))
+        parts: list[Part] = []
+        position = 0
+        for match in _REF.finditer(text):
+            if match.start() > position:
+                parts.append(text[position : match.start()])
+            position = match.end()
+            if match.group(0) == "$${":
+                parts.append("${")
+                continue
+            body = match.group(1)
+            if match.group(2) is None:
+                raise TemplateError("unterminated '${' (write '$${' for a literal '${')")
+            parts.append(_reference(body))
+        if position < len(text):
+            parts.append(text[position:])
+        return cls(tuple(parts))
+
+    @property
+    def variables(self) -> list[str]:
+        return [p.name for p in self.parts if isinstance(p, Var)]
+
+    @property
+    def is_literal(self) -> bool:
+        return all(isinstance(p, str) for p in self.parts)
+
+    def render(
+        self,
+        variables: Mapping[str, str] | None = None,
+        *,
+        base_dir: Path | None = None,
+        encode: Callable[[str], str] | None = None,
+    ) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, Var):
+                try:
+                    value = variables[part.name]  # type: ignore[index]
+                except (KeyError, TypeError):
+                    raise MissingVariable(part.name) from None
+                out.append(encode(value) if encode else value)
+            elif isinstance(part, Env):
+                out.append(read_env(part))
+            else:
+                out.append(read_file(part, base_dir))
+        return "".join(out)
+
+
+class MissingVariable(TemplateError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"variable '{name}' has no value (give it with --var {name}=VALUE)")
+
+
+def _reference(body: str) -> Part:
+    if body.startswith("env:"):
+        match = _ENV_RE.fullmatch(body)
+        if not match:
+            raise TemplateError(f"bad environment reference '${{{body}}}'")
+        return Env(match.group(1), match.group(2))
+    if body.startswith("file:"):
+        if not body[5:].strip():
+            raise TemplateError("'${file:}' needs a path")
+        return File(body[5:])
+    if _VAR_RE.fullmatch(body):
+        return Var(body)
+    if ":" in body:
+        raise TemplateError(f"unknown reference '${{{body}}}' (use ${{env:…}} or ${{file:…}})")
+    raise TemplateError(f"bad variable name '${{{body}}}'")
+
+
+def read_env(ref: Env) -> str:
+    value = os.environ.get(ref.name)
+    if value is None or (value == "" and ref.default is not None):
+        if ref.default is not None:
+            return ref.default
+        raise TemplateError(f"environment variable {ref.name} is not set")
+    return value
+
+
+def read_file(ref: File, base_dir: Path | None) -> str:
+    path = Path(ref.path).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise TemplateError(f"file {ref.path} not found (looked at {path})") from None
+    except UnicodeDecodeError:
+        raise TemplateError(f"file {ref.path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise TemplateError(f"cannot read file {ref.path}: {exc.strerror}") from None
