@@ -98,8 +98,7 @@ def _main(
     ] = False,
 ) -> None:
     _state["registry"] = registry
-    if no_color:
-        console.disable_color()
+    console.disable_color(no_color)
 
 
 def open_registry() -> Registry:

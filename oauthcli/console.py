@@ -17,9 +17,9 @@ _no_color = False
 _STYLES = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 
 
-def disable_color() -> None:
+def disable_color(disabled: bool = True) -> None:
     global _no_color
-    _no_color = True
+    _no_color = disabled
 
 
 def color_enabled(stream: TextIO) -> bool:
