@@ -36,7 +36,12 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
         "profiles/acme.yaml:1",
         "is not allowed",
     ),
-    ("not-a-mapping", {"profiles/acme.yaml": "- a\n- b\n"}, "profiles/acme.yaml:1", "expected a mapping"),
+    (
+        "not-a-mapping",
+        {"profiles/acme.yaml": "- a\n- b\n"},
+        "profiles/acme.yaml:1",
+        "expected a mapping",
+    ),
     (
         "unknown-key-profile",
         {"profiles/acme.yaml": PROFILE + "client_secert: x\n"},
@@ -65,7 +70,8 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
         "unknown-key-auth",
         {
             "profiles/acme.yaml": PROFILE,
-            "messages/m.yaml": MESSAGE + "    auth:\n      type: basic\n      username: u\n      password: p\n      realm: x\n",
+            "messages/m.yaml": MESSAGE
+            + "    auth:\n      type: basic\n      username: u\n      password: p\n      realm: x\n",
         },
         "messages/m.yaml:10: methods.list.auth.realm",
         "unknown key",
@@ -102,13 +108,19 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ),
     (
         "unknown-auth-type",
-        {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE.replace("type: oauth2", "type: digest")},
+        {
+            "profiles/acme.yaml": PROFILE,
+            "messages/m.yaml": MESSAGE.replace("type: oauth2", "type: digest"),
+        },
         "messages/m.yaml:2: auth.type",
         "'digest' is not one of",
     ),
     (
         "missing-profile",
-        {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE.replace("profile: acme", "profile: nope")},
+        {
+            "profiles/acme.yaml": PROFILE,
+            "messages/m.yaml": MESSAGE.replace("profile: acme", "profile: nope"),
+        },
         "messages/m.yaml:2: auth.profile",
         "no profile named 'nope'",
     ),
@@ -126,7 +138,11 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ),
     (
         "unset-env",
-        {"profiles/acme.yaml": PROFILE.replace("s3cr3t-value", "${env:OAUTHCLI_TEST_UNSET_SECRET}")},
+        {
+            "profiles/acme.yaml": PROFILE.replace(
+                "s3cr3t-value", "${env:OAUTHCLI_TEST_UNSET_SECRET}"
+            )
+        },
         "profiles/acme.yaml:4: client_secret",
         "environment variable OAUTHCLI_TEST_UNSET_SECRET is not set",
     ),
@@ -156,13 +172,21 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ),
     (
         "http-non-loopback",
-        {"profiles/acme.yaml": PROFILE.replace("http://127.0.0.1:9/token", "http://login.example.test/token")},
+        {
+            "profiles/acme.yaml": PROFILE.replace(
+                "http://127.0.0.1:9/token", "http://login.example.test/token"
+            )
+        },
         "profiles/acme.yaml:2: token_url",
         "plain http:// to login.example.test is refused",
     ),
     (
         "http-non-loopback-from-env",
-        {"profiles/acme.yaml": PROFILE.replace("http://127.0.0.1:9/token", "${env:OAUTHCLI_TEST_URL}")},
+        {
+            "profiles/acme.yaml": PROFILE.replace(
+                "http://127.0.0.1:9/token", "${env:OAUTHCLI_TEST_URL}"
+            )
+        },
         "profiles/acme.yaml:2: token_url",
         "plain http:// to api.example.test is refused",
     ),
@@ -174,7 +198,10 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ),
     (
         "unquoted-template-in-flow",
-        {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "auth: {type: bearer, token: ${env:T}}\n"},
+        {
+            "profiles/acme.yaml": PROFILE,
+            "messages/m.yaml": MESSAGE + "auth: {type: bearer, token: ${env:T}}\n",
+        },
         "messages/m.yaml:6",
         "quote values holding ${…}",
     ),
@@ -195,14 +222,19 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     ),
     (
         "bad-status-list",
-        {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "retry: {on_status: [503, 999]}\n"},
+        {
+            "profiles/acme.yaml": PROFILE,
+            "messages/m.yaml": MESSAGE + "retry: {on_status: [503, 999]}\n",
+        },
         "messages/m.yaml:6: retry.on_status.1",
         "999 is not an HTTP status code",
     ),
 ]
 
 
-@pytest.mark.parametrize("files, where, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    "files, where, fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_validate_reports_each_broken_registry(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -222,7 +254,9 @@ def test_validate_reports_each_broken_registry(
     assert "s3cr3t-value" not in result.both
 
 
-def test_validate_reports_every_problem_in_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_reports_every_problem_in_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_registry(
         tmp_path,
         {"profiles/acme.yaml": PROFILE + "timeout: soon\nbogus: 1\ntoken_leeway: -1\n"},
@@ -235,7 +269,9 @@ def test_validate_reports_every_problem_in_a_file(tmp_path: Path, monkeypatch: p
 
 
 def test_send_of_a_broken_message_is_exit_3_with_location(tmp_path: Path) -> None:
-    make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "bogus: 1\n"})
+    make_registry(
+        tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "bogus: 1\n"}
+    )
     result = run("-r", str(tmp_path), "show", "m")
     assert result.code == 3
     assert "m.yaml:6: bogus: unknown key" in result.err
@@ -252,7 +288,9 @@ def test_missing_variable_names_variable_and_message(tmp_path: Path) -> None:
 
     registry = Registry(tmp_path)
     message, method = split_target(registry, "m.list", None)
-    with pytest.raises(Exception, match=r"m.yaml:6: methods.list.path: variable 'sys_id' has no value"):
+    with pytest.raises(
+        Exception, match=r"m.yaml:6: methods.list.path: variable 'sys_id' has no value"
+    ):
         resolve_request(registry, message, method, {})
 
 
@@ -286,6 +324,8 @@ def test_option_beats_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "from-option" in result.out and "from-env" not in result.out
 
 
-def test_debug_shows_traceback_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_debug_shows_traceback_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_registry(tmp_path, {"profiles/acme.yaml": "x: [\n"})
     assert "Traceback" not in run("-r", str(tmp_path), "show", "acme").err

@@ -10,7 +10,17 @@ from oauthcli.templates import Env, File, MissingVariable, Template, TemplateErr
 
 def test_parse_parts() -> None:
     t = Template.parse("a ${x} ${env:HOME_X:-d} ${file:k.pem} $${y} end")
-    assert t.parts == ("a ", Var("x"), " ", Env("HOME_X", "d"), " ", File("k.pem"), " ", "${", "y} end")
+    assert t.parts == (
+        "a ",
+        Var("x"),
+        " ",
+        Env("HOME_X", "d"),
+        " ",
+        File("k.pem"),
+        " ",
+        "${",
+        "y} end",
+    )
     assert t.variables == ["x"]
     assert not t.is_literal
     assert Template.parse("plain").is_literal
