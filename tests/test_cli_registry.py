@@ -1,0 +1,116 @@
+"""list, show, validate and global options as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oauthcli import __version__
+from tests.clirun import run
+from tests.registry_factory import MESSAGE, PROFILE, make_registry
+
+SHOWN = (
+    MESSAGE
+    + """\
+  get:
+    path: /${sys_id}
+    headers: {X-Trace: "${trace}"}
+variables: {trace: t-1}
+description: Items of the acme API
+"""
+)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_registry(
+        tmp_path,
+        {"profiles/acme.yaml": PROFILE, "messages/items.yaml": SHOWN},
+    )
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.code == 0 and result.out.strip() == f"oauthcli {__version__}"
+
+
+def test_python_dash_m_works(root: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "oauthcli", "-r", str(root), "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "acme" in proc.stdout and "items" in proc.stdout
+
+
+def test_list(root: Path) -> None:
+    result = run("-r", str(root), "list")
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "profiles:",
+        "  acme  client_credentials, client_secret_basic",
+        "messages:",
+        "  items  Items of the acme API — list (GET), get (GET)",
+    ]
+    assert run("-r", str(root), "list", "messages").out.startswith("items")
+    bad = run("-r", str(root), "list", "things")
+    assert bad.code == 2 and "list takes 'profiles' or 'messages'" in bad.err
+
+
+def test_list_marks_broken_items_without_failing(root: Path) -> None:
+    (root / "messages" / "broken.yaml").write_text("endpoint: [\n")
+    result = run("-r", str(root), "list", "messages")
+    assert result.code == 0
+    assert "broken  (invalid: " in result.out
+
+
+def test_show_profile_masks_secret(root: Path) -> None:
+    result = run("-r", str(root), "show", "acme")
+    assert result.code == 0
+    assert "client_secret:" in result.out and "****" in result.out
+    assert "s3cr3t-value" not in result.both
+    assert "token_url:" in result.out and "http://127.0.0.1:9/token" in result.out
+
+
+def test_show_message_lists_variables(root: Path) -> None:
+    result = run("-r", str(root), "show", "items.get", "--var", "trace=abc")
+    assert result.code == 0
+    assert "GET http://127.0.0.1:9/api/items/${sys_id}" in result.out
+    assert "trace = 'abc'" in result.out
+    assert "sys_id (missing: --var sys_id=VALUE)" in result.out
+    assert "oauth2 via profile acme" in result.out
+
+
+def test_show_whole_message_shows_each_method(root: Path) -> None:
+    result = run("-r", str(root), "show", "items")
+    assert result.out.count("message:") == 2
+
+
+def test_validate_ok(root: Path) -> None:
+    result = run("-r", str(root), "validate")
+    assert result.code == 0, result.both
+    assert result.out == ""
+    assert "2 file(s) OK" in result.err
+
+
+def test_bad_var_syntax_is_usage_error(root: Path) -> None:
+    result = run("-r", str(root), "show", "items.get", "--var", "novalue")
+    assert result.code == 2
+    assert "--var takes NAME=VALUE" in result.err
+
+
+def test_unknown_option_is_usage_error(root: Path) -> None:
+    assert run("-r", str(root), "list", "--bogus").code == 2
+
+
+def test_example_registry_validates() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / "profiles").is_dir() or not any((repo / "profiles").glob("*.yaml")):
+        pytest.skip("no example registry yet")
+    result = run("-r", str(repo), "validate")
+    assert result.code == 0, result.both
