@@ -1,0 +1,340 @@
+"""Token endpoint calls through Authlib's requests client, and their failures.
+
+Authlib builds every request (``OAuth2Session.fetch_token``, ``refresh_token``,
+``revoke_token``) and signs client assertions (``rfc7523.PrivateKeyJWT``,
+``ClientSecretJWT``). Three things are adjusted on top of it:
+
+- ``client_secret_basic``: Authlib joins id and secret unencoded; RFC 6749
+  §2.3.1 form-urlencodes each first, so secrets with ``+ % : /`` work.
+- Authlib posts the form as a dict, which keeps one of several ``resource``
+  values (RFC 8707); :class:`_Session` posts the encoded pairs as they are.
+- Each answer is checked by a compliance hook before Authlib parses it, so a
+  redirect, an HTML page or JSON without ``access_token`` becomes one readable
+  :class:`GrantError` instead of a parser exception.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote_plus, urlencode
+
+import requests
+from authlib.common.urls import url_decode
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
+from authlib.oauth2.rfc7523.assertion import client_secret_jwt_sign, private_key_jwt_sign
+
+from oauthcli.errors import TokenError
+from oauthcli.resolve import ResolvedProfile
+from oauthcli.secret import Secret
+from oauthcli.tokens import keys
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Client assertions are single-use; a minute covers clock skew and slow servers.
+ASSERTION_LIFETIME = 60
+_TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})
+_HINTS = {
+    "invalid_client": "check client_id, the client secret or key, and client_auth",
+    "invalid_scope": "check the profile's scope",
+    "unauthorized_client": "the client may not use this grant_type",
+    "unsupported_grant_type": "the server does not offer this grant_type",
+}
+
+
+class GrantError(TokenError):
+    """The token endpoint refused, answered garbage or could not be reached."""
+
+    def __init__(self, message: str, *, error: str | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.error = error
+        self.transient = transient
+
+
+def _encode_client_secret_basic(
+    client: Any, method: str, uri: str, headers: dict[str, str], body: str
+) -> tuple[str, dict[str, str], str]:
+    import base64
+
+    secret = client.client_secret or ""
+    pair = f"{quote_plus(client.client_id, safe='')}:{quote_plus(secret, safe='')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    return uri, headers, body
+
+
+class _PrivateKeyJWT(PrivateKeyJWT):
+    """Authlib's signer with a short ``exp``; a new ``jti`` on every request."""
+
+    def sign(self, auth: Any, token_endpoint: str) -> str:
+        return str(
+            private_key_jwt_sign(
+                auth.client_secret,
+                client_id=auth.client_id,
+                token_endpoint=token_endpoint,
+                header=dict(self.headers or {}),
+                alg=self.alg,
+                expires_in=ASSERTION_LIFETIME,
+            )
+        )
+
+
+class _ClientSecretJWT(ClientSecretJWT):
+    def sign(self, auth: Any, token_endpoint: str) -> str:
+        return str(
+            client_secret_jwt_sign(
+                auth.client_secret,
+                client_id=auth.client_id,
+                token_endpoint=token_endpoint,
+                header=dict(self.headers or {}),
+                alg=self.alg,
+                expires_in=ASSERTION_LIFETIME,
+            )
+        )
+
+
+class _Session(OAuth2Session):
+    # Authlib passes data=dict(...), which keeps one of repeated form fields.
+    def _fetch_token(self, url: str, body: str = "", **kwargs: Any) -> Any:
+        kwargs.pop("method", None)
+        headers, auth = kwargs.pop("headers", None), kwargs.pop("auth", None)
+        resp = self.post(url, data=url_decode(body), headers=headers, auth=auth, **kwargs)
+        for hook in self.compliance_hook["access_token_response"]:
+            resp = hook(resp)
+        return self.parse_response_token(resp)
+
+    def _http_post(self, url: str, body: str | None = None, **kwargs: Any) -> Any:
+        return self.post(url, data=url_decode(body or ""), **kwargs)
+
+
+def session(profile: ResolvedProfile, what: str) -> _Session:
+    """An Authlib session with the profile's client auth, TLS options and answer check."""
+    secret: Any = profile.client_secret.reveal() if profile.client_secret else None
+    if profile.client_auth == "private_key_jwt":
+        secret = keys.load_private_key(profile)
+    elif profile.client_auth == "client_secret_jwt":
+        secret = keys.load_hmac_key(profile)
+    if not profile.tls.verify:
+        from urllib3.exceptions import InsecureRequestWarning
+
+        # oauthcli prints its own warning for verify: false, once per call.
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+    s = _Session(
+        profile.client_id,
+        secret,
+        token_endpoint_auth_method=profile.client_auth,
+        revocation_endpoint_auth_method=profile.client_auth,
+        scope=" ".join(profile.scope) or None,
+        verify=profile.tls.requests_verify,
+        cert=profile.tls.requests_cert,
+    )
+    s.register_client_auth_method(("client_secret_basic", _encode_client_secret_basic))
+    header = {"kid": profile.key_id} if profile.key_id else None
+    if profile.client_auth == "private_key_jwt":
+        alg = profile.signing_alg or keys.default_alg(secret)
+        s.register_client_auth_method(_PrivateKeyJWT(profile.token_url, headers=header, alg=alg))
+    elif profile.client_auth == "client_secret_jwt":
+        alg = profile.signing_alg or "HS256"
+        s.register_client_auth_method(_ClientSecretJWT(profile.token_url, headers=header, alg=alg))
+    check = _answer_check(profile, what)
+    s.register_compliance_hook("access_token_response", check)
+    s.register_compliance_hook("refresh_token_response", check)
+    return s
+
+
+def _extras(profile: ResolvedProfile) -> str:
+    pairs: list[tuple[str, str]] = []
+    if profile.audience:
+        pairs.append(("audience", profile.audience))
+    pairs.extend(("resource", r) for r in profile.resource)
+    pairs.extend(profile.extra_params.items())
+    return urlencode(pairs)
+
+
+def _request_options(profile: ResolvedProfile) -> dict[str, Any]:
+    return {"timeout": profile.timeout, "allow_redirects": False}
+
+
+def fetch(profile: ResolvedProfile) -> dict[str, Any]:
+    """Run the profile's grant; the token endpoint's JSON answer."""
+    if profile.grant_type == "refresh_token":
+        assert profile.refresh_token is not None
+        return refresh(profile, profile.refresh_token)
+    what = f"token request for profile '{profile.name}'"
+    s = session(profile, what)
+    args: dict[str, Any] = {"body": _extras(profile), **_request_options(profile)}
+    if profile.grant_type == "client_credentials":
+        args["grant_type"] = "client_credentials"
+    elif profile.grant_type == "password":
+        args.update(
+            grant_type="password", username=profile.username, password=_reveal(profile.password)
+        )
+    elif profile.grant_type == "jwt_bearer":
+        args.update(grant_type=JWT_BEARER, assertion=_reveal(profile.assertion))
+    elif profile.grant_type == "authorization_code":
+        from oauthcli.tokens.authcode import authorize
+
+        code, verifier = authorize(profile, s)
+        args.update(
+            grant_type="authorization_code",
+            code=code,
+            code_verifier=verifier,
+            redirect_uri=profile.redirect_url,
+        )
+    else:
+        raise GrantError(f"{what}: grant_type {profile.grant_type} is not supported")
+    return _call(profile, what, lambda: s.fetch_token(profile.token_url, **args))
+
+
+def refresh(profile: ResolvedProfile, refresh_token: Secret) -> dict[str, Any]:
+    """Exchange a refresh token; the token endpoint's JSON answer."""
+    what = f"token refresh for profile '{profile.name}'"
+    s = session(profile, what)
+    return _call(
+        profile,
+        what,
+        lambda: s.refresh_token(
+            profile.token_url, refresh_token=refresh_token.reveal(), **_request_options(profile)
+        ),
+    )
+
+
+def revoke(profile: ResolvedProfile, token: Secret, hint: str) -> None:
+    """Revoke one token at the profile's revocation_url (RFC 7009)."""
+    url = profile.revocation_url
+    assert url is not None
+    what = f"revocation of the {hint.replace('_', ' ')} for profile '{profile.name}'"
+    s = session(profile, what)
+
+    def call() -> dict[str, Any]:
+        resp = s.revoke_token(
+            url, token=token.reveal(), token_type_hint=hint, **_request_options(profile)
+        )
+        if resp.status_code != 200:
+            _refusal(resp, url, what)
+        return {}
+
+    _call(profile, what, call, url)
+
+
+def _reveal(secret: Secret | None) -> str | None:
+    return secret.reveal() if secret else None
+
+
+def _call(
+    profile: ResolvedProfile,
+    what: str,
+    fn: Callable[[], Any],
+    url: str | None = None,
+) -> dict[str, Any]:
+    url = url or profile.token_url
+    answer: dict[str, Any] = {}
+    try:
+        result = fn()
+    except GrantError:
+        raise
+    except requests.Timeout:
+        raise GrantError(
+            f"{what} failed: no answer from {url} within {profile.timeout:g} s", transient=True
+        ) from None
+    except requests.exceptions.SSLError as exc:
+        raise GrantError(f"{what} failed: TLS error talking to {url}: {_reason(exc)}") from None
+    except requests.ConnectionError as exc:
+        raise GrantError(
+            f"{what} failed: cannot connect to {url}: {_reason(exc)}", transient=True
+        ) from None
+    except requests.RequestException as exc:
+        raise GrantError(f"{what} failed: {url}: {_reason(exc)}") from None
+    if isinstance(result, dict):
+        answer = dict(result)
+    return answer
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    for pattern in (
+        r"(certificate verify failed[^'\")]*)",
+        r"\[Errno -?\d+\] ([^'\")]+)",
+        r"(Failed to resolve[^'\")(]*)",
+        r"([A-Za-z]+Error: [^'\")]+)",
+    ):
+        match = re.search(pattern, text)
+        if match:
+            return match.group(1).strip()
+    return _truncate(text, 160)
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _answer_check(profile: ResolvedProfile, what: str) -> Callable[[Any], Any]:
+    def check(resp: requests.Response) -> requests.Response:
+        url = profile.token_url
+        if 300 <= resp.status_code < 400:
+            where = resp.headers.get("Location")
+            raise GrantError(
+                f"{what} failed: {url} answered HTTP {resp.status_code} redirect"
+                f"{f' to {where}' if where else ''}; token requests are never redirected, "
+                "check token_url"
+            )
+        data = _refusal(resp, url, what)
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            keys_seen = ", ".join(sorted(data)) or "none"
+            raise GrantError(
+                f"{what} failed: {url} answered JSON without an access_token (keys: {keys_seen})"
+            )
+        expires_in = data.get("expires_in")
+        if expires_in is not None and _seconds(expires_in) is None:
+            raise GrantError(f"{what} failed: {url} answered expires_in={expires_in!r}, not seconds")
+        return resp
+
+    return check
+
+
+def _refusal(resp: requests.Response, url: str, what: str) -> dict[str, Any]:
+    """The JSON object answered, or a GrantError describing what came instead."""
+    status = resp.status_code
+    transient = status >= 500 or status == 429
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        error = data["error"]
+        desc = data.get("error_description")
+        text = f"{what} failed: {error}"
+        if isinstance(desc, str) and desc.strip():
+            text += f": {_truncate(desc, 300)}"
+        text += f" (HTTP {status} from {url})"
+        if error in _HINTS:
+            text += f"; {_HINTS[error]}"
+        raise GrantError(text, error=error, transient=transient or error in _TRANSIENT_ERRORS)
+    ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    if not isinstance(data, dict):
+        first = next((line for line in resp.text.splitlines() if line.strip()), "")
+        body = f": {_truncate(first, 120)}" if first else " (empty body)"
+        raise GrantError(
+            f"{what} failed: {url} answered HTTP {status} ({ctype}), not a JSON object{body}",
+            transient=transient,
+        )
+    if status >= 400:
+        raise GrantError(
+            f"{what} failed: {url} answered HTTP {status} without an OAuth error: "
+            f"{_truncate(resp.text, 120)}",
+            transient=transient,
+        )
+    return data
+
+
+def _seconds(value: Any) -> int | None:
+    """``expires_in`` as Authlib reads it (``int(value)``), None if it cannot."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
