@@ -11,8 +11,6 @@ are imported only on the path that actually runs a grant.
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,15 +33,10 @@ class Token:
     obtained_at: float
 
     def is_jwt(self) -> bool:
-        """Whether the access token looks like a JWS compact JWT (decodable header)."""
-        parts = self.access_token.reveal().split(".")
-        if len(parts) != 3:
-            return False
-        try:
-            header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
-        except (ValueError, UnicodeDecodeError):
-            return False
-        return isinstance(header, dict) and "alg" in header
+        """Whether the access token is a JWS compact JWT (header and claims decode)."""
+        from oauthcli.tokens.jwtinfo import decode
+
+        return decode(self.access_token.reveal()) is not None
 
 
 @dataclass(frozen=True)

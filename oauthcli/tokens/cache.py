@@ -242,3 +242,18 @@ def entries() -> Iterator[tuple[Path, Entry | None, str | None]]:
             continue
         if entry is not None:
             yield path, entry, None
+
+
+def clear(profile: str | None = None, also: Path | None = None) -> int:
+    """Remove every entry, or those recorded for ``profile`` (and ``also``); how many."""
+    removed = 0
+    for path, entry, _ in list(entries()):
+        mine = profile is None or path == also or (entry is not None and entry.profile == profile)
+        if mine and remove(path):
+            removed += 1
+    if profile is None:
+        folder = cache_dir()
+        # Lock files too: a clear is a reset, run when no other oauthcli is renewing.
+        for leftover in [*folder.glob("*.lock"), *folder.glob(".*.tmp")]:
+            leftover.unlink(missing_ok=True)
+    return removed

@@ -289,7 +289,9 @@ def _answer_check(profile: ResolvedProfile, what: str) -> Callable[[Any], Any]:
             )
         expires_in = data.get("expires_in")
         if expires_in is not None and _seconds(expires_in) is None:
-            raise GrantError(f"{what} failed: {url} answered expires_in={expires_in!r}, not seconds")
+            raise GrantError(
+                f"{what} failed: {url} answered expires_in={expires_in!r}, not seconds"
+            )
         return resp
 
     return check

@@ -36,7 +36,9 @@ def load_private_key(profile: ResolvedProfile) -> Any:
             "is not PEM text; give the key itself, e.g. private_key: ${file:keys/client.pem}",
         )
     if b"PRIVATE KEY-----" not in pem:
-        raise _problem(profile, "private_key", "is not a private key (a public key or certificate?)")
+        raise _problem(
+            profile, "private_key", "is not a private key (a public key or certificate?)"
+        )
     try:
         loaded = load_pem_private_key(pem, password=None)
     except TypeError:

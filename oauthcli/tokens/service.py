@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oauthcli.errors import TokenError
+from oauthcli.errors import RegistryError, TokenError
 from oauthcli.secret import Secret
 from oauthcli.tokens import Obtained, Token, cache
 
@@ -63,6 +63,43 @@ def drop(profile: ResolvedProfile, token: Token) -> None:
             cache.write(path, replace(entry, token=expired))
         else:
             cache.remove(path)
+
+
+def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
+    """Revoke the cached tokens at revocation_url, then forget them; (what was revoked, notes)."""
+    if not profile.revocation_url:
+        raise RegistryError.at(
+            profile.source, None, "revocation_url", "missing; token revoke needs it"
+        )
+    notes: list[str] = []
+    path = cache.entry_path(cache.entry_key(profile))
+    if _read(path, notes) is None:
+        return [], notes
+    from oauthcli.tokens import grants
+
+    _tls_note(profile, notes)
+    revoked: list[str] = []
+    with _locked(profile, path):
+        entry = _read(path, notes)
+        if entry is None:
+            return [], notes
+        if entry.token.refresh_token is not None:
+            grants.revoke(profile, entry.token.refresh_token, "refresh_token")
+            revoked.append("refresh token")
+            token = replace(entry.token, refresh_token=None, refresh_expires_at=None)
+            cache.write(path, replace(entry, token=token))
+        grants.revoke(profile, entry.token.access_token, "access_token")
+        revoked.append("access token")
+        cache.remove(path)
+    return revoked, notes
+
+
+def _tls_note(profile: ResolvedProfile, notes: list[str]) -> None:
+    if not profile.tls.verify:
+        notes.append(
+            f"TLS certificate verification is off for the token endpoint of profile "
+            f"'{profile.name}' (tls.verify: false)"
+        )
 
 
 def _holds(path: Path, token: Token) -> bool:
@@ -139,11 +176,7 @@ def _renew_locked(
 ) -> Obtained:
     from oauthcli.tokens import grants
 
-    if not profile.tls.verify:
-        notes.append(
-            f"TLS certificate verification is off for the token endpoint of profile "
-            f"'{profile.name}' (tls.verify: false)"
-        )
+    _tls_note(profile, notes)
     old = entry.token if entry is not None else None
     refused: Secret | None = None
     if not force and old is not None and old.refresh_token is not None:

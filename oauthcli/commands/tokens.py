@@ -1,0 +1,199 @@
+"""``get-token`` and ``token list | clear | revoke``: the token cache from the command line.
+
+Each function returns the exit code; failures are raised as
+:class:`~oauthcli.errors.OAuthCliError` for the CLI's error boundary. Results
+go to stdout (plain text unless stdout is a terminal), warnings to stderr.
+Only ``--raw`` ever prints a token unmasked.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from oauthcli import console
+from oauthcli.errors import ExitCode, OAuthCliError, UsageError
+from oauthcli.registry import Registry
+from oauthcli.secret import mask_token
+from oauthcli.tokens import Obtained, Token, cache, jwtinfo
+
+
+def get_token_command(
+    registry: Registry, profile_name: str, *, force: bool, raw: bool, as_json: bool
+) -> int:
+    from oauthcli.resolve import resolve_profile
+    from oauthcli.tokens import obtain
+
+    if raw and as_json:
+        raise UsageError("--raw and --json cannot be used together")
+    profile = resolve_profile(registry.profile(profile_name))
+    obtained = obtain(profile, force=force)
+    for note in obtained.warnings:
+        console.warn(note)
+    token = obtained.token
+    if raw:
+        # The one place a token is printed whole, on purpose: for $(oauthcli get-token --raw p).
+        sys.stdout.write(token.access_token.reveal() + "\n")
+        return int(ExitCode.OK)
+    now = time.time()
+    if as_json:
+        console.out(json.dumps(_as_json(profile.name, profile.token_url, obtained, now), indent=2))
+        return int(ExitCode.OK)
+    for line in _lines(profile.name, profile.token_url, obtained, now):
+        console.out(line)
+    return int(ExitCode.OK)
+
+
+def _headline(profile: str, token_url: str, obtained: Obtained, now: float) -> str:
+    token = obtained.token
+    if obtained.source == "cache":
+        left = jwtinfo.duration((token.expires_at or now) - now)
+        return f"Token for profile '{profile}' from the cache, valid for {left}"
+    verb = "refreshed at" if obtained.source == "refresh" else "obtained from"
+    return f"Token for profile '{profile}' {verb} {token_url}"
+
+
+def _expiry(token: Token, now: float) -> str:
+    if token.expires_at is None:
+        return "unknown"
+    return f"{jwtinfo.local_time(token.expires_at)} ({jwtinfo.relative(token.expires_at, now)})"
+
+
+def _lines(profile: str, token_url: str, obtained: Obtained, now: float) -> list[str]:
+    token = obtained.token
+    ok = console.style("OK", "green", sys.stdout)
+    rows = [
+        ("access token", mask_token(token.access_token.reveal())),
+        ("type", token.token_type),
+        ("expires", _expiry(token, now)),
+        ("scope", token.scope or "(not stated by the server)"),
+        ("refresh token", _refresh_text(token, now)),
+    ]
+    decoded = jwtinfo.decode(token.access_token.reveal())
+    claim_rows: list[tuple[str, str]] = []
+    if decoded is not None:
+        header, claims = decoded
+        rows.append(
+            (
+                "JWT header",
+                " ".join(f"{k}={header[k]}" for k in ("alg", "kid", "typ") if k in header),
+            )
+        )
+        shown, others = jwtinfo.ordered_claims(claims)
+        claim_rows = [(c, jwtinfo.claim_text(c, claims[c], now)) for c in shown]
+        if others:
+            claim_rows.append(("others", ", ".join(others)))
+    else:
+        rows.append(("JWT", "no (opaque token)"))
+    width = max(len(k) for k, _ in [*rows, *claim_rows]) + 2
+    lines = [f"{ok} {_headline(profile, token_url, obtained, now)}"]
+    lines += [f"  {k:<{width}}{v}" for k, v in rows]
+    if claim_rows:
+        lines.append("  JWT claims")
+        lines += [f"    {k:<{width - 2}}{v}" for k, v in claim_rows]
+    return lines
+
+
+def _refresh_text(token: Token, now: float) -> str:
+    if token.refresh_token is None:
+        return "no"
+    if token.refresh_expires_at is None:
+        return "yes"
+    return f"yes, usable until {jwtinfo.local_time(token.refresh_expires_at)}"
+
+
+def _as_json(profile: str, token_url: str, obtained: Obtained, now: float) -> dict[str, Any]:
+    token = obtained.token
+    decoded = jwtinfo.decode(token.access_token.reveal())
+    expires_at = token.expires_at
+    return {
+        "profile": profile,
+        "token_url": token_url,
+        "cached": obtained.source == "cache",
+        "source": obtained.source,
+        "access_token": mask_token(token.access_token.reveal()),
+        "token_type": token.token_type,
+        "expires_at": None if expires_at is None else jwtinfo.iso_time(expires_at),
+        "expires_in": None if expires_at is None else int(expires_at - now),
+        "scope": token.scope,
+        "refresh_token": token.refresh_token is not None,
+        "jwt": None if decoded is None else {"header": decoded[0], "claims": decoded[1]},
+        "warnings": obtained.warnings,
+    }
+
+
+def token_list_command() -> int:
+    now = time.time()
+    rows: list[tuple[str, str, str, str, str]] = []
+    for _path, entry, problem in cache.entries():
+        if entry is None:
+            console.warn(f"{problem}; 'oauthcli token clear' removes it")
+            continue
+        t = entry.token
+        expiry = _expiry(t, now)
+        if t.expires_at is not None and t.expires_at <= now:
+            expiry += " expired"
+        refresh = "yes" if t.refresh_token is not None else "no"
+        rows.append(
+            (entry.profile, entry.token_url, mask_token(t.access_token.reveal()), expiry, refresh)
+        )
+    if not rows:
+        console.err(f"no cached tokens in {cache.cache_dir()}")
+        return int(ExitCode.OK)
+    if console.color_enabled(sys.stdout):
+        _print_table(rows)
+        return int(ExitCode.OK)
+    for profile, url, masked, expiry, refresh in rows:
+        console.out(f"{profile}\t{url}\t{masked}\texpires {expiry}\trefresh: {refresh}")
+    return int(ExitCode.OK)
+
+
+def _print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("profile", "token_url", "token", "expires", "refresh")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def token_clear_command(registry: Registry | None, profile_name: str | None) -> int:
+    if profile_name is None:
+        removed = cache.clear()
+        console.out(f"removed {removed} cached token(s) from {cache.cache_dir()}")
+        return int(ExitCode.OK)
+    also = None
+    if registry is not None and registry.has("profiles", profile_name):
+        try:
+            from oauthcli.resolve import resolve_profile
+
+            profile = resolve_profile(registry.profile(profile_name))
+            also = cache.entry_path(cache.entry_key(profile))
+        except OAuthCliError:
+            pass  # an unresolvable profile can still have entries recorded under its name
+    removed = cache.clear(profile_name, also)
+    if removed == 0 and registry is not None and not registry.has("profiles", profile_name):
+        registry.profile(profile_name)  # raises "unknown profile", with suggestions
+    console.out(f"removed {removed} cached token(s) of profile '{profile_name}'")
+    return int(ExitCode.OK)
+
+
+def token_revoke_command(registry: Registry, profile_name: str) -> int:
+    from oauthcli.resolve import resolve_profile
+    from oauthcli.tokens import service
+
+    profile = resolve_profile(registry.profile(profile_name))
+    revoked, notes = service.revoke(profile)
+    for note in notes:
+        console.warn(note)
+    if not revoked:
+        console.out(f"no cached token for profile '{profile_name}'; nothing to revoke")
+        return int(ExitCode.OK)
+    console.out(
+        f"revoked the {' and '.join(revoked)} of profile '{profile_name}' at "
+        f"{profile.revocation_url}; removed the cached entry"
+    )
+    return int(ExitCode.OK)
