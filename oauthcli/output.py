@@ -1,0 +1,325 @@
+"""Showing what ``send`` did: status line, body, ``--json``, ``-v`` traces, ``--dry-run``.
+
+Every line of text goes through :mod:`oauthcli.console` (which scrubs known
+secrets); credential headers are masked by name. A piped body is written as
+the bytes received, unless it contains a known secret value, which is masked
+with a warning. rich is imported only to colour JSON on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from oauthcli import console
+from oauthcli.errors import ExitCode
+from oauthcli.explain import failure_lines
+from oauthcli.resolve import ResolvedRequest
+from oauthcli.secret import MASK, scrub
+from oauthcli.sending import (
+    Result,
+    Trace,
+    base_headers,
+    credential_header,
+    secret_header_names,
+    user_overrides_auth,
+)
+
+_BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
+_STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
+_print_lock = threading.Lock()
+
+
+def exit_code(result: Result, no_fail: bool) -> int:
+    return int(ExitCode.OK if no_fail else ExitCode.for_status(result.status))
+
+
+def mask_header(name: str, value: str, secret_names: frozenset[str]) -> str:
+    """``Authorization: Bearer ****``: the scheme stays, the credential goes."""
+    if name.lower() not in secret_names:
+        return scrub(value)
+    scheme, sep, _ = value.partition(" ")
+    if name.lower() in ("authorization", "proxy-authorization") and sep and scheme.isalpha():
+        return f"{scheme} {MASK}"
+    return MASK
+
+
+def masked_headers(headers: Mapping[str, str], secret_names: frozenset[str]) -> dict[str, str]:
+    return {name: mask_header(name, value, secret_names) for name, value in headers.items()}
+
+
+def status_line(result: Result) -> str:
+    return (
+        f"{result.status} {result.reason} · {result.elapsed_ms:.0f} ms · "
+        f"{result.http_method} {result.url}"
+    )
+
+
+# -- the response ----------------------------------------------------------
+
+
+def show_result(result: Result, *, as_json: bool, no_fail: bool) -> None:
+    """Print the result per the output mode, then the explanation of a failure."""
+    if sys.stderr.isatty() and not as_json:
+        color = _STATUS_COLORS.get(result.status // 100)
+        console.err(status_line(result), color)
+    if as_json:
+        console.out(json.dumps(result_object(result), indent=2, ensure_ascii=False))
+    elif sys.stdout.isatty():
+        _show_body_on_terminal(result)
+    else:
+        write_body(result.body)
+    if result.status >= 400:
+        show_failure(result, no_fail=no_fail)
+
+
+def show_failure(result: Result, *, no_fail: bool, prefix: str = "") -> None:
+    lines = failure_lines(result)
+    if no_fail:
+        console.warn(prefix + lines[0])
+    else:
+        console.error(prefix + lines[0])
+    for line in lines[1:]:
+        console.err(line)
+
+
+def result_object(result: Result) -> dict[str, Any]:
+    """The ``--json`` object (SPEC §2): body parsed when the response is JSON, else text."""
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "url": scrub(result.url),
+        "http_method": result.http_method,
+        "headers": masked_headers(result.headers, result.secret_headers),
+        "body": _scrub_value(body_value(result)),
+        "elapsed_ms": round(result.elapsed_ms),
+        "attempts": result.attempts,
+    }
+
+
+def body_value(result: Result) -> Any:
+    if not result.body:
+        return "" if not is_json(result) else None
+    if is_json(result):
+        try:
+            return json.loads(result.body)
+        except ValueError:
+            pass
+    return result.body.decode(_charset(result), "replace")
+
+
+def is_json(result: Result) -> bool:
+    media = result.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def write_body(body: bytes) -> None:
+    """The body on stdout exactly as received (a known secret in it is masked, loudly)."""
+    text = body.decode("latin-1")
+    cleaned = scrub(text)
+    if cleaned != text:
+        console.warn("the response body contains a secret value; it is masked in the output")
+        body = cleaned.encode("latin-1", "replace")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+
+
+def _show_body_on_terminal(result: Result) -> None:
+    if not result.body:
+        return
+    if is_json(result):
+        try:
+            document = json.loads(result.body)
+        except ValueError:
+            document = None
+        if document is not None:
+            text = scrub(json.dumps(document, indent=2, ensure_ascii=False))
+            if console.color_enabled(sys.stdout):
+                from rich.console import Console
+                from rich.json import JSON
+
+                Console(file=sys.stdout, soft_wrap=True).print(JSON(text))
+            else:
+                console.out(text)
+            return
+    if _looks_binary(result.body):
+        ctype = result.headers.get("Content-Type")
+        console.err(_BINARY_NOTE.format(n=len(result.body), ctype=f", {ctype}" if ctype else ""))
+        return
+    console.out(result.body.decode(_charset(result), "replace").removesuffix("\n"))
+
+
+def _looks_binary(body: bytes) -> bool:
+    head = body[:8192]
+    if b"\x00" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4  # a character cut at the sample's end is fine
+    return False
+
+
+def _charset(result: Result) -> str:
+    for part in result.headers.get("Content-Type", "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip("\"'")
+            try:
+                "".encode(charset)
+            except LookupError:
+                break
+            return charset
+    return "utf-8"
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_value(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): _scrub_value(v) for k, v in value.items()}
+    return value
+
+
+# -- -v ----------------------------------------------------------------------
+
+
+class VerboseTrace(Trace):
+    """Request and response lines and headers on stderr, curl-style, secrets masked."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def _lines(self, lines: list[str]) -> None:
+        with _print_lock:
+            for line in lines:
+                console.err(self.prefix + line, "dim" if line.startswith("*") else None)
+
+    def request(self, prepared: requests.PreparedRequest, secret_headers: frozenset[str]) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(prepared.url or "")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"> {prepared.method} {target} HTTP/1.1", f"> Host: {parts.netloc}"]
+        lines += [
+            f"> {k}: {mask_header(k, v, secret_headers)}" for k, v in prepared.headers.items()
+        ]
+        lines.append(">")
+        body = prepared.body
+        if isinstance(body, str):
+            body = body.encode()
+        if body:
+            lines += _body_preview(body)
+        self._lines(lines)
+
+    def response(self, response: requests.Response) -> None:
+        version = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(
+            getattr(response.raw, "version", 11), "HTTP/1.1"
+        )
+        secret = frozenset({"set-cookie", "set-cookie2", "authorization", "cookie"})
+        lines = [f"< {version} {response.status_code} {response.reason}"]
+        lines += [f"< {k}: {mask_header(k, v, secret)}" for k, v in response.headers.items()]
+        lines.append("<")
+        self._lines(lines)
+
+    def note(self, text: str) -> None:
+        self._lines([f"* {text}"])
+
+
+def _body_preview(body: bytes) -> list[str]:
+    if len(body) > 4096 or _looks_binary(body):
+        return [f"> ({len(body)} bytes of body)"]
+    return [f"> {line}" for line in body.decode("utf-8", "replace").splitlines()]
+
+
+# -- --dry-run ---------------------------------------------------------------
+
+
+def dry_run_lines(req: ResolvedRequest) -> list[str]:
+    """The request as it would be sent (credentials masked), then an equivalent curl."""
+    headers = _planned_headers(req)
+    secret_names = secret_header_names(req)
+    lines = [f"{req.http_method} {req.full_url}"]
+    lines += [f"{k}: {mask_header(k, v, secret_names)}" for k, v in headers.items()]
+    if req.body:
+        lines.append("")
+        if _looks_binary(req.body):
+            lines.append(f"({len(req.body)} bytes of binary body)")
+        else:
+            lines.append(req.body.decode("utf-8", "replace"))
+    lines += ["", *curl_lines(req)]
+    return lines
+
+
+def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
+    headers = dict(base_headers(req))
+    name = credential_header(req)
+    if name and not user_overrides_auth(req):
+        value = {"basic": "Basic ", "oauth2": "Bearer ", "bearer": "Bearer "}.get(req.auth.type, "")
+        headers[name] = value + MASK
+    return headers
+
+
+def curl_lines(req: ResolvedRequest) -> list[str]:
+    """``curl`` doing the same call, reading credentials from $TOKEN and friends."""
+    auth = req.auth
+    lines: list[str] = []
+    args = ["curl"]
+    if req.http_method == "HEAD":
+        args.append("--head")
+    elif req.http_method != "GET" or req.body:
+        args += ["-X", req.http_method]
+    if req.http_method in ("GET", "HEAD"):
+        args.append("--location")
+    args.append(shlex.quote(req.full_url))
+    secret_names = secret_header_names(req)
+    given = {h.lower() for h in req.headers}
+    for name, value in base_headers(req).items():
+        if name.lower() not in given:
+            continue  # curl's own defaults do
+        if name.lower() in secret_names:
+            var = "$" + "".join(c if c.isalnum() else "_" for c in name.upper())
+            args += ["-H", f'"{_dq(name)}: {var}"']
+        else:
+            args += ["-H", shlex.quote(f"{name}: {value}")]
+    if not user_overrides_auth(req):
+        if auth.type == "oauth2" and auth.profile is not None:
+            lines.append(f"# TOKEN=$(oauthcli get-token {shlex.quote(auth.profile.name)} --raw)")
+            args += ["-H", '"Authorization: Bearer $TOKEN"']
+        elif auth.type == "bearer":
+            args += ["-H", '"Authorization: Bearer $TOKEN"']
+        elif auth.type == "basic":
+            args += ["-u", f'"{_dq(auth.username or "")}:$PASSWORD"']
+        elif auth.type == "api_key" and auth.header:
+            args += ["-H", f'"{_dq(auth.header)}: $API_KEY"']
+    if req.body:
+        if _looks_binary(req.body):
+            args += ["--data-binary", "@BODY_FILE"]
+            lines.append(f"# BODY_FILE: the {len(req.body)}-byte binary body")
+        else:
+            args += ["--data-binary", shlex.quote(req.body.decode("utf-8", "replace"))]
+    if not req.tls.verify:
+        args.append("--insecure")
+    elif req.tls.ca_bundle:
+        args += ["--cacert", shlex.quote(req.tls.ca_bundle)]
+    if req.tls.client_cert:
+        args += ["--cert", shlex.quote(req.tls.client_cert)]
+    if req.tls.client_key:
+        args += ["--key", shlex.quote(req.tls.client_key)]
+    args += ["--connect-timeout", f"{req.timeout:g}"]
+    lines.append(" ".join(args))
+    return lines
+
+
+def _dq(text: str) -> str:
+    """Text safe inside a double-quoted shell word."""
+    return "".join("\\" + c if c in '\\"$`' else c for c in text)

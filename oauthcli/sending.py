@@ -1,0 +1,503 @@
+"""Sending resolved requests: credentials, retries, redirects and 401 recovery.
+
+A :class:`Sender` owns one pooled ``requests.Session`` and holds one token per
+OAuth profile. It is safe to share between threads (a batch runner's workers):
+when a held token is refused, one worker renews it under the profile's lock and
+the others re-send with the new one instead of each fetching their own.
+
+What goes on the wire is decided here, not by requests' conveniences:
+
+* requests are prepared without ``Session.prepare_request``, so ``~/.netrc``
+  never replaces the configured auth (SPEC §3) while proxies and
+  ``REQUESTS_CA_BUNDLE`` from the environment still apply;
+* redirects are followed by hand: GET/HEAD always, other methods on 307/308
+  only, never more than :data:`MAX_REDIRECTS`; once the chain leaves the first
+  origin (scheme, host or port) the credential header and cookies stay behind,
+  and a 307/308 never re-sends a body that carries a secret;
+* retries follow the message's ``retry:`` (full-jitter backoff, ``Retry-After``
+  capped at ``max_delay``), for idempotent methods unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from http.cookiejar import DefaultCookiePolicy
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import HTTPBasicAuth
+from requests.cookies import RequestsCookieJar, get_cookie_header
+from requests.structures import CaseInsensitiveDict
+
+from oauthcli import __version__, console
+from oauthcli.errors import NetworkError
+from oauthcli.resolve import IDEMPOTENT, ResolvedProfile, ResolvedRequest, ResolvedRetry
+from oauthcli.secret import remember, scrub
+
+if TYPE_CHECKING:
+    from oauthcli.tokens import Token
+
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_HEADERS = {
+    "User-Agent": f"oauthcli/{__version__}",
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+}
+# Headers whose values are masked wherever a request or response is shown.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+class Trace:
+    """Hooks for ``--verbose``; the default does nothing."""
+
+    def request(self, prepared: requests.PreparedRequest, secret_headers: frozenset[str]) -> None:
+        """A request is about to go out (``secret_headers`` are lower-case names to mask)."""
+
+    def response(self, response: requests.Response) -> None:
+        """A response arrived (before any redirect is followed)."""
+
+    def note(self, text: str) -> None:
+        """A retry, a redirect decision, a token renewal."""
+
+
+@dataclass
+class Result:
+    """The final answer to one call, with what is needed to explain a refusal."""
+
+    request: ResolvedRequest
+    status: int
+    reason: str
+    url: str
+    http_method: str
+    headers: CaseInsensitiveDict[str]
+    body: bytes
+    elapsed_ms: float
+    attempts: int
+    token: Token | None = None
+    token_renewed: bool = False
+    credentials_sent: bool = False
+    redirected_from_origin: bool = False
+    secret_headers: frozenset[str] = SECRET_HEADERS
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Held:
+    """A token this Sender uses for a profile, and what is known about it."""
+
+    token: Token
+    source: str
+    accepted: bool = False
+
+
+@dataclass
+class _Credentials:
+    header: str | None = None
+    value: str | None = None
+    basic: HTTPBasicAuth | None = None
+    held: _Held | None = None
+
+
+def secret_header_names(req: ResolvedRequest) -> frozenset[str]:
+    if req.auth.type == "api_key" and req.auth.header:
+        return SECRET_HEADERS | {req.auth.header.lower()}
+    return SECRET_HEADERS
+
+
+def credential_header(req: ResolvedRequest) -> str | None:
+    """The header the configured auth travels in, or None for ``auth: none``."""
+    if req.auth.type == "api_key":
+        return req.auth.header
+    return None if req.auth.type == "none" else "Authorization"
+
+
+def user_overrides_auth(req: ResolvedRequest) -> bool:
+    """A header given with -H (or in the message) that takes the auth's place."""
+    name = credential_header(req)
+    return name is not None and any(h.lower() == name.lower() for h in req.headers)
+
+
+def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:
+    """Headers sent with every hop before credentials: defaults, then the message's."""
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(DEFAULT_HEADERS)
+    headers.update(req.headers)
+    return headers
+
+
+class Sender:
+    """Sends :class:`ResolvedRequest` objects; reuse one for many calls, close it after."""
+
+    def __init__(
+        self,
+        *,
+        pool_size: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+        warn: Callable[[str], None] = console.warn,
+    ) -> None:
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        # Cookies are kept per call (see _exchange), never across calls.
+        self._session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self._sleep = sleep
+        self._warn = warn
+        self._tokens: dict[tuple[Any, ...], _Held] = {}
+        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    def __enter__(self) -> Sender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def send(self, req: ResolvedRequest, trace: Trace | None = None) -> Result:
+        """Send ``req``; raises NetworkError (7) or TokenError (6), never for an HTTP status."""
+        trace = trace or Trace()
+        if not req.tls.verify:
+            self._warn(f"TLS certificate verification is off for {req.url} (tls.verify: false)")
+            import urllib3
+
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        creds = self._credentials(req)
+        retry = req.retry
+        retryable = req.http_method in IDEMPOTENT or not retry.idempotent_only
+        attempts = tries = 0
+        renewed = False
+        started = time.monotonic()
+        while True:
+            attempts += 1
+            tries += 1
+            try:
+                response, sent, left = self._exchange(req, creds, trace)
+            except _Transient as exc:
+                if retryable and tries < retry.attempts:
+                    delay = backoff_delay(retry, tries)
+                    trace.note(f"retry {tries}/{retry.attempts - 1} in {delay:.2f} s: {exc.cause}")
+                    self._sleep(delay)
+                    continue
+                raise NetworkError(f"cannot reach {exc.url}: {exc.cause}") from None
+            status = response.status_code
+            held = creds.held
+            if held is not None and sent and status != 401:
+                held.accepted = True
+            if status == 401 and held is not None and sent and not renewed:
+                replacement = self._renew(req, held, trace)
+                if replacement is not None:
+                    response.close()
+                    creds = _Credentials(
+                        "Authorization", _authorization(replacement), held=replacement
+                    )
+                    renewed = True
+                    tries -= 1  # the re-send after a renewal is not one of the retries
+                    continue
+            if status in retry.on_status and retryable and tries < retry.attempts:
+                wait = retry_after(response.headers.get("Retry-After"), retry.max_delay)
+                if wait is None:
+                    wait = backoff_delay(retry, tries)
+                trace.note(f"retry {tries}/{retry.attempts - 1} in {wait:.2f} s: HTTP {status}")
+                response.close()
+                self._sleep(wait)
+                continue
+            return Result(
+                request=req,
+                status=status,
+                reason=response.reason or "",
+                url=response.url,
+                http_method=response.request.method or req.http_method,
+                headers=response.headers,
+                body=response.content,
+                elapsed_ms=(time.monotonic() - started) * 1000,
+                attempts=attempts,
+                token=held.token if held else None,
+                token_renewed=renewed,
+                credentials_sent=sent,
+                redirected_from_origin=left,
+                secret_headers=secret_header_names(req),
+            )
+
+    # -- credentials -------------------------------------------------------
+
+    def _credentials(self, req: ResolvedRequest) -> _Credentials:
+        auth = req.auth
+        if user_overrides_auth(req):
+            for name, value in req.headers.items():
+                if name.lower() in secret_header_names(req):
+                    remember(value)
+            return _Credentials()
+        if auth.type == "oauth2":
+            assert auth.profile is not None
+            held = self._token(auth.profile)
+            return _Credentials("Authorization", _authorization(held), held=held)
+        if auth.type == "basic":
+            password = auth.secret.reveal() if auth.secret else ""
+            return _Credentials("Authorization", basic=HTTPBasicAuth(auth.username or "", password))
+        if auth.type == "bearer":
+            token = auth.secret.reveal() if auth.secret else ""
+            return _Credentials("Authorization", f"Bearer {token}")
+        if auth.type == "api_key":
+            return _Credentials(auth.header, auth.secret.reveal() if auth.secret else "")
+        return _Credentials()
+
+    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _token(self, profile: ResolvedProfile) -> _Held:
+        key = _profile_key(profile)
+        with self._lock(key):
+            held = self._tokens.get(key)
+            expires_at = held.token.expires_at if held else None
+            if held is None or (
+                expires_at is not None and time.time() >= expires_at - profile.token_leeway
+            ):
+                from oauthcli.tokens import obtain
+
+                obtained = obtain(profile)
+                for warning in obtained.warnings:
+                    self._warn(warning)
+                held = _Held(obtained.token, obtained.source)
+                self._tokens[key] = held
+            return held
+
+    def _renew(self, req: ResolvedRequest, stale: _Held, trace: Trace) -> _Held | None:
+        """After a 401: the token to re-send with, or None when another would not help."""
+        profile = req.auth.profile
+        assert profile is not None
+        key = _profile_key(profile)
+        with self._lock(key):
+            current = self._tokens.get(key)
+            if current is not None and current is not stale:
+                trace.note("401: re-sending with the token another call just obtained")
+                return current
+            # A token fresh from the token endpoint that was never accepted would
+            # only be replaced by its twin; a cached or once-good one may be stale.
+            if stale.source != "cache" and not stale.accepted:
+                return None
+            from oauthcli.tokens import drop, obtain
+
+            trace.note("401 with a cached token: dropping it and obtaining a new one")
+            drop(profile, stale.token)
+            obtained = obtain(profile, force=True)
+            for warning in obtained.warnings:
+                self._warn(warning)
+            held = _Held(obtained.token, obtained.source)
+            self._tokens[key] = held
+            return held
+
+    # -- one attempt: a request and its redirects --------------------------
+
+    def _exchange(
+        self, req: ResolvedRequest, creds: _Credentials, trace: Trace
+    ) -> tuple[requests.Response, bool, bool]:
+        """Send one attempt, following redirects; returns (response, credentials sent, left origin)."""
+        url, method, body = req.full_url, req.http_method, req.body
+        first_origin = origin(url)
+        left = False
+        jar = RequestsCookieJar()
+        secret_names = secret_header_names(req)
+        headers = base_headers(req)
+        if creds.header and creds.value is not None:
+            headers[creds.header] = creds.value
+        for _hop in range(MAX_REDIRECTS + 1):
+            hop_headers = CaseInsensitiveDict(headers)
+            if left:
+                for name in list(hop_headers):
+                    if name.lower() in secret_names - {"proxy-authorization"}:
+                        del hop_headers[name]
+            prepared = requests.Request(method, url, headers=dict(hop_headers), data=body).prepare()
+            if creds.basic is not None and not left:
+                prepared = creds.basic(prepared)
+            if not left and len(jar) and "Cookie" not in prepared.headers:
+                cookie = get_cookie_header(jar, prepared)
+                if cookie:
+                    prepared.headers["Cookie"] = cookie
+            sent = (creds.header is not None or creds.basic is not None) and not left
+            trace.request(prepared, secret_names)
+            response = self._send_one(prepared, req)
+            trace.response(response)
+            if not left:
+                jar.update(response.cookies)
+            status = response.status_code
+            location = response.headers.get("Location")
+            if status not in REDIRECT_STATUSES or not location:
+                return response, sent, left
+            target = urldefrag(urljoin(url, location))[0]
+            refusal = _redirect_refusal(method, status, target, body)
+            if refusal:
+                trace.note(f"not following {status} to {target}: {refusal}")
+                return response, sent, left
+            if origin(target) != first_origin and not left:
+                left = True
+                trace.note(
+                    f"redirect to another origin {origin(target)}: credentials and cookies stay behind"
+                )
+            trace.note(f"following {status} to {target}")
+            response.close()
+            url = target
+            if status in (301, 302, 303):
+                body = None
+        raise NetworkError(f"too many redirects (more than {MAX_REDIRECTS}) from {req.full_url}")
+
+    def _send_one(
+        self, prepared: requests.PreparedRequest, req: ResolvedRequest
+    ) -> requests.Response:
+        url = prepared.url or req.url
+        settings = self._session.merge_environment_settings(
+            url, {}, False, req.tls.requests_verify, req.tls.requests_cert
+        )
+        try:
+            response = self._session.send(
+                prepared, allow_redirects=False, timeout=(req.timeout, req.timeout), **settings
+            )
+            response.content  # noqa: B018 - read the body now, inside the error mapping
+        except requests.exceptions.SSLError as exc:
+            raise NetworkError(f"cannot reach {url}: TLS error: {_innermost(exc)}") from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise _Transient(url, describe_failure(exc, req.timeout)) from None
+        except requests.exceptions.RequestException as exc:
+            raise NetworkError(
+                f"cannot reach {url}: {describe_failure(exc, req.timeout)}"
+            ) from None
+        return response
+
+
+class _Transient(Exception):
+    """A failure worth retrying: refused, reset, timed out."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(cause)
+        self.url = url
+        self.cause = cause
+
+
+def _authorization(held: _Held) -> str:
+    token_type = held.token.token_type or "Bearer"
+    if token_type.lower() == "bearer":
+        token_type = "Bearer"
+    return f"{token_type} {held.token.access_token.reveal()}"
+
+
+def _profile_key(profile: ResolvedProfile) -> tuple[Any, ...]:
+    return (
+        profile.name,
+        profile.token_url,
+        profile.client_id,
+        profile.grant_type,
+        profile.scope,
+        profile.audience,
+        profile.resource,
+    )
+
+
+def _redirect_refusal(method: str, status: int, target: str, body: bytes | None) -> str | None:
+    if urlsplit(target).scheme not in ("http", "https"):
+        return "only http and https are followed"
+    if method in ("GET", "HEAD"):
+        return None
+    if status not in (307, 308):
+        return f"a {method} is only re-sent on 307/308"
+    if body and carries_secret(body):
+        return "the request body carries credentials"
+    return None
+
+
+def carries_secret(body: bytes) -> bool:
+    text = body.decode("latin-1")
+    return scrub(text) != text
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def backoff_delay(
+    retry: ResolvedRetry, tries: int, rand: Callable[[], float] = random.random
+) -> float:
+    """Full jitter: uniform in [0, min(max_delay, backoff · 2^(tries-1))]."""
+    return rand() * min(retry.max_delay, retry.backoff * 2 ** (tries - 1))
+
+
+def retry_after(value: str | None, max_delay: float, now: float | None = None) -> float | None:
+    """``Retry-After`` (seconds or HTTP-date) in seconds, capped at ``max_delay``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), max_delay)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(wait, 0.0), max_delay)
+
+
+def describe_failure(exc: BaseException, timeout: float) -> str:
+    """One short cause for a failed request: refused, DNS, timeout, reset."""
+    chain = _chain(exc)
+    names = {type(e).__name__ for e in chain}
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"connection timed out after {timeout:g} s"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no response within {timeout:g} s (read timeout)"
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return f"proxy error: {_innermost(exc)}"
+    if "NameResolutionError" in names or any(
+        isinstance(e, OSError) and "Name or service" in str(e) for e in chain
+    ):
+        host = next((getattr(e, "host", None) for e in chain if getattr(e, "host", None)), None)
+        return f"DNS lookup failed for {host}" if host else "DNS lookup failed"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return "connection refused"
+    if any(isinstance(e, ConnectionResetError) for e in chain):
+        return "connection reset by peer"
+    if "RemoteDisconnected" in names or "IncompleteRead" in names:
+        return "the server closed the connection without a complete response"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke while reading the response"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "the response body could not be decoded (Content-Encoding)"
+    return _innermost(exc)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return seen
+
+
+def _innermost(exc: BaseException) -> str:
+    chain = _chain(exc)
+    for item in reversed(chain):
+        text = str(item)
+        if text and not text.startswith(("HTTPSConnectionPool", "HTTPConnectionPool")):
+            return scrub(text.split("(Caused by")[0].strip())
+    return type(exc).__name__
