@@ -164,7 +164,7 @@ def _renew(
         if entry is not None:
             token = entry.token
             # Renewed by another process while this one waited for the lock.
-            if (force and token.obtained_at >= started) or (
+            if (force and token.obtained_at > started) or (
                 not force and _fresh(token, profile, clock())
             ):
                 return Obtained(token, "cache", notes)

@@ -1,0 +1,323 @@
+"""When a token comes from the cache, a refresh or the grant (SPEC §3), on a fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import responses
+
+from oauthcli.errors import ExitCode, TokenError
+from oauthcli.resolve import ResolvedProfile
+from oauthcli.secret import Secret
+from oauthcli.tokens import cache, drop, obtain, service
+
+URL = "https://login.test/oauth2/token"
+T0 = 1_800_000_000.0
+Make = Callable[..., ResolvedProfile]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(service, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def rsps() -> Any:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def answer(rsps: responses.RequestsMock, token: str = "at-one-123456", **extra: Any) -> None:
+    body: dict[str, Any] = {"access_token": token, "token_type": "bearer", "expires_in": 300}
+    body.update(extra)
+    rsps.post(URL, json={k: v for k, v in body.items() if v is not None})
+
+
+def grant_types(rsps: responses.RequestsMock) -> list[str]:
+    return [parse_qs(c.request.body)["grant_type"][0] for c in rsps.calls]
+
+
+def stored(profile: ResolvedProfile) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(cache.entry_path(cache.entry_key(profile)).read_text())
+    return data
+
+
+def test_second_call_uses_the_cache_without_a_request(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    first = obtain(token_profile())
+    clock.now += 200
+    second = obtain(token_profile())
+    assert (first.source, second.source) == ("grant", "cache")
+    assert second.token.access_token == Secret("at-one-123456")
+    assert first.token.token_type == "Bearer" and first.token.expires_at == T0 + 300
+    assert len(rsps.calls) == 1 and first.warnings == second.warnings == []
+
+
+def test_valid_cached_token_takes_no_lock(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+
+    def no_lock(*args: Any) -> None:
+        raise AssertionError("a valid cached token must be read without a lock")
+
+    monkeypatch.setattr(cache, "lock", no_lock)
+    assert obtain(token_profile()).source == "cache"
+
+
+def test_inside_the_leeway_the_grant_runs_again(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    obtain(token_profile(token_leeway=60))
+    clock.now += 239
+    assert obtain(token_profile(token_leeway=60)).source == "cache"
+    clock.now += 2
+    renewed = obtain(token_profile(token_leeway=60))
+    assert renewed.source == "grant" and grant_types(rsps) == ["client_credentials"] * 2
+    assert renewed.token.obtained_at == clock.now
+
+
+def test_refresh_token_is_used_and_kept_when_not_rotated(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(token_profile())
+    clock.now += 250
+    answer(rsps, token="at-two-123456")
+    renewed = obtain(token_profile())
+    assert renewed.source == "refresh"
+    assert grant_types(rsps) == ["client_credentials", "refresh_token"]
+    assert parse_qs(rsps.calls[1].request.body)["refresh_token"] == ["rt-first-0001"]
+    assert stored(token_profile())["refresh_token"] == "rt-first-0001"
+    assert renewed.token.access_token == Secret("at-two-123456")
+
+
+def test_rotated_refresh_token_replaces_the_old_one(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(token_profile())
+    clock.now += 250
+    answer(rsps, token="at-two-123456", refresh_token="rt-second-0002")
+    obtain(token_profile())
+    assert stored(token_profile())["refresh_token"] == "rt-second-0002"
+    clock.now += 250
+    answer(rsps, token="at-three-12345")
+    obtain(token_profile())
+    assert parse_qs(rsps.calls[2].request.body)["refresh_token"] == ["rt-second-0002"]
+
+
+def test_refresh_token_past_its_lifespan_is_not_used(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    profile = token_profile(refresh_token_lifespan=400)
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(profile)
+    assert stored(profile)["refresh_expires_at"] == T0 + 400
+    clock.now += 250
+    obtain(profile)
+    clock.now += 300  # 550 s after the refresh token was issued
+    obtain(profile)
+    assert grant_types(rsps) == ["client_credentials", "refresh_token", "client_credentials"]
+
+
+def test_invalid_grant_on_refresh_drops_it_and_runs_the_grant(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(token_profile())
+    clock.now += 250
+    rsps.post(URL, status=400, json={"error": "invalid_grant", "error_description": "expired"})
+    answer(rsps, token="at-two-123456")
+    renewed = obtain(token_profile())
+    assert grant_types(rsps) == ["client_credentials", "refresh_token", "client_credentials"]
+    assert renewed.source == "grant" and "invalid_grant" in renewed.warnings[0]
+    assert "refresh_token" not in stored(token_profile()) or not stored(token_profile())[
+        "refresh_token"
+    ]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 503, "body": "<html>down</html>", "content_type": "text/html"},
+        {"status": 400, "json": {"error": "temporarily_unavailable"}},
+        {"body": requests.ConnectionError("[Errno 111] Connection refused")},
+        {"body": requests.Timeout("read timed out")},
+    ],
+)
+def test_transient_failure_inside_the_leeway_uses_the_old_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock, failure: dict[str, Any]
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+    before = cache.entry_path(cache.entry_key(token_profile())).read_bytes()
+    clock.now += 270
+    rsps.replace(responses.POST, URL, **failure)
+    result = obtain(token_profile())
+    assert result.source == "cache" and result.token.access_token == Secret("at-one-123456")
+    assert len(result.warnings) == 1 and "still valid for 30 s" in result.warnings[0]
+    assert cache.entry_path(cache.entry_key(token_profile())).read_bytes() == before
+
+
+def test_transient_refresh_failure_inside_the_leeway_uses_the_old_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(token_profile())
+    clock.now += 270
+    rsps.replace(responses.POST, URL, status=502, body="bad gateway")
+    result = obtain(token_profile())
+    assert result.source == "cache" and "token refresh" in result.warnings[0]
+    assert grant_types(rsps) == ["client_credentials", "refresh_token"]
+
+
+def test_transient_failure_past_expiry_is_an_error(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+    before = cache.entry_path(cache.entry_key(token_profile())).read_bytes()
+    clock.now += 301
+    rsps.replace(responses.POST, URL, status=503, body="down")
+    with pytest.raises(TokenError) as caught:
+        obtain(token_profile())
+    assert caught.value.exit_code == ExitCode.TOKEN and "HTTP 503" in str(caught.value)
+    assert cache.entry_path(cache.entry_key(token_profile())).read_bytes() == before
+
+
+def test_refusal_inside_the_leeway_is_an_error(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+    clock.now += 270
+    rsps.replace(responses.POST, URL, status=401, json={"error": "invalid_client"})
+    with pytest.raises(TokenError, match="invalid_client"):
+        obtain(token_profile())
+
+
+def test_failure_with_an_empty_cache_writes_nothing(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    rsps.post(URL, status=400, json={"error": "invalid_scope"})
+    with pytest.raises(TokenError, match="invalid_scope"):
+        obtain(token_profile())
+    assert not cache.entry_path(cache.entry_key(token_profile())).exists()
+
+
+def test_token_without_expires_in_lives_the_default(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, expires_in=None, token_type="BEARER", scope=["a", "b"])
+    token = obtain(token_profile()).token
+    assert token.expires_at == T0 + service.DEFAULT_LIFETIME
+    assert token.token_type == "Bearer" and token.scope == "a b"
+    assert stored(token_profile())["expires_assumed"] is True
+
+
+def test_force_runs_the_grant_even_with_a_valid_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+    clock.now += 1
+    answer(rsps, token="at-two-123456")
+    forced = obtain(token_profile(), force=True)
+    assert forced.source == "grant" and forced.token.access_token == Secret("at-two-123456")
+
+
+def test_drop_removes_only_the_token_it_was_given(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps)
+    old = obtain(token_profile()).token
+    answer(rsps, token="at-two-123456")
+    obtain(token_profile(), force=True)
+    drop(token_profile(), old)  # another process already renewed it: keep the new one
+    assert stored(token_profile())["access_token"] == "at-two-123456"
+    current = obtain(token_profile()).token
+    drop(token_profile(), current)
+    assert not cache.entry_path(cache.entry_key(token_profile())).exists()
+
+
+def test_drop_keeps_the_refresh_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    token = obtain(token_profile()).token
+    drop(token_profile(), token)
+    answer(rsps, token="at-two-123456")
+    again = obtain(token_profile())
+    assert again.source == "refresh" and grant_types(rsps)[-1] == "refresh_token"
+
+
+def test_refresh_token_grant_uses_the_profiles_then_the_rotated_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    profile = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-seed-00001"))
+    answer(rsps, refresh_token="rt-rotated-002")
+    obtain(profile)
+    clock.now += 250
+    obtain(profile)
+    sent = [parse_qs(c.request.body)["refresh_token"][0] for c in rsps.calls]
+    assert sent == ["rt-seed-00001", "rt-rotated-002"]
+
+
+def test_refused_profile_refresh_token_says_what_to_do(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    profile = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-seed-00001"))
+    answer(rsps)
+    obtain(profile)
+    clock.now += 250
+    rsps.replace(responses.POST, URL, status=400, json={"error": "invalid_grant"})
+    with pytest.raises(TokenError, match="invalid_grant"):
+        obtain(profile)
+
+
+def test_entries_are_keyed_by_what_identifies_a_token(token_profile: Make) -> None:
+    base = cache.entry_key(token_profile())
+    assert cache.entry_key(token_profile(name="other")) == base
+    for change in (
+        {"scope": ("api.read",)},
+        {"audience": "https://x.test"},
+        {"resource": ("https://r.test",)},
+        {"client_id": "other"},
+        {"token_url": "https://other.test/token"},
+        {"grant_type": "password", "username": "ann"},
+    ):
+        assert cache.entry_key(token_profile(**change)) != base
+    ann = token_profile(grant_type="password", username="ann")
+    bob = token_profile(grant_type="password", username="bob")
+    assert cache.entry_key(ann) != cache.entry_key(bob)
+
+
+def test_entry_records_the_profile_and_url(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock, isolated_oauthcli: Path
+) -> None:
+    answer(rsps)
+    obtain(token_profile())
+    data = stored(token_profile())
+    assert data["profile"] == "acme" and data["token_url"] == URL
+    assert cache.entry_path(cache.entry_key(token_profile())).parent == isolated_oauthcli
