@@ -53,6 +53,7 @@ def token_profile(tmp_path: Path) -> Callable[..., ResolvedProfile]:
 # -- Real HTTP servers on loopback for the send tests ------------------------
 
 import socket  # noqa: E402
+import ssl  # noqa: E402
 import struct  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -69,6 +70,7 @@ class Recorded:
     path: str
     headers: dict[str, str]  # lower-case names
     body: bytes
+    client: tuple[str, int]  # the client's address: the same one means a reused connection
 
 
 @dataclass
@@ -76,6 +78,7 @@ class LoopbackServer:
     """A ThreadingHTTPServer on 127.0.0.x: tests set routes, it records every request."""
 
     host: str = "127.0.0.1"
+    tls: ssl.SSLContext | None = None
     routes: dict[str, Callable[[Recorded], Reply]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
 
@@ -92,6 +95,7 @@ class LoopbackServer:
                     self.path,
                     {k.lower(): v for k, v in self.headers.items()},
                     self.rfile.read(length) if length else b"",
+                    self.client_address,
                 )
                 server.requests.append(rec)
                 route = server.routes.get(self.path.split("?")[0])
@@ -126,6 +130,8 @@ class LoopbackServer:
 
         self.httpd = ThreadingHTTPServer((self.host, 0), Handler)
         self.httpd.daemon_threads = True
+        if self.tls is not None:
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -134,7 +140,7 @@ class LoopbackServer:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path

@@ -152,9 +152,10 @@ def test_invalid_grant_on_refresh_drops_it_and_runs_the_grant(
     renewed = obtain(token_profile())
     assert grant_types(rsps) == ["client_credentials", "refresh_token", "client_credentials"]
     assert renewed.source == "grant" and "invalid_grant" in renewed.warnings[0]
-    assert "refresh_token" not in stored(token_profile()) or not stored(token_profile())[
-        "refresh_token"
-    ]
+    assert (
+        "refresh_token" not in stored(token_profile())
+        or not stored(token_profile())["refresh_token"]
+    )
 
 
 @pytest.mark.parametrize(

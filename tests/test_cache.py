@@ -1,0 +1,247 @@
+"""The token cache on disk: location, permissions, atomic writes, corrupt entries, locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from oauthcli.errors import TokenError
+from oauthcli.resolve import ResolvedProfile
+from oauthcli.secret import Secret
+from oauthcli.tokens import Token, cache, obtain, service
+
+URL = "https://login.test/oauth2/token"
+Make = Callable[..., ResolvedProfile]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _entry(
+    profile: str = "acme", access: str = "at-cached-1234", expires_in: float = 300
+) -> cache.Entry:
+    now = time.time()
+    token = Token(
+        access_token=Secret(access),
+        token_type="Bearer",
+        expires_at=now + expires_in,
+        scope="api.read",
+        refresh_token=None,
+        refresh_expires_at=None,
+        obtained_at=now,
+    )
+    return cache.Entry(token=token, profile=profile, token_url=URL, client_id="app")
+
+
+@pytest.fixture
+def umask0() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_folder_0700_and_files_0600_whatever_the_umask(
+    umask0: None, isolated_oauthcli: Path
+) -> None:
+    path = isolated_oauthcli / "k.json"
+    cache.write(path, _entry())
+    assert _mode(isolated_oauthcli) == 0o700 and _mode(path) == 0o600
+    with cache.lock(path, 1):
+        pass
+    assert _mode(path.with_suffix(".lock")) == 0o600
+
+
+def test_a_loose_folder_of_ours_is_tightened(isolated_oauthcli: Path) -> None:
+    isolated_oauthcli.mkdir(mode=0o755)
+    isolated_oauthcli.chmod(0o755)
+    cache.write(isolated_oauthcli / "k.json", _entry())
+    assert _mode(isolated_oauthcli) == 0o700
+
+
+def test_round_trip(isolated_oauthcli: Path) -> None:
+    path = isolated_oauthcli / "k.json"
+    entry = _entry()
+    cache.write(path, entry)
+    again = cache.read(path)
+    assert again is not None and again.token == entry.token and again.profile == "acme"
+    assert json.loads(path.read_text())["version"] == cache.VERSION
+
+
+def test_write_is_atomic_and_fsynced(
+    isolated_oauthcli: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = isolated_oauthcli / "k.json"
+    cache.write(path, _entry(access="at-old-123456"))
+    before = path.read_bytes()
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+
+    def boom(src: Any, dst: Any) -> None:
+        assert Path(src).parent == Path(dst).parent  # the temp file is in the same folder
+        assert synced, "data must be fsynced before the rename"
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        cache.write(path, _entry(access="at-new-123456"))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in isolated_oauthcli.iterdir()) == ["k.json"]
+
+
+def test_cache_dir_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(tmp_path / "c"))
+    assert cache.cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("OAUTHCLI_CACHE_DIR")
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "oauthcli"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "oauthcli"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert "oauthcli" in cache.cache_dir().parts
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b'{"version": 1, "profile": "acme", "access_tok', "not valid JSON"),
+        (b"[1, 2]", "not a version 1 entry"),
+        (b'{"version": 99}', "not a version 1 entry"),
+        (b"\xff\xfe", "not valid JSON"),
+        (
+            b'{"version": 1, "profile": "acme", "token_url": "u", "access_token": "x",'
+            b' "token_type": "Bearer", "expires_at": "soon", "obtained_at": 1}',
+            "'expires_at' is missing or of the wrong type",
+        ),
+        (
+            b'{"version": 1, "profile": "acme", "token_url": "u", "access_token": "",'
+            b' "token_type": "Bearer", "expires_at": 1, "obtained_at": 1}',
+            "'access_token' is empty",
+        ),
+    ],
+)
+def test_corrupt_entry_is_discarded_with_a_warning(
+    token_profile: Make, content: bytes, reason: str
+) -> None:
+    profile = token_profile()
+    path = cache.entry_path(cache.entry_key(profile))
+    cache.ensure_dir()
+    path.write_bytes(content)
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json={"access_token": "at-fresh-123456", "expires_in": 60})
+        result = obtain(profile)
+    assert result.source == "grant" and result.token.access_token == Secret("at-fresh-123456")
+    assert len(result.warnings) == 1
+    assert reason in result.warnings[0] and "discarded" in result.warnings[0]
+    assert cache.read(path) is not None
+
+
+def test_entries_lists_good_and_bad(isolated_oauthcli: Path) -> None:
+    cache.write(isolated_oauthcli / "a.json", _entry("one"))
+    (isolated_oauthcli / "b.json").write_text("garbage")
+    found = list(cache.entries())
+    assert [(p.name, e.profile if e else None, bool(why)) for p, e, why in found] == [
+        ("a.json", "one", False),
+        ("b.json", None, True),
+    ]
+
+
+def test_clear_all_or_one_profile(isolated_oauthcli: Path) -> None:
+    cache.write(isolated_oauthcli / "a.json", _entry("one"))
+    cache.write(isolated_oauthcli / "b.json", _entry("two"))
+    cache.write(isolated_oauthcli / "c.json", _entry("two"))
+    assert cache.clear("two") == 2
+    assert [p.name for p in isolated_oauthcli.glob("*.json")] == ["a.json"]
+    with cache.lock(isolated_oauthcli / "a.json", 1):
+        pass
+    assert cache.clear() == 1
+    assert list(isolated_oauthcli.iterdir()) == []
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from oauthcli.tokens import cache
+lock = cache.lock(Path(sys.argv[1]), 5)
+lock.acquire()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_held_lock_times_out_readably_and_a_dead_holder_releases_it(
+    token_profile: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = token_profile()
+    path = cache.entry_path(cache.entry_key(profile))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(service, "_lock_wait", lambda profile: 0.3)
+        with pytest.raises(TokenError, match="another oauthcli process has been renewing"):
+            obtain(profile)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(5)
+        with responses.RequestsMock() as rsps:
+            rsps.post(URL, json={"access_token": "at-after-death-1", "expires_in": 60})
+            started = time.monotonic()
+            assert obtain(profile).source == "grant"
+        assert time.monotonic() - started < 2
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(5)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
+LIGHT = """
+import sys
+from oauthcli.resolve import ResolvedProfile
+from oauthcli.tokens import obtain
+from pathlib import Path
+p = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_credentials",
+    token_url=%r, client_id="app", client_auth="client_secret_basic", scope=("api.read", "api.write"))
+result = obtain(p)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {
+    "authlib", "filelock", "requests", "joserfc", "cryptography", "rich", "typer", "platformdirs"})
+print(result.source, heavy)
+"""
+
+
+def test_reading_a_valid_cached_token_imports_nothing_heavy(token_profile: Make) -> None:
+    profile = token_profile()
+    cache.write(cache.entry_path(cache.entry_key(profile)), _entry())
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LIGHT % URL)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert out.strip() == "cache []"
