@@ -370,10 +370,12 @@ class Sender:
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            raise _Transient(url, describe_failure(exc, req.timeout)) from None
+            raise _Transient(
+                url, describe_failure(exc, req.timeout, urlsplit(url).hostname)
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise NetworkError(
-                f"cannot reach {url}: {describe_failure(exc, req.timeout)}"
+                f"cannot reach {url}: {describe_failure(exc, req.timeout, urlsplit(url).hostname)}"
             ) from None
         return response
 
@@ -454,7 +456,7 @@ def retry_after(value: str | None, max_delay: float, now: float | None = None) -
     return min(max(wait, 0.0), max_delay)
 
 
-def describe_failure(exc: BaseException, timeout: float) -> str:
+def describe_failure(exc: BaseException, timeout: float, host: str | None = None) -> str:
     """One short cause for a failed request: refused, DNS, timeout, reset."""
     chain = _chain(exc)
     names = {type(e).__name__ for e in chain}
@@ -467,7 +469,6 @@ def describe_failure(exc: BaseException, timeout: float) -> str:
     if "NameResolutionError" in names or any(
         isinstance(e, OSError) and "Name or service" in str(e) for e in chain
     ):
-        host = next((getattr(e, "host", None) for e in chain if getattr(e, "host", None)), None)
         return f"DNS lookup failed for {host}" if host else "DNS lookup failed"
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return "connection refused"
