@@ -70,16 +70,21 @@ class _TokenHandler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def token_server() -> Iterator[TokenServer]:
+def serve() -> Iterator[TokenServer]:
+    """Run a TokenServer for the length of a fixture."""
     server = TokenServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def token_server() -> Iterator[TokenServer]:
+    yield from serve()
 
 
 CHILD = """

@@ -98,7 +98,7 @@ def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
         raise TokenError(
             f"cannot listen on {profile.redirect_url} for the sign-in answer: {exc.strerror}"
         ) from None
-    thread = threading.Thread(target=listener.serve_forever, daemon=True)
+    thread = threading.Thread(target=listener.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         console.err(
