@@ -322,3 +322,13 @@ def test_entry_records_the_profile_and_url(
     data = stored(token_profile())
     assert data["profile"] == "acme" and data["token_url"] == URL
     assert cache.entry_path(cache.entry_key(token_profile())).parent == isolated_oauthcli
+
+
+def test_verify_false_warns_on_every_token_request(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    from oauthcli.resolve import ResolvedTLS
+
+    answer(rsps)
+    result = obtain(token_profile(tls=ResolvedTLS(verify=False)))
+    assert any("verification is off" in w for w in result.warnings)
