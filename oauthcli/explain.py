@@ -58,9 +58,9 @@ def api_message(body: bytes, content_type: str | None) -> str | None:
         try:
             found = _message_in(json.loads(text))
         except ValueError:
-            found = None
-        if found:
-            return _one_line(found)
+            pass  # not JSON after all: read it as text
+        else:
+            return _one_line(found) if found else None
     if text.startswith("<"):
         match = re.search(r"<(title|h1)[^>]*>(.*?)</\1>", text, re.I | re.S)
         return _one_line(re.sub(r"<[^>]+>", "", match.group(2))) if match else None

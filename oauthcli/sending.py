@@ -102,7 +102,6 @@ class _Held:
 class _Credentials:
     header: str | None = None
     value: str | None = None
-    basic: HTTPBasicAuth | None = None
     held: _Held | None = None
 
 
@@ -243,7 +242,7 @@ class Sender:
             return _Credentials("Authorization", _authorization(held), held=held)
         if auth.type == "basic":
             password = auth.secret.reveal() if auth.secret else ""
-            return _Credentials("Authorization", basic=HTTPBasicAuth(auth.username or "", password))
+            return _Credentials("Authorization", basic_authorization(auth.username or "", password))
         if auth.type == "bearer":
             token = auth.secret.reveal() if auth.secret else ""
             return _Credentials("Authorization", f"Bearer {token}")
@@ -318,13 +317,11 @@ class Sender:
                     if name.lower() in secret_names - {"proxy-authorization"}:
                         del hop_headers[name]
             prepared = requests.Request(method, url, headers=dict(hop_headers), data=body).prepare()
-            if creds.basic is not None and not left:
-                prepared = creds.basic(prepared)
             if not left and len(jar) and "Cookie" not in prepared.headers:
                 cookie = get_cookie_header(jar, prepared)
                 if cookie:
                     prepared.headers["Cookie"] = cookie
-            sent = (creds.header is not None or creds.basic is not None) and not left
+            sent = creds.header is not None and not left
             trace.request(prepared, secret_names)
             response = self._send_one(prepared, req)
             trace.response(response)
@@ -387,6 +384,16 @@ class _Transient(Exception):
         super().__init__(cause)
         self.url = url
         self.cause = cause
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` value requests' HTTPBasicAuth would send, remembered as a secret."""
+    probe = requests.PreparedRequest()
+    probe.prepare_headers({})
+    HTTPBasicAuth(username, password)(probe)
+    value = probe.headers["Authorization"]
+    remember(value.partition(" ")[2])
+    return value
 
 
 def _authorization(held: _Held) -> str:

@@ -23,6 +23,13 @@ from oauthcli.registry import Registry
 from oauthcli.resolve import ResolvedRequest, resolve_request, split_target
 from oauthcli.secret import remember, scrub
 
+_BODY_TYPES = {
+    "json": "application/json",
+    "content": "text/plain; charset=utf-8",
+    "form": "application/x-www-form-urlencoded",
+    "": None,
+}
+
 
 @dataclass
 class SendOptions:
@@ -78,6 +85,20 @@ def build_request(
     options: SendOptions,
 ) -> ResolvedRequest:
     """The resolved request with -H, --body, --timeout and --retries applied."""
+    body_type = None
+    if body is not None:
+        # The method's body template is not rendered (its variables are not needed),
+        # but the type it declares still describes the bytes that replace it.
+        body_type = _BODY_TYPES[
+            "json"
+            if method.has_json
+            else "content"
+            if method.content
+            else "form"
+            if method.form is not None
+            else ""
+        ]
+        method = replace(method, json=None, has_json=False, content=None, form=None)
     req = resolve_request(registry, message, method, variables)
     from oauthcli.sending import secret_header_names
 
@@ -91,6 +112,8 @@ def build_request(
         if name.lower() in secret_names:
             remember(value)
             remember(value.partition(" ")[2])
+    if body_type and not any(h.lower() == "content-type" for h in headers):
+        headers["Content-Type"] = body_type
     req = replace(req, headers=headers)
     if body is not None:
         req = replace(req, body=body, json=None)
