@@ -1,0 +1,112 @@
+"""``oauthcli send`` as a real process: exact bytes on a pipe, a terminal's view, import cost."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LoopbackServer
+from tests.registry_factory import make_registry
+
+OAUTHCLI = Path(sys.executable).parent / "oauthcli"
+BINARY = bytes(range(256)) * 64 + b"\r\n\x00trailing"
+
+
+@pytest.fixture
+def registry(loopback: LoopbackServer, tmp_path: Path) -> Path:
+    def token(rec: object) -> tuple[int, dict[str, str], bytes]:
+        body = {"access_token": "pipe-test-token-1234", "token_type": "Bearer", "expires_in": 300}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    loopback.routes["/token"] = token
+    loopback.reply("/blob", 200, BINARY, Content_Type="application/octet-stream")
+    loopback.reply("/doc", 200, b'{"a": [1, 2], "b": "x"}', Content_Type="application/json")
+    return make_registry(
+        tmp_path / "reg",
+        {
+            "profiles/acme.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {loopback.base}/token
+                client_id: app
+                client_secret: pipe-client-secret
+                """,
+            "messages/blob.yaml": f"""\
+                endpoint: {loopback.base}/blob
+                auth: {{type: oauth2, profile: acme}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+            "messages/doc.yaml": f"""\
+                endpoint: {loopback.base}/doc
+                auth: {{type: oauth2, profile: acme}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+        },
+    )
+
+
+def test_piped_body_is_exactly_the_bytes_received(registry: Path) -> None:
+    done = subprocess.run(
+        [str(OAUTHCLI), "-r", str(registry), "send", "blob"],
+        capture_output=True,
+        timeout=30,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == BINARY
+    assert done.stderr == b""
+
+
+def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
+    main, child = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(OAUTHCLI), "-r", str(registry), "send", "doc"],
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            env=env,
+        )
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the child side is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(main)
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    assert re.search(r"^200 OK · \d+ ms · GET http://127\.0\.0\.1:\d+/doc$", text, re.M), text
+    assert '{\n  "a": [\n    1,\n    2\n  ],\n  "b": "x"\n}' in text
+
+
+def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Path) -> None:
+    probe = (
+        "import atexit, sys\n"
+        "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock')\n"
+        "atexit.register(lambda: sys.stderr.write("
+        "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
+        "from oauthcli.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = [sys.executable, "-c", probe, "-r", str(registry), "send", "doc"]
+    first = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert first.returncode == 0, first.stderr
+    assert "authlib" in first.stderr  # the grant ran: that path may pay for Authlib
+    second = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.strip() == "LOADED:"
+    dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=30)
+    assert dry.stderr.strip() == "LOADED:"
