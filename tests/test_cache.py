@@ -245,3 +245,12 @@ def test_reading_a_valid_cached_token_imports_nothing_heavy(token_profile: Make)
         timeout=30,
     ).stdout
     assert out.strip() == "cache []"
+
+
+def test_an_unusable_cache_folder_is_a_clear_error(
+    token_profile: Make, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(TokenError, match="cannot use the token cache folder .*OAUTHCLI_CACHE_DIR"):
+        obtain(token_profile())

@@ -343,3 +343,11 @@ def test_revoke_refusal_is_a_token_error(token_profile: Make) -> None:
     profile = token_profile(revocation_url="https://login.test/oauth2/revoke")
     with pytest.raises(TokenError, match="unsupported_token_type"):
         grants.revoke(profile, Secret("at-xyz-123"), "access_token")
+
+
+@responses.activate
+def test_a_short_rsa_key_is_the_servers_business(token_profile: Make) -> None:
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    _ok(responses.mock)
+    grants.fetch(token_profile(client_auth="private_key_jwt", private_key=Secret(_pem(short))))
+    assert _assertion(responses.calls[0]).count(".") == 2

@@ -50,14 +50,18 @@ def load_private_key(profile: ResolvedProfile) -> Any:
             profile, "private_key", "cannot be parsed as a PEM private key (RSA or EC)"
         ) from None
     key: Any
-    if isinstance(loaded, rsa.RSAPrivateKey):
-        key = RSAKey.import_key(pem)
-    elif isinstance(loaded, ec.EllipticCurvePrivateKey):
-        if loaded.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
-            raise _problem(profile, "private_key", f"EC curve {loaded.curve.name} is not supported")
-        key = ECKey.import_key(pem)
-    else:
-        raise _problem(profile, "private_key", "must be an RSA or EC key")
+    with warnings.catch_warnings():
+        # joserfc warns about RSA keys under 2048 bits; the server is the judge of that.
+        warnings.simplefilter("ignore")
+        if isinstance(loaded, rsa.RSAPrivateKey):
+            key = RSAKey.import_key(pem)
+        elif isinstance(loaded, ec.EllipticCurvePrivateKey):
+            curve = loaded.curve.name
+            if curve not in ("secp256r1", "secp384r1", "secp521r1"):
+                raise _problem(profile, "private_key", f"EC curve {curve} is not supported")
+            key = ECKey.import_key(pem)
+        else:
+            raise _problem(profile, "private_key", "must be an RSA or EC key")
     alg = profile.signing_alg
     if alg is not None:
         _check_alg(profile, key, alg)

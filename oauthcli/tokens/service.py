@@ -138,7 +138,10 @@ class _locked:
     def __init__(self, profile: ResolvedProfile, path: Path) -> None:
         self.profile = profile
         self.wait = _lock_wait(profile)
-        self.lock = cache.lock(path, self.wait)
+        try:
+            self.lock = cache.lock(path, self.wait)
+        except OSError as exc:
+            raise _unusable(exc) from None
 
     def __enter__(self) -> None:
         from filelock import Timeout
@@ -151,9 +154,18 @@ class _locked:
                 f"'{self.profile.name}' for over {self.wait:g} s (lock {self.lock.lock_file}); "
                 "try again when it has finished"
             ) from None
+        except OSError as exc:  # after Timeout, which is an OSError too
+            raise _unusable(exc) from None
 
     def __exit__(self, *exc: object) -> None:
         self.lock.release()
+
+
+def _unusable(exc: OSError) -> TokenError:
+    return TokenError(
+        f"cannot use the token cache folder {cache.cache_dir()}: {exc.strerror or exc}; "
+        "set OAUTHCLI_CACHE_DIR to a folder you can write"
+    )
 
 
 def _renew(
@@ -254,7 +266,10 @@ def _store(
         grant_type=profile.grant_type,
         expires_assumed=expires_in is None,
     )
-    cache.write(path, entry)
+    try:
+        cache.write(path, entry)
+    except OSError as exc:
+        raise _unusable(exc) from None
     return token
 
 
