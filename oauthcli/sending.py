@@ -20,12 +20,10 @@ What goes on the wire is decided here, not by requests' conveniences:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
@@ -38,8 +36,16 @@ from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__, console
 from oauthcli.errors import NetworkError
-from oauthcli.resolve import IDEMPOTENT, ResolvedProfile, ResolvedRequest, ResolvedRetry
-from oauthcli.secret import remember, scrub
+from oauthcli.http import (
+    backoff_delay,
+    carries_secret,
+    describe_failure,
+    innermost,
+    origin,
+    retry_after,
+)
+from oauthcli.resolve import IDEMPOTENT, ResolvedProfile, ResolvedRequest
+from oauthcli.secret import remember
 
 if TYPE_CHECKING:
     from oauthcli.tokens import Token
@@ -361,7 +367,7 @@ class Sender:
             )
             response.content  # noqa: B018 - read the body now, inside the error mapping
         except requests.exceptions.SSLError as exc:
-            raise NetworkError(f"cannot reach {url}: TLS error: {_innermost(exc)}") from None
+            raise NetworkError(f"cannot reach {url}: TLS error: {innermost(exc)}") from None
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
@@ -425,87 +431,3 @@ def _redirect_refusal(method: str, status: int, target: str, body: bytes | None)
     if body and carries_secret(body):
         return "the request body carries credentials"
     return None
-
-
-def carries_secret(body: bytes) -> bool:
-    text = body.decode("latin-1")
-    return scrub(text) != text
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def backoff_delay(
-    retry: ResolvedRetry, tries: int, rand: Callable[[], float] = random.random
-) -> float:
-    """Full jitter: uniform in [0, min(max_delay, backoff · 2^(tries-1))]."""
-    return rand() * min(retry.max_delay, retry.backoff * 2 ** (tries - 1))
-
-
-def retry_after(value: str | None, max_delay: float, now: float | None = None) -> float | None:
-    """``Retry-After`` (seconds or HTTP-date) in seconds, capped at ``max_delay``."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), max_delay)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    wait = when.timestamp() - (time.time() if now is None else now)
-    return min(max(wait, 0.0), max_delay)
-
-
-def describe_failure(exc: BaseException, timeout: float, host: str | None = None) -> str:
-    """One short cause for a failed request: refused, DNS, timeout, reset."""
-    chain = _chain(exc)
-    names = {type(e).__name__ for e in chain}
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"connection timed out after {timeout:g} s"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"no response within {timeout:g} s (read timeout)"
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return f"proxy error: {_innermost(exc)}"
-    if "NameResolutionError" in names or any(
-        isinstance(e, OSError) and "Name or service" in str(e) for e in chain
-    ):
-        return f"DNS lookup failed for {host}" if host else "DNS lookup failed"
-    if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return "connection refused"
-    if any(isinstance(e, ConnectionResetError) for e in chain):
-        return "connection reset by peer"
-    if "RemoteDisconnected" in names or "IncompleteRead" in names:
-        return "the server closed the connection without a complete response"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection broke while reading the response"
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return "the response body could not be decoded (Content-Encoding)"
-    return _innermost(exc)
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[Any] = [exc]
-    while todo:
-        item = todo.pop()
-        if not isinstance(item, BaseException) or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
-    return seen
-
-
-def _innermost(exc: BaseException) -> str:
-    chain = _chain(exc)
-    for item in reversed(chain):
-        text = str(item)
-        if text and not text.startswith(("HTTPSConnectionPool", "HTTPConnectionPool")):
-            return scrub(text.split("(Caused by")[0].strip())
-    return type(exc).__name__

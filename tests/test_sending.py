@@ -14,6 +14,7 @@ import pytest
 
 import oauthcli.tokens
 from oauthcli.errors import NetworkError
+from oauthcli.http import backoff_delay
 from oauthcli.resolve import (
     ResolvedAuth,
     ResolvedProfile,
@@ -22,7 +23,7 @@ from oauthcli.resolve import (
     ResolvedTLS,
 )
 from oauthcli.secret import Secret
-from oauthcli.sending import Sender, backoff_delay, retry_after
+from oauthcli.sending import Sender
 from oauthcli.tokens import Obtained, Token
 from tests.conftest import LoopbackServer, Recorded
 
@@ -243,14 +244,6 @@ def test_post_is_not_retried_unless_idempotent_only_is_false(
     )
     loose = ResolvedRetry(attempts=3, idempotent_only=False)
     assert sender.send(request(url, http_method="POST", retry=loose)).attempts == 3
-
-
-def test_retry_after_parsing() -> None:
-    assert retry_after("5", 30) == 5.0
-    assert retry_after("120", 30) == 30.0
-    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 30) == 0.0  # in the past
-    assert retry_after("soon", 30) is None
-    assert retry_after(None, 30) is None
 
 
 # -- network failures ------------------------------------------------------------
