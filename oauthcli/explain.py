@@ -152,9 +152,7 @@ def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list
             ]
         if auth.type == "none":
             return ["  the message sends no credentials (auth: {type: none})"]
-        return [
-            "  the request carried an Authorization header given with -H, not the message's auth"
-        ]
+        return ["  the credentials sent came from -H (or the message's headers), not from its auth"]
     if auth.type == "basic":
         return [
             f"  the API refused username '{auth.username}' and its password: check auth in the message"
