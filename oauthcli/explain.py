@@ -203,7 +203,11 @@ def _token_lines(result: Result, challenge: dict[str, str], now: float) -> list[
     if not scopes and token.scope:
         scopes = token.scope.split()
     roles = _as_list(claims.get("roles"))
-    facts.append(f"scope {' '.join(scopes) if scopes else '(none)'}")
+    scope_known = bool(scopes) or "scope" in claims or "scp" in claims or token.scope is not None
+    if scopes:
+        facts.append(f"scope {' '.join(scopes)}")
+    else:
+        facts.append("scope (none)" if scope_known else "scope not stated")
     if roles:
         facts.append(f"roles {' '.join(roles)}")
     exp = claims.get("exp") if isinstance(claims.get("exp"), (int, float)) else token.expires_at
@@ -217,7 +221,6 @@ def _token_lines(result: Result, challenge: dict[str, str], now: float) -> list[
     if auds and not any(_aud_matches(a, result.url) for a in auds):
         lines.append(f"  - the token's aud is {' '.join(auds)} but you are calling host {host}")
     needed = challenge.get("scope", "").split()
-    scope_known = bool(scopes) or "scope" in claims or "scp" in claims or token.scope is not None
     if needed and scope_known:
         missing = [s for s in needed if s not in scopes]
         for scope in missing:

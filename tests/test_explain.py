@@ -144,6 +144,8 @@ def test_401_matching_audience_and_opaque_token() -> None:
     assert "just obtained" in text
     opaque = "\n".join(failure_lines(result(401, token="opaque-abcdef", scope="api.read"), now=NOW))
     assert "token (opaque, Bearer)" in opaque and "scope api.read" in opaque
+    unknown = "\n".join(failure_lines(result(403, token="opaque-abcdef"), now=NOW))
+    assert "scope not stated" in unknown
 
 
 def test_profile_scope_not_granted() -> None:
