@@ -351,3 +351,9 @@ def test_a_short_rsa_key_is_the_servers_business(token_profile: Make) -> None:
     _ok(responses.mock)
     grants.fetch(token_profile(client_auth="private_key_jwt", private_key=Secret(_pem(short))))
     assert _assertion(responses.calls[0]).count(".") == 2
+
+
+def test_a_missing_client_certificate_is_a_registry_error(token_profile: Make) -> None:
+    tls = ResolvedTLS(client_cert="/nonexistent/client.pem", client_key="/nonexistent/k.pem")
+    with pytest.raises(RegistryError, match="acme.yaml: tls: Could not find the TLS"):
+        grants.fetch(token_profile(tls=tls, token_url="https://127.0.0.1:9/token"))

@@ -27,7 +27,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import client_secret_jwt_sign, private_key_jwt_sign
 
-from oauthcli.errors import TokenError
+from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolve import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import keys
@@ -228,12 +228,10 @@ def _call(
     fn: Callable[[], Any],
     url: str | None = None,
 ) -> dict[str, Any]:
+    """Run one Authlib call, turning transport failures into a GrantError naming ``url``."""
     url = url or profile.token_url
-    answer: dict[str, Any] = {}
     try:
         result = fn()
-    except GrantError:
-        raise
     except requests.Timeout:
         raise GrantError(
             f"{what} failed: no answer from {url} within {profile.timeout:g} s", transient=True
@@ -246,9 +244,10 @@ def _call(
         ) from None
     except requests.RequestException as exc:
         raise GrantError(f"{what} failed: {url}: {_reason(exc)}") from None
-    if isinstance(result, dict):
-        answer = dict(result)
-    return answer
+    except OSError as exc:
+        # requests reports an unreadable ca_bundle or client cert/key as a bare OSError.
+        raise RegistryError.at(profile.source, None, "tls", str(exc)) from None
+    return dict(result) if isinstance(result, dict) else {}
 
 
 def _reason(exc: Exception) -> str:
