@@ -90,6 +90,7 @@ def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
     text = b"".join(chunks).decode().replace("\r\n", "\n")
     assert re.search(r"^200 OK · \d+ ms · GET http://127\.0\.0\.1:\d+/doc$", text, re.M), text
     assert '{\n  "a": [\n    1,\n    2\n  ],\n  "b": "x"\n}' in text
+    assert "pipe-test-token-1234" not in text and "pipe-client-secret" not in text
 
 
 def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Path) -> None:
