@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,7 +20,7 @@ from typer.core import TyperGroup
 
 from oauthcli import __version__, console
 from oauthcli.errors import ExitCode, OAuthCliError, RegistryProblems, UsageError
-from oauthcli.registry import Registry, discover
+from oauthcli.registry import Kind, Registry, discover
 
 
 class BoundaryGroup(TyperGroup):
@@ -115,19 +116,20 @@ def list_items(
     if kind not in (None, "profiles", "messages"):
         raise UsageError(f"list takes 'profiles' or 'messages', not {kind!r}")
     registry = open_registry()
-    for section in ("profiles", "messages") if kind is None else (kind,):
-        names = registry.names(section)  # type: ignore[arg-type]
+    sections: list[tuple[Kind, Callable[[str], str]]] = [
+        ("profiles", lambda name: profile_summary(registry.profile(name))),
+        ("messages", lambda name: message_summary(registry.message(name))),
+    ]
+    for section, summarise in sections:
+        if kind is not None and section != kind:
+            continue
+        names = registry.names(section)
         if kind is None:
             console.out(f"{section}:")
         width = max((len(n) for n in names), default=0)
         for name in names:
             try:
-                item = registry.profile(name) if section == "profiles" else registry.message(name)
-                summary = (
-                    profile_summary(item)  # type: ignore[arg-type]
-                    if section == "profiles"
-                    else message_summary(item)  # type: ignore[arg-type]
-                )
+                summary = summarise(name)
             except OAuthCliError as exc:
                 summary = f"(invalid: {str(exc).splitlines()[0]})"
             console.out(f"{'  ' if kind is None else ''}{name:<{width}}  {summary}")
