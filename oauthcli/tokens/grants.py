@@ -64,12 +64,19 @@ def _encode_client_secret_basic(
     return uri, headers, body
 
 
-class _PrivateKeyJWT(PrivateKeyJWT):
-    """Authlib's signer with a short ``exp``; a new ``jti`` on every request."""
+class _ShortLivedAssertion:
+    """Authlib's assertion signers with a short ``exp``; a new ``jti`` on every request.
+
+    Passing Authlib a claims dict would freeze the first ``jti``, so none is passed.
+    """
+
+    headers: Any
+    alg: str
+    sign_function: Callable[..., Any]
 
     def sign(self, auth: Any, token_endpoint: str) -> str:
         return str(
-            private_key_jwt_sign(
+            self.sign_function(
                 auth.client_secret,
                 client_id=auth.client_id,
                 token_endpoint=token_endpoint,
@@ -80,18 +87,12 @@ class _PrivateKeyJWT(PrivateKeyJWT):
         )
 
 
-class _ClientSecretJWT(ClientSecretJWT):
-    def sign(self, auth: Any, token_endpoint: str) -> str:
-        return str(
-            client_secret_jwt_sign(
-                auth.client_secret,
-                client_id=auth.client_id,
-                token_endpoint=token_endpoint,
-                header=dict(self.headers or {}),
-                alg=self.alg,
-                expires_in=ASSERTION_LIFETIME,
-            )
-        )
+class _PrivateKeyJWT(_ShortLivedAssertion, PrivateKeyJWT):
+    sign_function = staticmethod(private_key_jwt_sign)
+
+
+class _ClientSecretJWT(_ShortLivedAssertion, ClientSecretJWT):
+    sign_function = staticmethod(client_secret_jwt_sign)
 
 
 class _Session(OAuth2Session):
