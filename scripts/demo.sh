@@ -34,6 +34,7 @@ step() {  # step "title" expected-exit command...
   printf '\n\033[1m== %s\033[0m\n$ %s\n' "$title" "$*"
   "$@"
   local code=$?
+  echo  # a piped body is printed exactly as received, without a final newline
   if [ "$code" -ne "$expected" ]; then
     echo "!! expected exit $expected, got $code"
     failures=$((failures + 1))
