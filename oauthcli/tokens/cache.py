@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from oauthcli.resolve import ResolvedProfile
 
 VERSION = 1
+_MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "profile": str,
     "token_url": str,
@@ -147,6 +148,11 @@ def parse(raw: bytes, path: Path) -> Entry:
             raise CorruptEntry(f"cache entry {path}: '{name}' is of the wrong type")
     if not data["access_token"]:
         raise CorruptEntry(f"cache entry {path}: 'access_token' is empty")
+    for name in ("expires_at", "obtained_at", "refresh_expires_at"):
+        value = data.get(name)
+        # Finite and a date (so ±inf, NaN and a 400-digit number are corrupt, not a crash).
+        if value is not None and not -_MAX_TIME <= value <= _MAX_TIME:
+            raise CorruptEntry(f"cache entry {path}: '{name}' is not a time")
     refresh = data.get("refresh_token")
     token = Token(
         access_token=Secret(data["access_token"]),

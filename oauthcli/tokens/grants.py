@@ -31,6 +31,7 @@ from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolve import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import keys
+from oauthcli.tokens.service import MAX_LIFETIME
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Client assertions are single-use; a minute covers clock skew and slow servers.
@@ -290,7 +291,8 @@ def _answer_check(profile: ResolvedProfile, what: str) -> Callable[[Any], Any]:
         expires_in = data.get("expires_in")
         if expires_in is not None and _seconds(expires_in) is None:
             raise GrantError(
-                f"{what} failed: {url} answered expires_in={expires_in!r}, not seconds"
+                f"{what} failed: {url} answered expires_in={_truncate(repr(expires_in), 40)}, "
+                "not seconds"
             )
         return resp
 
@@ -333,10 +335,12 @@ def _refusal(resp: requests.Response, url: str, what: str) -> dict[str, Any]:
 
 
 def _seconds(value: Any) -> int | None:
-    """``expires_in`` as Authlib reads it (``int(value)``), None if it cannot."""
+    """``expires_in`` as Authlib reads it (``int(value)``), None if it cannot or if it is
+    beyond :data:`~oauthcli.tokens.service.MAX_LIFETIME`."""
     if isinstance(value, bool):
         return None
     try:
-        return int(value)
+        seconds = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    return seconds if abs(seconds) <= MAX_LIFETIME else None

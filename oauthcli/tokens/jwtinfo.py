@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +28,8 @@ CLAIM_ORDER = (
     "nbf",
 )
 TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+#: 9999-12-31T23:59:59Z, the last moment a datetime can hold.
+_MAX_TIME = 253402300799
 
 
 def _part(segment: str) -> dict[str, Any] | None:
@@ -50,6 +53,8 @@ def decode(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
 
 def duration(seconds: float) -> str:
     """``45 s``, ``4 min``, ``4 min 5 s``, ``2 h 10 min``, ``3 d 4 h``."""
+    if not math.isfinite(seconds):  # json.loads reads 1e400 as inf
+        return f"{abs(seconds)} s"
     s = int(abs(seconds))
     if s < 60:
         return f"{s} s"
@@ -70,15 +75,33 @@ def relative(when: float, now: float) -> str:
 
 def local_time(when: float) -> str:
     """``2026-01-01 12:05:00 CET`` in the local zone."""
-    return datetime.fromtimestamp(when).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    try:
+        moment = datetime.fromtimestamp(when).astimezone()
+    except (OverflowError, OSError, ValueError):
+        return _out_of_range(when)
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
 def iso_time(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).astimezone().isoformat(timespec="seconds")
+    try:
+        moment = datetime.fromtimestamp(when, timezone.utc).astimezone()
+    except (OverflowError, OSError, ValueError):
+        return _out_of_range(when)
+    return moment.isoformat(timespec="seconds")
+
+
+def _out_of_range(when: float) -> str:
+    # What a server or a cache file states may be any number; showing it must not fail.
+    return f"{str(when)[:24]} (not a representable date)"
 
 
 def is_time(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A number that can be shown as a date (a claim may hold anything, even 1e400)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and -_MAX_TIME <= value <= _MAX_TIME
+    )
 
 
 def claim_text(name: str, value: Any, now: float) -> str:

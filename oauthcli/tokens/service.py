@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Seconds a token without ``expires_in`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
+#: Seconds beyond which a stated lifetime is garbage (over 300 years; dates end in 9999).
+MAX_LIFETIME = 10**10
 #: Seconds a browser sign-in (authorization_code) may take while others wait.
 INTERACTIVE_WAIT = 300
 
@@ -289,5 +291,5 @@ def _refresh_of(
     for key in ("refresh_expires_in", "refresh_token_expires_in"):
         seconds = answer.get(key)
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-            return Secret(value), now + seconds
+            return Secret(value), now + min(seconds, MAX_LIFETIME)
     return Secret(value), None
