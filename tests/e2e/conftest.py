@@ -3,15 +3,30 @@
 Both run for the whole session on free 127.0.0.1 ports; see servers.py for the objects handed
 out. State that tests may change (counters, the resource server's revocation cutoff, injected
 failures, the access token TTL) is shared: reset what you rely on, or compare deltas.
+
+The ``cli`` fixture (see cli.py) runs the installed oauthcli against them. At the end of the
+run a terminal summary section lists the outcome of every test in this folder and the facts
+the tests reported with ``e2e_note`` (the concurrency test's counted token requests), so that
+the CI log shows them without ``-v``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from .servers import HarnessError, OidcProvider, ResourceServer, run_servers
+from .cli import Cli, cli_env, write_registry
+from .servers import (
+    E2E_DIR,
+    HarnessError,
+    OidcProvider,
+    ResourceServer,
+    _installed_provider_version,
+    run_servers,
+)
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +51,78 @@ def oidc_provider(_e2e_servers: tuple[OidcProvider, ResourceServer]) -> OidcProv
 def resource_server(_e2e_servers: tuple[OidcProvider, ResourceServer]) -> ResourceServer:
     """The API accepting the provider's JWTs (api_base_url, incidents_url, stats(), ...)."""
     return _e2e_servers[1]
+
+
+@pytest.fixture
+def cli(
+    oidc_provider: OidcProvider,
+    resource_server: ResourceServer,
+    isolated_oauthcli: Path,
+    tmp_path: Path,
+) -> Iterator[Cli]:
+    """The installed CLI with a fresh registry for every client and an empty token cache;
+    the servers' counters start at zero."""
+    root = tmp_path / "registry"
+    write_registry(root, oidc_provider, resource_server)
+    oidc_provider.reset_stats()
+    resource_server.reset_stats()
+    env = cli_env(root, isolated_oauthcli, oidc_provider)
+    yield Cli(oidc_provider, resource_server, root, isolated_oauthcli, env)
+    _settle(oidc_provider)
+    oidc_provider.reset_stats()
+    resource_server.reset_stats()
+
+
+def _settle(op: OidcProvider, timeout: float = 5.0) -> None:
+    """Wait for token requests still in flight (a delayed one whose client gave up), so that
+    they do not land in the next test's counters."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        token = op.stats()["token"]
+        if token["ok"] + token["error"] >= token["total"]:
+            return
+        time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# the summary in the CI log
+
+_notes: list[str] = []
+_outcomes: dict[str, tuple[str, float]] = {}  # nodeid -> (outcome, seconds with fixtures)
+
+
+@pytest.fixture
+def e2e_note() -> Callable[[str], None]:
+    """``e2e_note("12 parallel sends -> 1 token request(s)")``: a line for the summary."""
+    return _notes.append
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if Path(report.fspath).resolve().parent != E2E_DIR:
+        return
+    outcome, seconds = _outcomes.get(report.nodeid, ("", 0.0))
+    if report.when == "call":
+        outcome = report.outcome.upper()
+    elif report.failed:
+        outcome = "ERROR"
+    elif report.skipped:
+        outcome = "SKIPPED"
+    _outcomes[report.nodeid] = (outcome, seconds + report.duration)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _outcomes:
+        return
+    version = _installed_provider_version() or "?"
+    terminalreporter.write_sep(
+        "=", f"e2e: installed oauthcli against oidc-provider {version} on 127.0.0.1"
+    )
+    for nodeid, (outcome, seconds) in _outcomes.items():
+        terminalreporter.write_line(f"{outcome:<7} {nodeid} ({seconds:.1f} s)")
+    for note in _notes:
+        terminalreporter.write_line(f"e2e: {note}")
+    passed = sum(1 for outcome, _ in _outcomes.values() if outcome == "PASSED")
+    total = sum(seconds for _, seconds in _outcomes.values())
+    terminalreporter.write_line(
+        f"e2e: {passed} of {len(_outcomes)} tests passed, {total:.1f} s including fixtures"
+    )
