@@ -1,0 +1,153 @@
+"""No command, in any output mode or on any error path, prints a secret.
+
+Runs the installed CLI through every command and output mode against oidc-provider and the
+resource server, including the failure paths (wrong secret, token endpoint 500, 401 after the
+API revoked the cached token, a final 401 with a stale token, 403), and greps stdout and
+stderr of every run for: the client secrets (as configured, form-encoded and inside a Basic
+header), a wrong secret, every line of the private key's PEM body, and every access token the
+provider issued (read from the cache after each run), whole or its signature. Only
+``get-token --raw`` may print a token, on stdout, and only its own.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from .cli import AUTH_METHODS, Cli, Run, secret_env_name
+
+pytestmark = pytest.mark.e2e
+
+WRONG_SECRET = "wr0ng-s3cret+for:cli-basic/LEAK"
+
+
+def _secret_forms(client_id: str, secret: str) -> dict[str, str]:
+    pair = f"{quote_plus(client_id)}:{quote_plus(secret)}"
+    return {
+        "as configured": secret,
+        "form-encoded": quote_plus(secret),
+        "percent-encoded": quote(secret, safe=""),
+        "in a Basic header": base64.b64encode(pair.encode()).decode(),
+        "raw in a Basic header": base64.b64encode(f"{client_id}:{secret}".encode()).decode(),
+    }
+
+
+def test_no_output_holds_a_secret_or_a_token(cli: Cli, e2e_note: Callable[[str], None]) -> None:
+    op, rs = cli.op, cli.rs
+    tokens: set[str] = set()
+    raw_runs: list[Run] = []
+
+    def run(code: int, *args: str) -> Run:
+        result = cli.run(*args)
+        tokens.update(cli.cached_tokens())
+        assert result.code == code, result
+        return result
+
+    readonly = cli.add_profile("readonly", "client_secret_post", scope="api.read")
+    # Its own scope: a profile of the same client, scope and resource shares the cached token.
+    wrong = cli.add_profile("wrong", "client_secret_basic", scope="api.read")
+    wrong_yaml = cli.root / "profiles" / f"{wrong}.yaml"
+    wrong_yaml.write_text(
+        wrong_yaml.read_text().replace(secret_env_name(op.basic), "E2E_WRONG_SECRET")
+    )
+    cli.env["E2E_WRONG_SECRET"] = WRONG_SECRET
+    cli.env["E2E_STALE_TOKEN"] = "set-once-a-token-is-stale"
+    cli.add_message(
+        "stale",
+        f"endpoint: {rs.incidents_url}\n"
+        "auth: {type: bearer, token: '${env:E2E_STALE_TOKEN}'}\n"
+        "retry: {attempts: 1}\n",
+    )
+    rows = cli.root / "rows.jsonl"
+    rows.write_text('{"title": "row one"}\n{"title": "row two"}\n')
+
+    def run_all(code: int, *argvs: list[str]) -> None:
+        for result in cli.run_parallel(argvs):
+            assert result.code == code, result
+        tokens.update(cli.cached_tokens())
+
+    # The registry, shown.
+    run_all(
+        0,
+        ["list"],
+        ["validate"],
+        *[["show", auth] for auth in AUTH_METHODS],
+        ["show", "api_client_secret_post"],
+        ["show", "api_client_secret_basic.create", "-V", "title=x"],
+    )
+
+    # Tokens, every output mode.
+    run_all(0, *[["get-token", auth] for auth in AUTH_METHODS])
+    run(0, "get-token", "--json", "client_secret_basic")
+    run(0, "get-token", "--json", "--force", "client_secret_jwt")
+    raw_runs.append(run(0, "get-token", "--raw", "private_key_jwt"))
+    run(0, "token", "list")
+
+    # send, every output mode.
+    run(0, "send", "api_client_secret_basic.list")
+    run(0, "send", "-v", "api_client_secret_basic.create")
+    run(0, "send", "--json", "api_client_secret_post.me")
+    run(0, "send", "-v", "--json", "api_private_key_jwt.me")
+    run(0, "send", "--dry-run", "api_client_secret_jwt.create")
+    run(0, "send", "--dry-run", "-v", "api_client_secret_basic.list")
+    run(0, "send", "--each", str(rows), "api_client_secret_post.create")
+
+    # 401 on the cached tokens: recovered with new ones; a stale token sent anyway is refused.
+    stale = next(t for t in tokens if t in cli.cached_tokens())
+    rs.reject_before_now()
+    run(0, "send", "-v", "api_client_secret_basic.list")
+    run(0, "send", "--json", "api_client_secret_post.list")
+    cli.env["E2E_STALE_TOKEN"] = stale
+    run(4, "send", "stale")
+    run(4, "send", "-v", "--json", "stale")
+    run(4, "send", "-v", "-H", f"Authorization: Bearer {stale}", "api_client_secret_post.list")
+
+    # 403: the token lacks api.write.
+    run(4, "send", f"api_{readonly}.create")
+    run(4, "send", "-v", "--json", f"api_{readonly}.create")
+
+    # The token endpoint refuses or fails.
+    run(6, "get-token", wrong)
+    run(6, "send", "-v", f"api_{wrong}.list")
+    op.fail_next_token_requests(1, status=500, error="server_error")
+    run(6, "get-token", "--force", "--json", "client_secret_jwt")
+
+    # Revoke and clear.
+    run(0, "token", "revoke", "client_secret_post")
+    run(0, "token", "clear")
+
+    secrets: dict[str, str] = {}
+    for client in op.clients.values():
+        if client.client_secret is not None:
+            for form, value in _secret_forms(client.client_id, client.client_secret).items():
+                secrets[f"{client.client_id}'s secret {form}"] = value
+    for form, value in _secret_forms(op.basic.client_id, WRONG_SECRET).items():
+        secrets[f"the wrong secret {form}"] = value
+    pem_lines = [
+        line for line in op.jwt.private_key_pem.splitlines() if line and "-----" not in line
+    ]
+    assert len(pem_lines) > 20
+    for number, line in enumerate(pem_lines, 1):
+        secrets[f"line {number} of the private key PEM"] = line
+    assert len(tokens) >= 6, "fewer tokens than the runs above must have been issued"
+    for n, token in enumerate(sorted(tokens), 1):
+        secrets[f"issued token #{n}"] = token
+        secrets[f"issued token #{n}'s signature"] = token.rsplit(".", 1)[1]
+
+    leaks = []
+    for result in cli.runs:
+        shown = result.err if any(result is r for r in raw_runs) else result.both
+        for what, value in secrets.items():
+            if value in shown:
+                leaks.append(f"oauthcli {' '.join(result.args)}: {what}")
+    assert not leaks, "secrets in the output:\n" + "\n".join(leaks)
+    [raw] = raw_runs
+    assert raw.out.strip() in tokens and raw.out.count(".") == 2  # only the token, whole
+
+    e2e_note(
+        f"leak scan: {len(cli.runs)} runs, {len(secrets)} secret values "
+        f"({len(tokens)} issued tokens) -> none printed"
+    )
