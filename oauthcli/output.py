@@ -19,7 +19,6 @@ import requests
 
 from oauthcli import console
 from oauthcli.errors import ExitCode
-from oauthcli.explain import failure_lines
 from oauthcli.resolve import ResolvedRequest
 from oauthcli.secret import MASK, scrub
 from oauthcli.sending import (
@@ -80,6 +79,8 @@ def show_result(result: Result, *, as_json: bool, no_fail: bool) -> None:
 
 
 def show_failure(result: Result, *, no_fail: bool, prefix: str = "") -> None:
+    from oauthcli.explain import failure_lines
+
     lines = failure_lines(result)
     if no_fail:
         console.warn(prefix + lines[0])

@@ -96,7 +96,8 @@ def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
 def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Path) -> None:
     probe = (
         "import atexit, sys\n"
-        "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock')\n"
+        "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock',\n"
+        "         'pydantic', 'typer.rich_utils', 'oauthcli.explain', 'oauthcli.batch')\n"
         "atexit.register(lambda: sys.stderr.write("
         "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
         "from oauthcli.cli import main\n"
@@ -111,3 +112,98 @@ def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Pa
     assert second.stderr.strip() == "LOADED:"
     dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=30)
     assert dry.stderr.strip() == "LOADED:"
+
+
+def test_help_on_a_pipe_is_plain_and_imports_no_rich_or_registry() -> None:
+    probe = (
+        "import atexit, sys\n"
+        "heavy = ('rich', 'pydantic', 'yaml', 'requests', 'oauthcli.registry')\n"
+        "atexit.register(lambda: sys.stderr.write("
+        "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
+        "from oauthcli.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Usage: oauthcli [OPTIONS] COMMAND [ARGS]...")
+    assert "send " in done.stdout and "╭" not in done.stdout
+    assert done.stderr.strip() == "LOADED:"
+
+
+def test_help_on_a_terminal_is_rich(tmp_path: Path) -> None:
+    main, child = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [str(OAUTHCLI), "send", "--help"],
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
+        )
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(main)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode())
+    assert "╭" in text and "Options" in text and "--concurrency" in text
+
+
+def test_cheap_option_coercion_matches_typer() -> None:
+    """Every value the cheap path accepts comes out as typer's pydantic coercion makes it."""
+    import typer.main
+    from typer._coercion import build_runtime_param
+
+    from oauthcli.cli import _UNHANDLED, CheapCoercion, app
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("oauthcli", ["send", "x"], resilient_parsing=True)
+    commands = [group, *group.commands.values()]  # type: ignore[attr-defined]
+    values: list[object] = [None, "abc", "", "8", "08", "0", "-1", "1e3", " 8", "2.5", "2.", ".5"]
+    values += ["300", "0.0005", "9" * 20, 4, 4.0, True, (), ("a", "b"), ["a"], ("a", 1), b"x"]
+    checked = 0
+    for command in commands:
+        for param in getattr(command, "params", []):
+            if not hasattr(param, "type_descriptor"):
+                continue
+            cheap = CheapCoercion(param)
+            full = build_runtime_param(param.type_descriptor)
+            for value in values:
+                got = cheap.cheap(value, param)
+                if got is _UNHANDLED:
+                    continue
+                want = full.coerce(value, param=param, ctx=ctx)
+                assert (type(got), got) == (type(want), want), (command.name, param.name, value)
+                checked += 1
+    assert checked > 50
+
+
+def test_option_values_still_parse_and_fail_as_before(registry: Path) -> None:
+    base = [str(OAUTHCLI), "-r", str(registry), "send", "doc"]
+    for flag, value, message in [
+        ("--concurrency", "0", "greater than or equal to 1"),
+        ("--concurrency", "x", "valid integer"),
+        ("--timeout", "abc", "valid number"),
+        ("--retries", "-1", "greater than or equal to 0"),
+    ]:
+        done = subprocess.run([*base, flag, value], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2, (flag, value, done.stderr)
+        assert f"Invalid value for '{flag}'" in done.stderr and message in done.stderr
+    ok = subprocess.run(
+        [*base, "--timeout", "2.5", "--retries", "1", "-V", "a=1", "-V", "b=2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == 200
