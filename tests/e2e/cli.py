@@ -87,6 +87,7 @@ class Cli:
             env=self.env,
             cwd=self.root,
             input=input,
+            stdin=subprocess.DEVNULL if input is None else None,  # never pytest's stdin
             capture_output=True,
             text=True,
             timeout=timeout,

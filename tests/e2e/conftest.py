@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from .cli import Cli, cli_env, write_registry
+from .cli import AUTH_METHODS, Cli, cli_env, write_registry
 from .servers import (
     E2E_DIR,
     HarnessError,
@@ -119,6 +119,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     )
     for nodeid, (outcome, seconds) in _outcomes.items():
         terminalreporter.write_line(f"{outcome:<7} {nodeid} ({seconds:.1f} s)")
+    for auth in AUTH_METHODS:
+        per_test = [
+            f"{nodeid.split('::')[-1].split('[')[0]} {outcome}"
+            for nodeid, (outcome, _) in _outcomes.items()
+            if nodeid.endswith(f"[{auth}]")
+        ]
+        if per_test:
+            terminalreporter.write_line(f"e2e: {auth}: {', '.join(per_test)}")
     for note in _notes:
         terminalreporter.write_line(f"e2e: {note}")
     passed = sum(1 for outcome, _ in _outcomes.values() if outcome == "PASSED")

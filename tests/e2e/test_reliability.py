@@ -248,7 +248,7 @@ def test_sigkill_while_writing_the_cache_leaves_no_partial_entry(
             for _ in range(2)
         ]
         for proc in procs:
-            deadline = time.monotonic() + rng.uniform(0.5, 1.2) * typical
+            deadline = time.monotonic() + rng.uniform(0.4, 1.1) * typical
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.002)
             if proc.poll() is None:
