@@ -1,0 +1,343 @@
+"""``send --each``: streamed rows, row order, one token, shared 401 renewal, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from oauthcli.batch import BatchOptions, RateLimiter, Rows, _Run, parse_rate, summary
+from oauthcli.errors import UsageError
+from tests.clirun import Result, run
+from tests.conftest import LoopbackServer, Recorded
+from tests.registry_factory import make_registry
+
+OAUTHCLI = Path(sys.executable).parent / "oauthcli"
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass
+class Api:
+    """A token endpoint and ``/api/items?id=N`` that records which token each call carried."""
+
+    server: LoopbackServer
+    root: Path
+    expires_in: int = 300
+    issued: list[str] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)
+    used: list[tuple[int, str]] = field(default_factory=list)  # (id, token)
+    delays: dict[int, float] = field(default_factory=dict)
+    gate: threading.Event | None = None  # calls wait for it when set
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def token(self, rec: Recorded) -> Any:
+        with self.lock:
+            value = f"tok-{len(self.issued) + 1}"
+            self.issued.append(value)
+        body = {"access_token": value, "token_type": "Bearer", "expires_in": self.expires_in}
+        return 200, JSON, json.dumps(body).encode()
+
+    def items(self, rec: Recorded) -> Any:
+        number = int(parse_qs(urlsplit(rec.path).query)["id"][0])
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.delays.get(number, 0))
+        token = rec.headers.get("authorization", "").removeprefix("Bearer ")
+        if token not in self.issued or token in self.revoked:
+            return 401, {**JSON, "WWW-Authenticate": 'Bearer error="invalid_token"'}, b"{}"
+        with self.lock:
+            self.used.append((number, token))
+        if number < 0:
+            return 404, JSON, b'{"message": "no such item"}'
+        return 200, JSON, json.dumps({"id": number}).encode()
+
+    def send(self, *args: str, input: str | None = None) -> Result:
+        return run("-r", str(self.root), "send", "items", *args, input=input)
+
+    def token_requests(self) -> int:
+        return sum(1 for r in self.server.requests if r.path == "/token")
+
+
+@pytest.fixture
+def api(loopback: LoopbackServer, tmp_path: Path) -> Api:
+    root = make_registry(
+        tmp_path / "reg",
+        {
+            "profiles/acme.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {loopback.base}/token
+                client_id: app
+                client_secret: batch-secret
+                token_leeway: 60
+                """,
+            "messages/items.yaml": f"""\
+                endpoint: {loopback.base}/api/items
+                auth: {{type: oauth2, profile: acme}}
+                retry: {{attempts: 1}}
+                methods: {{get: {{http_method: GET, query: {{id: "${{id}}"}}}}}}
+                """,
+        },
+    )
+    state = Api(loopback, root)
+    loopback.routes["/token"] = state.token
+    loopback.routes["/api/items"] = state.items
+    return state
+
+
+def rows_file(tmp_path: Path, ids: Iterator[int] | range, name: str = "rows.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("id\n" + "".join(f"{i}\n" for i in ids))
+    return path
+
+
+def results(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+# -- order, one token, one pool -------------------------------------------------
+
+
+def test_results_come_in_row_order_when_calls_finish_out_of_order(api: Api, tmp_path: Path) -> None:
+    api.delays = {1: 0.4, 2: 0.2}
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 9))), "--concurrency", "4")
+    assert r.code == 0, r.err
+    got = results(r.out)
+    assert [x["row"] for x in got] == list(range(1, 9))
+    assert [x["body"]["id"] for x in got] == list(range(1, 9))
+    assert [n for n, _ in api.used][:2] != [1, 2]  # they really finished out of order
+    assert "8 row(s)" in r.err and "8 ok" in r.err
+
+
+def test_many_rows_share_one_token_and_a_few_connections(api: Api, tmp_path: Path) -> None:
+    r = api.send("--each", str(rows_file(tmp_path, range(200))), "--concurrency", "8")
+    assert r.code == 0, r.err
+    assert len(results(r.out)) == 200
+    assert api.token_requests() == 1
+    calls = [c for c in api.server.requests if c.path.startswith("/api/items")]
+    assert len({c.client for c in calls}) <= 8  # pooled: connections are reused
+
+
+def test_exit_code_is_the_worst_row_and_the_first_failure_is_explained(
+    api: Api, tmp_path: Path
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 1}\n{"id": -5}\n{"id": 2}\n{"nope": 1}\n')
+    r = api.send("--each", str(path))
+    assert r.code == 4  # the 404; the missing variable (3) is lower
+    got = results(r.out)
+    assert [x["exit_code"] for x in got] == [0, 4, 0, 3]
+    assert got[1]["error"].endswith("no such item")
+    assert "row 2: 404 Not Found" in r.err
+    assert "1 registry error" in r.err and "1 4xx" in r.err
+
+
+# -- tokens during a run ------------------------------------------------------------
+
+
+def test_a_token_expiring_mid_run_is_renewed_once_for_all_workers(api: Api, tmp_path: Path) -> None:
+    # With token_leeway 60, a token for 61 s is due for renewal after one second.
+    api.expires_in = 61
+    path = rows_file(tmp_path, range(1, 31))
+    r = api.send("--each", str(path), "--concurrency", "4", "--rate", "12/s")
+    assert r.code == 0, r.err
+    used = [token for _, token in sorted(api.used)]
+    assert len(set(used)) >= 2, "the run outlived its first token"
+    assert api.token_requests() == len(set(used)), "one renewal per expiry, not one per worker"
+    order = [api.issued.index(t) for t in used]
+    assert order == sorted(order), "once renewed, the old token is not used again"
+
+
+def test_a_refused_token_is_renewed_once_and_every_worker_resends(api: Api, tmp_path: Path) -> None:
+    assert api.send("-V", "id=1").code == 0  # caches tok-1
+    api.revoked.add("tok-1")
+    api.gate = threading.Event()
+    threading.Timer(0.3, api.gate.set).start()  # let all four workers hit the 401 together
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 21))), "--concurrency", "4")
+    assert r.code == 0, r.err
+    assert api.token_requests() == 2
+    assert {token for _, token in api.used[1:]} == {"tok-2"}
+    assert all(x["status"] == 200 for x in results(r.out))
+
+
+# -- streaming ----------------------------------------------------------------------
+
+
+def test_rows_from_stdin_are_sent_as_they_arrive(api: Api) -> None:
+    with subprocess.Popen(
+        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write("id\n1\n")
+            proc.stdin.flush()
+            first = json.loads(proc.stdout.readline())  # before the input is complete
+            assert (first["row"], first["status"]) == (1, 200)
+            proc.stdin.write("2\n")
+            proc.stdin.close()
+            rest = proc.stdout.read()
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+    assert [x["row"] for x in results(rest)] == [2]
+
+
+class _BlockingSender:
+    """Stands in for Sender: each call waits until the test opens the gate."""
+
+    gate = threading.Event()
+    started: list[int] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        pass
+
+    def send(self, req: Any, trace: Any = None) -> Any:
+        self.started.append(req)
+        self.gate.wait(10)
+        raise UsageError(f"row {req}")
+
+    def close(self) -> None:
+        pass
+
+
+def test_rows_are_read_no_further_than_the_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("oauthcli.sending.Sender", _BlockingSender)
+    rows = Rows(str(rows_file(tmp_path, range(1, 1001))))
+    assert rows.total == 1000
+    batch = _Run(lambda row: row["id"], rows, BatchOptions(concurrency=2), RateLimiter(None))
+    exit_code: list[int] = []
+    worker = threading.Thread(target=lambda: exit_code.append(batch.run()))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while len(_BlockingSender.started) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert rows.read <= 2 * 2 + 1  # the window, plus the row waiting for a place in it
+    _BlockingSender.gate.set()
+    worker.join(30)
+    rows.close()
+    assert exit_code == [2] and rows.read == 1000 and batch.done == 1000
+
+
+# -- bad input, dry run, Ctrl-C, progress --------------------------------------------
+
+
+def test_a_malformed_row_stops_the_run_after_the_rows_before_it(api: Api, tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('\n{"id": 1}\n{"id": 2}\n[3]\n{"id": 4}\n')
+    r = api.send("--each", str(path))
+    assert r.code == 2
+    assert "rows.jsonl:4: expected a JSON object per line" in r.err
+    assert [x["row"] for x in results(r.out)] == [1, 2]
+    csv = tmp_path / "rows.csv"
+    csv.write_text("id\n1\n2,3\n")
+    r = api.send("--each", str(csv))
+    assert r.code == 2 and "rows.csv:3: more values than columns" in r.err
+
+
+def test_dry_run_prints_each_row_and_sends_nothing(api: Api, tmp_path: Path) -> None:
+    r = api.send("--each", str(rows_file(tmp_path, [7, 8])), "--dry-run")
+    assert r.code == 0, r.err
+    assert "# row 1" in r.out and "id=7" in r.out and "# row 2" in r.out and "id=8" in r.out
+    assert api.server.requests == []
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_path: Path) -> None:
+    api.delays = {i: 0.05 for i in range(1, 2001)}
+    path = rows_file(tmp_path, range(1, 2001))
+    with subprocess.Popen(
+        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(5)]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    got = results("".join(lines) + out)
+    assert [x["row"] for x in got] == list(range(1, len(got) + 1))
+    assert f"interrupted after {len(got)} of 2000 rows sent" in err
+    assert len(got) < 2000 and "Traceback" not in err
+    sent = [n for n, _ in api.used]
+    assert len(sent) <= len(got) + 1  # nothing started after the interrupt but in-flight rows
+
+
+def test_progress_bar_on_a_terminal(api: Api, tmp_path: Path) -> None:
+    path = rows_file(tmp_path, range(1, 41))
+    main, child = pty.openpty()
+    try:
+        with subprocess.Popen(
+            [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=child,
+            env={**os.environ, "COLUMNS": "120"},
+        ) as proc:
+            os.close(child)
+            assert proc.stdout is not None
+            chunks = []  # read the terminal first: the bar's redraws would fill it
+            while True:
+                try:
+                    chunk = os.read(main, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            out = proc.stdout.read().decode()
+            assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(main)
+    err = b"".join(chunks).decode()
+    assert len(out.splitlines()) == 40
+    assert "40 row(s) in" in err and "40 ok" in err
+    assert "rows/s" in err and "/40" in err
+
+
+# -- small parts ----------------------------------------------------------------------
+
+
+def test_rates_and_summary() -> None:
+    assert parse_rate("10") == parse_rate("10/s") == 10
+    assert parse_rate("600/m") == 10 and parse_rate("3600/h") == 1
+    for bad in ("fast", "0/s", "-1", "5/day"):
+        with pytest.raises(UsageError):
+            parse_rate(bad)
+    from collections import Counter
+
+    assert summary(Counter({0: 3, 4: 1}), 2.0) == "4 row(s) in 2.0 s (2/s): 3 ok, 1 4xx"
+    assert summary(Counter(), 0.0) == "0 row(s) in 0.0 s: nothing to do"
+
+
+def test_row_count_for_progress(tmp_path: Path) -> None:
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text('{"a": 1}\n\n{"a": 2}\n')
+    rows = Rows(str(jsonl))
+    assert rows.total == 2
+    rows.close()
+    csv = tmp_path / "r.csv"
+    csv.write_text('a,b\n1,"x\ny"\n\n2,z\n')
+    rows = Rows(str(csv))
+    assert rows.total == 2
+    assert list(rows) == [{"a": "1", "b": "x\ny"}, {"a": "2", "b": "z"}]
+    rows.close()
