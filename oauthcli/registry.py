@@ -58,9 +58,16 @@ class Registry:
 
     def files(self, kind: Kind) -> list[Path]:
         folder = self.root / kind
-        if not folder.is_dir():
+        try:
+            with os.scandir(folder) as entries:  # no stat per file: d_type says what it is
+                names = [
+                    e.name
+                    for e in entries
+                    if os.path.splitext(e.name)[1] in (".yaml", ".yml") and e.is_file()
+                ]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        return [folder / name for name in sorted(names)]
 
     def index(self, kind: Kind) -> dict[str, list[Path]]:
         if kind not in self._index:
@@ -72,7 +79,7 @@ class Registry:
 
     def _scan_name(self, path: Path) -> str:
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            text = _read_bytes(path).decode("utf-8-sig")
         except (OSError, UnicodeDecodeError):
             return path.stem
         match = _NAME_LINE.search(text)
@@ -133,6 +140,18 @@ class Registry:
                 raise RegistryProblems([exc.problem]) from None
             self._items[path] = parse_profile(doc) if kind == "profiles" else parse_message(doc)
         return self._items[path]
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes; plain os calls, as every file of the registry is read to index it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def duplicate_problems(singular: str, name: str, paths: list[Path]) -> list[Problem]:

@@ -269,10 +269,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         lines = [proc.stdout.readline() for _ in range(5)]
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.stdout.read(), proc.stderr.read()  # not communicate(): lines are buffered
+        proc.wait(timeout=30)
     assert proc.returncode == 130, err
     got = results("".join(lines) + out)
     assert [x["row"] for x in got] == list(range(1, len(got) + 1))
