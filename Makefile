@@ -41,9 +41,14 @@ format: venv
 demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
-bench: venv
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python bench/run.py
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
+	@touch $@
+
+# Start-up, cold start, 12 processes, batch vs xargs+curl, memory; ~4 minutes.
+# BENCH_ARGS=--quick for a smoke run; results in bench/results/latest.md.
+bench: venv $(VENV)/.bench-installed
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(PROVIDER)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -97,7 +97,8 @@ def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Pa
     probe = (
         "import atexit, sys\n"
         "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock',\n"
-        "         'pydantic', 'typer.rich_utils', 'oauthcli.explain', 'oauthcli.batch')\n"
+        "         'pydantic', 'typer.rich_utils', 'oauthcli.explain', 'oauthcli.batch',\n"
+        "         'joserfc', 'cryptography', 'oauthcli.tokens.jwtinfo', 'oauthcli.tokens.keys')\n"
         "atexit.register(lambda: sys.stderr.write("
         "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
         "from oauthcli.cli import main\n"

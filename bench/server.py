@@ -1,0 +1,108 @@
+"""A loopback token endpoint and API for the benchmarks, fast enough not to be measured.
+
+Run as its own process (``python bench/server.py PORT_FILE``) so its CPU does not
+compete with the timing code's GIL. It is a bare asyncio protocol, not
+``http.server``: one event loop, keep-alive, no thread per connection, a few
+microseconds per request, so the clients are what the benchmarks time.
+
+Routes:
+
+* ``POST /token``: a client_credentials answer (``expires_in`` 3600); counted.
+* ``GET /api/...``: ``{"ok": true, "bearer": B, "n": N}``; counted, and those
+  that carried an ``Authorization: Bearer`` header counted apart. Calls without
+  one are answered too, so that the floor can be exactly
+  ``requests.get(URL)``.
+* ``GET /_stats``: ``{"token": T, "api": A, "bearer": B}``; ``POST /_reset`` zeroes them.
+
+The server writes its port to PORT_FILE once it listens and stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+
+COUNTS = {"token": 0, "api": 0, "bearer": 0}
+TOKEN = json.dumps(
+    {"access_token": "bench-token-0123456789", "token_type": "Bearer", "expires_in": 3600}
+).encode()
+
+
+def reply(status: str, body: bytes, keep_alive: bool) -> bytes:
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def answer(method: str, path: str, headers: dict[str, str]) -> tuple[str, bytes]:
+    if path == "/token" and method == "POST":
+        COUNTS["token"] += 1
+        return "200 OK", TOKEN
+    if path.startswith("/api/"):
+        COUNTS["api"] += 1
+        bearer = headers.get("authorization", "").startswith("Bearer ")
+        COUNTS["bearer"] += bearer
+        return "200 OK", b'{"ok": true, "bearer": %s, "n": %d}' % (
+            b"true" if bearer else b"false",
+            COUNTS["api"],
+        )
+    if path == "/_stats":
+        return "200 OK", json.dumps(COUNTS).encode()
+    if path == "/_reset" and method == "POST":
+        COUNTS.update(token=0, api=0, bearer=0)
+        return "200 OK", b"{}"
+    return "404 Not Found", b'{"error": "not found"}'
+
+
+class Http(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].decode("latin-1").split("\r\n")
+            headers = {}
+            for line in head[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            method, path, version = (head[0].split(" ") + ["", "", ""])[:3]
+            keep_alive = headers.get("connection", "").lower() != "close" and version != "HTTP/1.0"
+            status, body = answer(method, path.split("?")[0], headers)
+            self.transport.write(reply(status, body, keep_alive))
+            if not keep_alive:
+                self.transport.close()
+                return
+
+
+async def serve(port_file: str) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Http, "127.0.0.1", 0, backlog=1024)
+    port = server.sockets[0].getsockname()[1]
+    with open(port_file + ".tmp", "w") as f:
+        f.write(str(port))
+    os.replace(port_file + ".tmp", port_file)
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    loop.add_signal_handler(signal.SIGINT, stop.set_result, None)
+    async with server:
+        await stop
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1]))
