@@ -22,6 +22,7 @@ import os
 import platform
 import pty
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -217,7 +218,7 @@ def bench_startup(b: Bench, runs: int, reg10: Path, reg500: Path) -> None:
         b.notes.append("HTTPie is not installed (pip install -e '.[bench]'): its rows are missing.")
     if CURL:
         cases["curl"] = [CURL, "-s", url]
-    b.commands += [(k, " ".join(v)) for k, v in cases.items()]
+    b.commands += [(k, shlex.join(v)) for k, v in cases.items()]
 
     # Warm: the token is in the cache, the registry read once; check what oauthcli sends.
     b.clear_cache()
@@ -254,7 +255,7 @@ def bench_startup(b: Bench, runs: int, reg10: Path, reg500: Path) -> None:
 
 def bench_cold(b: Bench, runs: int, reg10: Path) -> None:
     send = [str(OAUTHCLI), "-r", str(reg10), "send", "msg0005.list"]
-    b.commands.append(("cold send (empty cache)", " ".join(send)))
+    b.commands.append(("cold send (empty cache)", shlex.join(send)))
     cold, warm = Sample(), Sample()
     b.reset()
     print(f"\ncold start (empty token cache): {runs} runs", flush=True)
@@ -274,7 +275,7 @@ def bench_cold(b: Bench, runs: int, reg10: Path) -> None:
 
 def bench_concurrent(b: Bench, rounds: int, reg10: Path, processes: int = 12) -> None:
     send = [str(OAUTHCLI), "-r", str(reg10), "send", "msg0005.list"]
-    b.commands.append((f"{processes} processes at once, empty cache", " ".join(send)))
+    b.commands.append((f"{processes} processes at once, empty cache", shlex.join(send)))
     print(f"\n{processes} processes at once on an empty cache: {rounds} rounds", flush=True)
     walls, tokens = [], []
     for _ in range(rounds):
@@ -307,7 +308,7 @@ def bench_batch(b: Bench, rounds: int, reg10: Path, rows: int, concurrency: int 
         f"T=$({get_token}) && xargs -P{concurrency} -n1 {CURL} -s -o /dev/null "
         f'-H "Authorization: Bearer $T" < {urls}'
     )
-    b.commands += [("batch", " ".join(batch)), ("xargs + curl", curl)]
+    b.commands += [("batch", shlex.join(batch)), ("xargs + curl", curl)]
     print(f"\nbatch of {rows} rows at concurrency {concurrency}: {rounds} rounds", flush=True)
     ours, theirs = Sample(), Sample()
     tokens, busy = [], []
@@ -368,7 +369,7 @@ def bench_memory(b: Bench, reg10: Path, sizes: list[int], concurrency: int = 8) 
         csv.write_text("id\n" + "".join(f"{i}\n" for i in range(1, rows + 1)))
         argv = [str(OAUTHCLI), "-r", str(reg10), "send", "msg0005.get", "--each", str(csv)]
         argv += ["--concurrency", str(concurrency)]
-        b.commands.append((f"memory, {rows} rows", " ".join(argv) + " > out.jsonl"))
+        b.commands.append((f"memory, {rows} rows", shlex.join(argv) + " > out.jsonl"))
         out = b.tmp / "out.jsonl"
         peak, wall = peak_rss(argv, b.env, out)
         with out.open("rb") as f:
