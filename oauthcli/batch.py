@@ -325,8 +325,13 @@ class _Run:
             number, failed = self.first_failure
             output.show_failure(failed, no_fail=self.options.no_fail, prefix=f"row {number}: ")
         if self.interrupted.is_set():
-            of = f"{self.rows.total}" if self.rows.total is not None else f"{self.rows.read} read"
-            console.err(f"interrupted after {self.done} of {of} rows sent", "yellow")
+            total = self.rows.total if self.rows.total is not None else self.rows.read
+            more = (
+                ""
+                if self.rows.total is not None
+                else f" (more may have followed on {self.rows.name})"
+            )
+            console.err(f"interrupted after {self.done} of {total} rows sent{more}", "yellow")
             return INTERRUPTED
         if stopped is not None:
             raise stopped

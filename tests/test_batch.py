@@ -283,6 +283,25 @@ def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_pat
     assert len(sent) <= len(got) + 1  # nothing started after the interrupt but in-flight rows
 
 
+def test_ctrl_c_while_waiting_for_stdin(api: Api) -> None:
+    with subprocess.Popen(
+        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        proc.stdin.write("id\n1\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["row"] == 1
+        proc.send_signal(signal.SIGINT)  # the input is still open: more rows could come
+        err = proc.stderr.read()
+        assert proc.wait(timeout=30) == 130
+        proc.stdin.close()
+    assert "interrupted after 1 of 1 rows sent (more may have followed on stdin)" in err
+
+
 def test_progress_bar_on_a_terminal(api: Api, tmp_path: Path) -> None:
     path = rows_file(tmp_path, range(1, 41))
     main, child = pty.openpty()
