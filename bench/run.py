@@ -333,10 +333,13 @@ def bench_batch(b: Bench, rounds: int, reg10: Path, rows: int, concurrency: int 
             theirs.wall.append(wall)
             theirs.cpu.append(cpu)
     b.record(f"oauthcli --each, {rows} rows", ms(ours.median))
-    b.record("  rows per second", f"{rows / ours.median:.0f}/s")
-    b.record("  server busy (its CPU / wall)", f"{statistics.median(busy):.0%}")
+    b.record("batch: rows per second", f"{rows / ours.median:.0f}/s")
+    b.record("batch: server busy (its CPU / wall)", f"{statistics.median(busy):.0%}")
     b.record(
-        "  token requests per run", ", ".join(map(str, tokens)), "1", all(t == 1 for t in tokens)
+        "batch: token requests per run",
+        ", ".join(map(str, tokens)),
+        "1",
+        all(t == 1 for t in tokens),
     )
     if theirs.wall:
         b.record(f"xargs -P{concurrency} curl, {rows} calls", ms(theirs.median))
