@@ -26,89 +26,8 @@ from oauthcli.errors import ExitCode, OAuthCliError, RegistryProblems, UsageErro
 if TYPE_CHECKING:
     from oauthcli.registry import Kind, Registry
 
-_UNHANDLED = object()
-
-
-class CheapCoercion:
-    """Typer's coercion of a parameter value, without pydantic when none is needed.
-
-    typer 0.29 checks every option that is not a flag through a pydantic
-    TypeAdapter: some 100 ms of imports on every run, more than all of ``send``
-    costs. The values our commands usually get (nothing, a string for a ``str``,
-    strings for a ``list[str]``, a plain number within its range) come back here
-    exactly as the adapter would return them; any other value is handed to
-    typer's own coercion, so conversions and error messages stay typer's.
-    """
-
-    def __init__(self, param: Any) -> None:
-        self.descriptor = param.type_descriptor
-
-    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
-        cheap = self.cheap(value, param)
-        if cheap is not _UNHANDLED:
-            return cheap
-        param._runtime_param = None  # typer builds its own, once, on demand
-        return param.get_runtime_param().coerce(value, param=param, ctx=ctx)
-
-    def cheap(self, value: Any, param: Any) -> Any:
-        info = self.descriptor.parameter_info
-        annotation = self.descriptor.annotation
-        multiple = param.multiple or param.nargs == -1
-        if value is None:
-            return () if multiple else None
-        if info.parser is not None or self.descriptor.file_annotation is not None:
-            return _UNHANDLED
-        if multiple:
-            if annotation == list[str] and isinstance(value, (list, tuple)):
-                if all(type(item) is str for item in value):
-                    return list(value)
-            return _UNHANDLED
-        if annotation is str and type(value) is str:
-            return value
-        if annotation in (int, float) and not info.clamp:
-            number = _plain_number(value, annotation)
-            if number is not None and (info.min is None or number >= info.min):
-                if info.max is None or number <= info.max:
-                    return number
-        return _UNHANDLED
-
-
-def _plain_number(value: Any, kind: type) -> int | float | None:
-    """``value`` as ``kind`` when it is unambiguous (``8``, ``2.5``), else None."""
-    if type(value) is kind and isinstance(value, (int, float)):
-        return value
-    if type(value) is not str or not value.isascii() or len(value) > 15:
-        return None
-    whole, dot, fraction = value.partition(".")
-    if not whole.isdigit() or (whole.startswith("0") and len(whole) > 1):
-        return None
-    if kind is int:
-        return int(value) if not dot else None
-    if dot and not fraction.isdigit():
-        return None
-    return float(value)
-
-
-def _cheapen(command: Any, ctx: Any) -> Any:
-    """Give the parameters of ``command`` the cheap coercion (a no-op if typer changed)."""
-    if command is None:
-        return None
-    for param in command.get_params(ctx):  # its options, arguments and --help
-        if getattr(param, "_runtime_param", _UNHANDLED) is None and hasattr(
-            param, "type_descriptor"
-        ):
-            param._runtime_param = CheapCoercion(param)
-    return command
-
 
 class BoundaryGroup(TyperGroup):
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        _cheapen(self, ctx)
-        return super().parse_args(ctx, args)
-
-    def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        return _cheapen(super().get_command(ctx, cmd_name), ctx)
-
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
