@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from oauthcli.registry import Kind, Registry
 
 
+# What a shell reports for a program killed by SIGPIPE (128 + 13).
+SIGPIPE_EXIT = 141
+
+
 class BoundaryGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -34,6 +38,9 @@ class BoundaryGroup(TyperGroup):
         except OAuthCliError as exc:
             _report(exc)
             raise typer.Exit(int(exc.exit_code)) from None
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise typer.Exit(SIGPIPE_EXIT) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -365,6 +372,12 @@ def parse_headers(items: list[str]) -> list[tuple[str, str]]:
     return headers
 
 
+def _quiet_stdout() -> None:
+    """The reader went away (``oauthcli … | head``): stop quietly, as a program
+    killed by SIGPIPE would, and keep Python from complaining when it flushes."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     if sys.stdout.isatty():
         app.rich_markup_mode = "rich"
@@ -373,6 +386,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         console.err("interrupted", "yellow")
         sys.exit(130)
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(SIGPIPE_EXIT)
     finally:
         # The process ends here. Frozen objects are skipped by the collections that
         # interpreter shutdown runs, which otherwise walk every object that typer,

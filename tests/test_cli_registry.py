@@ -114,3 +114,24 @@ def test_example_registry_validates() -> None:
         pytest.skip("no example registry yet")
     result = run("-r", str(repo), "validate")
     assert result.code == 0, result.both
+
+
+def test_closed_pipe_is_quiet(root: Path) -> None:
+    """`oauthcli ... | head -1` ends without a traceback or an 'internal error'."""
+    script = (
+        "import subprocess, sys\n"
+        f"cmd = [sys.executable, '-m', 'oauthcli', '-r', {str(root)!r}]\n"
+        "for args in (['send', '--help'], ['show', 'items']):\n"
+        "    p = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)\n"
+        "    p.stdout.close()\n"
+        "    err = p.stderr.read().decode()\n"
+        "    p.stderr.close()\n"
+        "    print(p.wait(), repr(err))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    for line in proc.stdout.splitlines():
+        code, err = line.split(" ", 1)
+        assert code in ("0", "1", "141"), line  # click ends --help on EPIPE with 1
+        assert err == "''", line
