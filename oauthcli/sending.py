@@ -158,6 +158,10 @@ class Sender:
         self._tokens: dict[tuple[Any, ...], _Held] = {}
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # Proxy and CA settings from the environment, per origin and TLS options:
+        # the environment does not change while we run, and working them out for
+        # every request was a fifth of a batch row's CPU time.
+        self._environment: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def __enter__(self) -> Sender:
         return self
@@ -358,9 +362,15 @@ class Sender:
         self, prepared: requests.PreparedRequest, req: ResolvedRequest
     ) -> requests.Response:
         url = prepared.url or req.url
-        settings = self._session.merge_environment_settings(
-            url, {}, False, req.tls.requests_verify, req.tls.requests_cert
-        )
+        key = (origin(url), req.tls.requests_verify, req.tls.requests_cert)
+        settings = self._environment.get(key)
+        if settings is None:
+            settings = dict(
+                self._session.merge_environment_settings(
+                    url, {}, False, req.tls.requests_verify, req.tls.requests_cert
+                )
+            )
+            self._environment[key] = settings
         try:
             response = self._session.send(
                 prepared, allow_redirects=False, timeout=(req.timeout, req.timeout), **settings

@@ -187,6 +187,28 @@ def test_proxies_still_come_from_the_environment(
     assert loopback2.requests[0].path == "http://127.0.0.3:1/via-proxy"
 
 
+def test_environment_settings_are_worked_out_once_per_origin(
+    loopback: LoopbackServer,
+    loopback2: LoopbackServer,
+    sender: Sender,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loopback.reply("/a", 200, b"a")
+    loopback.reply("/b", 200, b"b")
+    loopback2.reply("/c", 200, b"c")
+    calls: list[str] = []
+    merge = sender._session.merge_environment_settings
+
+    def counting(url: str | None, *args: Any) -> Any:
+        calls.append(str(url))
+        return merge(url, *args)
+
+    monkeypatch.setattr(sender._session, "merge_environment_settings", counting)
+    for url in (loopback.url("/a"), loopback.url("/b"), loopback.url("/a"), loopback2.url("/c")):
+        sender.send(request(url))
+    assert len(calls) == 2  # one per origin, not one per request
+
+
 # -- retries -------------------------------------------------------------------
 
 
