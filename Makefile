@@ -7,7 +7,7 @@ PROVIDER := tests/e2e/provider
 .PHONY: venv test test-unit test-e2e lint format demo bench clean
 
 $(BIN)/python:
-	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed; on Debian run: apt-get install python3-venv" >&2; exit 1; }
+	$(PYTHON) scripts/make_venv.py $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
