@@ -13,8 +13,8 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from urllib.parse import urljoin
 from pathlib import Path
+from urllib.parse import urljoin
 
 PYPI = "https://pypi.org/pypi/pip/json"
 
@@ -25,7 +25,9 @@ def main(target: str) -> int:
     if subprocess.run([sys.executable, "-m", "venv", str(venv)]).returncode == 0:
         return 0
     print("make_venv: no ensurepip here; creating the venv without pip", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)], check=True
+    )
     with urllib.request.urlopen(PYPI, timeout=60) as answer:
         release = json.load(answer)
     wheel = next(u for u in release["urls"] if u["filename"].endswith("-py3-none-any.whl"))
