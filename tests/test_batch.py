@@ -23,6 +23,7 @@ from oauthcli.errors import UsageError
 from tests.clirun import Result, run
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.terminal import drain
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"
 JSON = {"Content-Type": "application/json"}
@@ -315,20 +316,12 @@ def test_progress_bar_on_a_terminal(api: Api, tmp_path: Path) -> None:
         ) as proc:
             os.close(child)
             assert proc.stdout is not None
-            chunks = []  # read the terminal first: the bar's redraws would fill it
-            while True:
-                try:
-                    chunk = os.read(main, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            screen = drain(main)  # read the terminal first: the bar's redraws would fill it
             out = proc.stdout.read().decode()
             assert proc.wait(timeout=30) == 0
     finally:
         os.close(main)
-    err = b"".join(chunks).decode()
+    err = screen.decode()
     assert len(out.splitlines()) == 40
     assert "40 row(s) in" in err and "40 ok" in err
     assert "rows/s" in err and "/40" in err

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import LoopbackServer
 from tests.registry_factory import make_registry
+from tests.terminal import drain
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"
 BINARY = bytes(range(256)) * 64 + b"\r\n\x00trailing"
@@ -75,19 +76,11 @@ def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
             env=env,
         )
         os.close(child)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the child side is closed
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        screen = drain(main)
         assert proc.wait(timeout=30) == 0
     finally:
         os.close(main)
-    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    text = screen.decode().replace("\r\n", "\n")
     assert re.search(r"^200 OK · \d+ ms · GET http://127\.0\.0\.1:\d+/doc$", text, re.M), text
     assert '{\n  "a": [\n    1,\n    2\n  ],\n  "b": "x"\n}' in text
     assert "pipe-test-token-1234" not in text and "pipe-client-secret" not in text
@@ -144,19 +137,11 @@ def test_help_on_a_terminal_is_rich(tmp_path: Path) -> None:
             env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
         )
         os.close(child)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        screen = drain(main)
         assert proc.wait(timeout=30) == 0
     finally:
         os.close(main)
-    text = re.sub(r"\x1b\[[0-9;]*m", "", b"".join(chunks).decode())
+    text = re.sub(r"\x1b\[[0-9;]*m", "", screen.decode())
     assert "╭" in text and "Options" in text and "--concurrency" in text
 
 
