@@ -83,6 +83,23 @@ def test_round_trip(isolated_oauthcli: Path) -> None:
     assert json.loads(path.read_text())["version"] == cache.VERSION
 
 
+def test_a_killed_writers_old_temp_file_is_swept(isolated_oauthcli: Path) -> None:
+    cache.ensure_dir()
+    path = isolated_oauthcli / "k.json"
+    old = isolated_oauthcli / ".k.4242.deadbeef.tmp"
+    recent = isolated_oauthcli / ".k.4343.cafebabe.tmp"
+    other = isolated_oauthcli / ".other.4242.deadbeef.tmp"
+    for leftover in (old, recent, other):
+        leftover.write_text('{"version": 1, "acc')  # cut short by SIGKILL
+    long_ago = time.time() - cache.ORPHAN_AGE - 5
+    os.utime(old, (long_ago, long_ago))
+    os.utime(other, (long_ago, long_ago))
+    cache.write(path, _entry())
+    assert not old.exists()
+    assert recent.exists()  # may still be a live writer's
+    assert other.exists()  # another entry's: swept when that entry is written
+
+
 def test_write_is_atomic_and_fsynced(
     isolated_oauthcli: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,22 @@ def write(path: Path, entry: Entry) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
+    _sweep_orphans(folder, path.stem)
+
+
+#: Seconds after which a temp file of an entry is taken to be a killed writer's.
+ORPHAN_AGE = 60
+
+
+def _sweep_orphans(folder: Path, stem: str) -> None:
+    """Remove temp files left by writers of this entry that were killed mid-write."""
+    cutoff = time.time() - ORPHAN_AGE
+    for leftover in folder.glob(f".{stem}.*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+        except OSError:
+            pass  # another process swept it first
 
 
 def _fsync_dir(folder: Path) -> None:
