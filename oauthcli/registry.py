@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from oauthcli import yamlsrc
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
@@ -55,6 +55,9 @@ class Registry:
         self._index: dict[Kind, dict[str, list[Path]]] = {}
         self._unreadable: dict[Path, Problem] = {}
         self._items: dict[Path, Profile | Message] = {}
+        # Profiles as oauthcli.resolve renders them, once per run: a batch resolves
+        # one message per row, and would otherwise read env and key files each time.
+        self.resolved_profiles: dict[str, Any] = {}
 
     def files(self, kind: Kind) -> list[Path]:
         folder = self.root / kind

@@ -307,7 +307,11 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
             raise RegistryError.at(
                 source, auth.line, "auth.profile", f"no profile named '{auth.profile}'"
             )
-        return ResolvedAuth("oauth2", profile=resolve_profile(registry.profile(auth.profile)))
+        resolved = registry.resolved_profiles.get(auth.profile)
+        if resolved is None:
+            resolved = resolve_profile(registry.profile(auth.profile))
+            registry.resolved_profiles[auth.profile] = resolved
+        return ResolvedAuth("oauth2", profile=resolved)
     if auth.type == "basic":
         return ResolvedAuth("basic", username=r.opt(auth.username), secret=r.secret(auth.password))
     if auth.type == "bearer":

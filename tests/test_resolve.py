@@ -270,3 +270,23 @@ def test_http_allowed_for_loopback_and_opt_in(tmp_path: Path) -> None:
 )
 def test_is_loopback(host: str | None, expected: bool) -> None:
     assert is_loopback(host) is expected
+
+
+def test_a_profile_is_resolved_once_per_registry(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch resolves one request per row; env and key files are read once."""
+    import oauthcli.resolve
+
+    calls: list[str] = []
+    real = oauthcli.resolve.resolve_profile
+
+    def counting(profile):  # type: ignore[no-untyped-def]
+        calls.append(profile.name)
+        return real(profile)
+
+    monkeypatch.setattr(oauthcli.resolve, "resolve_profile", counting)
+    first = resolve(registry, "things.list")
+    second = resolve(registry, "things.get", sys_id="x")
+    assert calls == ["acme"]
+    assert first.auth.profile is second.auth.profile
