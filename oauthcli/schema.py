@@ -145,7 +145,9 @@ class Reader:
     def template(
         self, key: Key, value: Any, *, secret: bool = False, url: bool = False
     ) -> Text | None:
-        if isinstance(value, bool):
+        if not isinstance(value, str) and key in self.doc.scalars:
+            value = self.doc.scalars[key]  # as written: 012345 stays 012345
+        elif isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)):
             value = str(value)

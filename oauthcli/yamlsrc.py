@@ -28,6 +28,10 @@ class Document:
     path: Path
     data: Any
     lines: dict[Key, int] = field(default_factory=dict)
+    # The text of each unquoted scalar that YAML 1.1 turned into something else
+    # (012345 → 5349, 2026-01-02 → a date, 2.50 → 2.5): where a string is wanted,
+    # the value as written is used, not its reading.
+    scalars: dict[Key, str] = field(default_factory=dict)
 
     def line(self, key: Key) -> int | None:
         """The line of ``key``, else of its nearest ancestor that has one."""
@@ -90,7 +94,17 @@ def loads(text: str, path: Path) -> Document:
         loader.dispose()
 
 
-def _build(loader: Any, node: yaml.Node, key: Key, doc: Document) -> Any:
+def _build(
+    loader: Any, node: yaml.Node, key: Key, doc: Document, open_nodes: frozenset[int] = frozenset()
+) -> Any:
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in open_nodes:  # an alias inside the node it names
+            where = ".".join(str(k) for k in key) or None
+            line = node.start_mark.line + 1
+            raise _Duplicate(
+                Problem(doc.path, line, where, "invalid YAML: an alias refers to itself")
+            )
+        open_nodes = open_nodes | {id(node)}
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
         result: dict[str, Any] = {}
@@ -104,16 +118,19 @@ def _build(loader: Any, node: yaml.Node, key: Key, doc: Document) -> Any:
                 raise _Duplicate(Problem(doc.path, line, where, "key appears twice"))
             child = (*key, name)
             doc.lines[child] = line
-            result[name] = _build(loader, value_node, child, doc)
+            result[name] = _build(loader, value_node, child, doc, open_nodes)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
         for index, item in enumerate(node.value):
             child = (*key, index)
             doc.lines[child] = item.start_mark.line + 1
-            items.append(_build(loader, item, child, doc))
+            items.append(_build(loader, item, child, doc, open_nodes))
         return items
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if not isinstance(value, str) and value is not None and not getattr(node, "style", None):
+        doc.scalars[key] = node.value
+    return value
 
 
 class _Duplicate(yaml.YAMLError):

@@ -191,6 +191,12 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
         "plain http:// to api.example.test is refused",
     ),
     (
+        "recursive-alias",
+        {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "variables: &v {a: *v}\n"},
+        "messages/m.yaml:6: variables.a",
+        "an alias refers to itself",
+    ),
+    (
         "bad-template",
         {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "    path: /${id\n"},
         "messages/m.yaml:6: methods.list.path",

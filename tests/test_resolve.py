@@ -290,3 +290,22 @@ def test_a_profile_is_resolved_once_per_registry(
     second = resolve(registry, "things.get", sys_id="x")
     assert calls == ["acme"]
     assert first.auth.profile is second.auth.profile
+
+
+def test_plain_yaml_scalars_are_taken_as_written(tmp_path: Path) -> None:
+    """YAML 1.1 would read 012345 as octal 5349 and 2.50 as 2.5; a template keeps the text."""
+    make_registry(
+        tmp_path,
+        {
+            "messages/m.yaml": """\
+            endpoint: https://a.test/items
+            variables: {id: 012345, day: 2026-01-02}
+            query: {price: 2.50, at: 12:30:00, flag: yes}
+            methods:
+              get: {path: "/${id}/${day}"}
+            """
+        },
+    )
+    req = resolve(Registry(tmp_path), "m")
+    assert req.url == "https://a.test/items/012345/2026-01-02"
+    assert dict(req.params) == {"price": "2.50", "at": "12:30:00", "flag": "yes"}

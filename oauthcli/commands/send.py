@@ -152,16 +152,20 @@ def read_vars_file(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or exc
         raise UsageError(f"--vars-file {path}: cannot read it: {reason}") from None
+    written: dict[tuple[str | int, ...], str] = {}
     try:
         if path.suffix.lower() == ".json":
             doc = json.loads(text)
         else:
-            import yaml
+            from oauthcli import yamlsrc
 
-            doc = yaml.safe_load(text)
-    except Exception as exc:  # json.JSONDecodeError or yaml.YAMLError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--vars-file {path}: not valid YAML or JSON: {first}") from None
+            document = yamlsrc.loads(text, path)
+            doc, written = document.data, document.scalars
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--vars-file {path}: not valid JSON: {exc}") from None
+    except Exception as exc:  # yamlsrc.YamlProblem
+        problem = getattr(exc, "problem", exc)
+        raise UsageError(f"--vars-file {problem}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -170,4 +174,5 @@ def read_vars_file(path: Path) -> dict[str, str]:
         )
     from oauthcli.batch import variable_text
 
-    return {str(k): variable_text(v) for k, v in doc.items()}
+    # A plain YAML scalar is taken as written (012345 stays 012345, not 5349).
+    return {str(k): written.get((k,)) or variable_text(v) for k, v in doc.items()}
