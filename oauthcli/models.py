@@ -114,6 +114,7 @@ class Profile:
     timeout: float = 30.0
     tls: TLS = TLS()
     allow_insecure_http: bool = False
+    key_lines: dict[str, int] = field(default_factory=dict)  # for problems found later
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def item_name(doc: Document) -> str:
 def parse_profile(doc: Document) -> Profile:
     r = Reader(doc)
     m = r.root(_PROFILE_KEYS)
+    r.plain(m, (), "name")  # a name that is not a string is a problem, not ignored
     grant = r.choice(m, (), "grant_type", GRANT_TYPES, required=True)
     client_auth = r.choice(m, (), "client_auth", CLIENT_AUTHS) or "client_secret_basic"
     profile = Profile(
@@ -192,6 +194,7 @@ def parse_profile(doc: Document) -> Profile:
         timeout=r.number(m, (), "timeout", minimum=0.001, default=30.0) or 30.0,
         tls=_tls(r, m, ()),
         allow_insecure_http=bool(r.boolean(m, (), "allow_insecure_http")),
+        key_lines={str(key[0]): line for key, line in doc.lines.items() if len(key) == 1},
     )
     for text in (profile.token_url, profile.client_id):
         if text.variables:
@@ -232,6 +235,7 @@ def _check_profile(r: Reader, m: dict[str, Any], p: Profile, grant_known: bool) 
 def parse_message(doc: Document) -> Message:
     r = Reader(doc)
     m = r.root(_MESSAGE_KEYS)
+    r.plain(m, (), "name")
     settings = _settings(r, m, ())
     if settings.endpoint is None:
         r.fail((), "endpoint: missing required key")

@@ -160,6 +160,18 @@ def _read_bytes(path: Path) -> bytes:
 def duplicate_problems(singular: str, name: str, paths: list[Path]) -> list[Problem]:
     first, *others = paths
     return [
-        Problem(other, None, "name", f"{singular} '{name}' is also defined in {first.name}")
+        Problem(
+            other, _name_line(other), "name", f"{singular} '{name}' is also defined in {first.name}"
+        )
         for other in others
     ]
+
+
+def _name_line(path: Path) -> int | None:
+    """The line of a file's top-level ``name:`` key, if it has one."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _NAME_LINE.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
 from oauthcli.models import Message, Profile
 from oauthcli.registry import KINDS, Registry, duplicate_problems
-from oauthcli.resolve import (
-    pick_method,
-    resolve_profile,
-    resolve_request,
-)
+from oauthcli.resolve import ResolvedProfile, pick_method, resolve_profile, resolve_request
 from oauthcli.schema import Text
 from oauthcli.templates import Template, TemplateError, Var
 
@@ -76,12 +73,31 @@ def _check_references(item: Profile | Message) -> list[Problem]:
 def _check_resolution(registry: Registry, item: Profile | Message) -> list[Problem]:
     try:
         if isinstance(item, Profile):
-            resolve_profile(item)
+            _check_keys(resolve_profile(item))
         else:
             for name in item.methods:
                 resolve_request(registry, item, pick_method(item, name), lenient=True)
     except RegistryProblems as exc:
-        return exc.problems
+        return _with_lines(exc.problems, item)
     except RegistryError as exc:
         return [Problem(item.source, None, None, str(exc))]
     return []
+
+
+def _check_keys(profile: ResolvedProfile) -> None:
+    """The signing key parses and fits signing_alg, as the grant will need it."""
+    if profile.client_auth == "private_key_jwt":
+        from oauthcli.tokens import keys
+
+        keys.load_private_key(profile)
+
+
+def _with_lines(problems: list[Problem], item: Profile | Message) -> list[Problem]:
+    """Give a problem found after rendering the line of the key it names."""
+    lines: dict[str, int | None] = {text.key: text.line for text in _texts(item)}
+    if isinstance(item, Profile):
+        lines = {**item.key_lines, **lines}
+    return [
+        replace(p, line=lines.get(p.key or "")) if p.line is None and p.file == item.source else p
+        for p in problems
+    ]

@@ -127,8 +127,14 @@ CASES: list[tuple[str, dict[str, str | bytes], str, str]] = [
     (
         "duplicate-names",
         {"profiles/acme.yaml": PROFILE, "profiles/other.yaml": "name: acme\n" + PROFILE},
-        "profiles/other.yaml: name",
+        "profiles/other.yaml:1: name",
         "also defined in acme.yaml",
+    ),
+    (
+        "name-not-a-string",
+        {"profiles/acme.yaml": "name: [x]\n" + PROFILE},
+        "profiles/acme.yaml:1: name",
+        "expected a string, got a list",
     ),
     (
         "duplicate-key",
@@ -335,3 +341,23 @@ def test_debug_shows_traceback_only_when_asked(
 ) -> None:
     make_registry(tmp_path, {"profiles/acme.yaml": "x: [\n"})
     assert "Traceback" not in run("-r", str(tmp_path), "show", "acme").err
+
+
+def test_validate_checks_the_signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What get-token would refuse, validate reports first, with the key's line."""
+    repo_key = Path(__file__).resolve().parent.parent / "profiles" / "keys" / "sandbox-client.pem"
+    base = "grant_type: client_credentials\ntoken_url: https://a.test/t\nclient_id: c\nclient_auth: private_key_jwt\n"
+    make_registry(
+        tmp_path,
+        {
+            "profiles/badkey.yaml": base + "private_key: not a pem\n",
+            "profiles/algmis.yaml": base
+            + f"private_key: ${{file:{repo_key}}}\nsigning_alg: ES256\n",
+        },
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run("validate")
+    assert result.code == 3
+    assert "profiles/algmis.yaml:6: signing_alg: ES256 needs an EC private_key" in result.out
+    assert "profiles/badkey.yaml:5: private_key: is not PEM text" in result.out
+    assert "BEGIN" not in result.both
