@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from oauthcli.errors import RegistryError, UsageError
 from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
 from oauthcli.registry import Registry
 from oauthcli.schema import Text, url_problem
-from oauthcli.secret import Secret
+from oauthcli.secret import Secret, remember
 from oauthcli.templates import TemplateError
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -424,6 +424,15 @@ def is_loopback(host: str | None) -> bool:
 
 
 def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> None:
+    """Refuse what cannot be an http(s) URL, or plain http to a non-loopback host.
+
+    A password written into the URL (``https://user:pw@host``) is a secret from
+    here on: every printed line is scrubbed of it.
+    """
+    password = urlsplit(url).password if "@" in url else None
+    if password:
+        remember(password)
+        remember(unquote(password))
     problem = url_problem(url)
     if problem is None and urlsplit(url).scheme == "http" and not allow_insecure_http:
         host = urlsplit(url).hostname

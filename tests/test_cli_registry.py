@@ -135,3 +135,11 @@ def test_closed_pipe_is_quiet(root: Path) -> None:
         code, err = line.split(" ", 1)
         assert code in ("0", "1", "141"), line  # click ends --help on EPIPE with 1
         assert err == "''", line
+
+
+def test_a_password_in_a_url_is_masked(tmp_path: Path) -> None:
+    make_registry(tmp_path, {"messages/ui.yaml": "endpoint: http://u:urlPASSWORD9@127.0.0.1:1/x\n"})
+    for args in (["show", "ui"], ["send", "ui", "--dry-run"], ["send", "ui"]):
+        result = run("-r", str(tmp_path), *args)
+        assert "urlPASSWORD9" not in result.both, args
+        assert "u:****@127.0.0.1" in result.both, args
