@@ -1,7 +1,8 @@
 """Where output goes and whether it is coloured.
 
 Results go to stdout, diagnostics to stderr (SPEC §2). Colour only when the
-stream is a terminal, ``--no-color`` was not given and ``NO_COLOR`` is unset.
+stream is a terminal, ``--no-color`` was not given, ``NO_COLOR`` is unset and
+``TERM`` is not ``dumb``.
 Plain ANSI here keeps rich off the paths that only print a line or two.
 """
 
@@ -23,7 +24,7 @@ def disable_color(disabled: bool = True) -> None:
 
 
 def color_enabled(stream: TextIO) -> bool:
-    if _no_color or "NO_COLOR" in os.environ:
+    if _no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
