@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
@@ -238,66 +240,103 @@ def resolve_request(
     lenient: bool = False,
 ) -> ResolvedRequest:
     """The request a call would send; ``lenient`` leaves missing variables as ``${name}``."""
-    mine, theirs = method.settings, message.settings
-    defaults = _Renderer(message.source)
-    values: dict[str, str] = {}
-    for name, text in {**theirs.variables, **mine.variables}.items():
-        if text.variables:
-            raise RegistryError.at(
-                message.source,
-                text.line,
-                text.key,
-                "variable defaults cannot use ${name} variables",
-            )
-        values[name] = defaults(text)
-    values.update(variables or {})
-    call_vars: dict[str, str] = _Lenient(values) if lenient else values
-    r = _Renderer(message.source, call_vars)
-    url_quote = _encoder(lambda v: quote(v, safe=""))
+    return RequestPlan(registry, message, method).resolve(variables, lenient=lenient)
 
-    endpoint_text = mine.endpoint or theirs.endpoint
-    if endpoint_text is None:
-        raise RegistryError.at(message.source, None, "endpoint", "missing required key")
-    url = r(endpoint_text, url_quote)
-    if method.path is not None:
-        url = _join(url, r(method.path, url_quote))
-    allow_http = _first(mine.allow_insecure_http, theirs.allow_insecure_http, False)
-    if not (lenient and "${" in url):
-        check_url(url, allow_http, message.source, endpoint_text)
 
-    headers: dict[str, str] = {}
-    for name, text in _merge_ci(theirs.headers, mine.headers).items():
-        value = r(text)
-        if "\r" in value or "\n" in value:
-            raise RegistryError.at(
-                message.source, text.line, text.key, "value contains a line break"
-            )
-        headers[name] = value
-    params = [(name, r(text)) for name, text in {**theirs.query, **mine.query}.items()]
+class RequestPlan:
+    """A message's method with everything that no call variable changes worked out once.
 
-    body, body_json, content_type = _body(r, method)
-    if content_type and not any(h.lower() == "content-type" for h in headers):
-        headers["Content-Type"] = content_type
+    ``send --each`` resolves one request per row: the merged headers, the
+    defaults, auth, retry, TLS and every value that uses no ``${name}`` are the
+    same for all rows, so only the values that use the row's variables are
+    rendered per call. Errors are the same either way (file, line, key).
+    """
 
-    auth_spec = mine.auth or theirs.auth or Auth("none")
-    used = _variables_used(method, message, auth_spec)
-    return ResolvedRequest(
-        message=message.name,
-        method=method.name,
-        http_method=method.http_method,
-        url=url,
-        params=params,
-        headers=headers,
-        body=body,
-        auth=resolve_auth(registry, auth_spec, r, message.source),
-        timeout=_first(mine.timeout, theirs.timeout, 30.0),
-        retry=_retry(mine.retry, theirs.retry),
-        tls=_tls(r, mine.tls, theirs.tls),
-        source=message.source,
-        json=body_json,
-        variables={n: values[n] for n in used if n in values},
-        missing=[n for n in used if n not in values],
-    )
+    def __init__(self, registry: Registry, message: Message, method: Method) -> None:
+        mine, theirs = method.settings, message.settings
+        self.message, self.method = message, method
+        source = message.source
+        defaults = _Renderer(source)
+        self.defaults: dict[str, str] = {}
+        for name, text in {**theirs.variables, **mine.variables}.items():
+            if text.variables:
+                raise RegistryError.at(
+                    source, text.line, text.key, "variable defaults cannot use ${name} variables"
+                )
+            self.defaults[name] = defaults(text)
+        endpoint = mine.endpoint or theirs.endpoint
+        if endpoint is None:
+            raise RegistryError.at(source, None, "endpoint", "missing required key")
+        self.endpoint = endpoint
+        self.allow_http = _first(mine.allow_insecure_http, theirs.allow_insecure_http, False)
+        self.headers = _merge_ci(theirs.headers, mine.headers)
+        self.query = {**theirs.query, **mine.query}
+        self.auth_spec = mine.auth or theirs.auth or Auth("none")
+        self.used = _variables_used(method, message, self.auth_spec)
+        self.timeout = _first(mine.timeout, theirs.timeout, 30.0)
+        self.retry = _retry(mine.retry, theirs.retry)
+        self.tls_texts = (mine.tls, theirs.tls)
+        # Rendered now when nothing in them depends on the call's variables.
+        self._static = not any(
+            t.variables for t in (*_auth_texts(self.auth_spec), *_tls_texts(mine.tls, theirs.tls))
+        )
+        self._auth: ResolvedAuth | None = None
+        self._tls: ResolvedTLS | None = None
+        if self._static:
+            self._auth = resolve_auth(registry, self.auth_spec, defaults, source)
+            self._tls = _tls(defaults, mine.tls, theirs.tls)
+        self.registry = registry
+
+    def resolve(
+        self, variables: Mapping[str, str] | None = None, *, lenient: bool = False
+    ) -> ResolvedRequest:
+        message, method = self.message, self.method
+        values = {**self.defaults, **(variables or {})}
+        call_vars: dict[str, str] = _Lenient(values) if lenient else values
+        r = _Renderer(message.source, call_vars)
+        url_quote = _encoder(lambda v: quote(v, safe=""))
+
+        url = r(self.endpoint, url_quote)
+        if method.path is not None:
+            url = _join(url, r(method.path, url_quote))
+        if not (lenient and "${" in url):
+            check_url(url, self.allow_http, message.source, self.endpoint)
+
+        headers: dict[str, str] = {}
+        for name, text in self.headers.items():
+            value = r(text)
+            if "\r" in value or "\n" in value:
+                raise RegistryError.at(
+                    message.source, text.line, text.key, "value contains a line break"
+                )
+            headers[name] = value
+        params = [(name, r(text)) for name, text in self.query.items()]
+
+        body, body_json, content_type = _body(r, method)
+        if content_type and not any(h.lower() == "content-type" for h in headers):
+            headers["Content-Type"] = content_type
+
+        auth, tls = self._auth, self._tls
+        if auth is None or tls is None:
+            auth = resolve_auth(self.registry, self.auth_spec, r, message.source)
+            tls = _tls(r, *self.tls_texts)
+        return ResolvedRequest(
+            message=message.name,
+            method=method.name,
+            http_method=method.http_method,
+            url=url,
+            params=params,
+            headers=headers,
+            body=body,
+            auth=auth,
+            timeout=self.timeout,
+            retry=self.retry,
+            tls=tls,
+            source=message.source,
+            json=body_json,
+            variables={n: values[n] for n in self.used if n in values},
+            missing=[n for n in self.used if n not in values],
+        )
 
 
 def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> ResolvedAuth:
@@ -386,6 +425,14 @@ def _tls(r: _Renderer, mine: TLS, theirs: TLS) -> ResolvedTLS:
     )
 
 
+def _auth_texts(auth: Auth) -> list[Text]:
+    return [t for t in (auth.username, auth.password, auth.token, auth.value) if t]
+
+
+def _tls_texts(*tls: TLS) -> list[Text]:
+    return [t for x in tls for t in (x.ca_bundle, x.client_cert, x.client_key) if t]
+
+
 def _variables_used(method: Method, message: Message, auth: Auth) -> list[str]:
     texts: list[Text] = []
     for s in (message.settings, method.settings):
@@ -412,6 +459,7 @@ def _json_texts(value: Any) -> list[Text]:
     return []
 
 
+@lru_cache(maxsize=256)
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -429,6 +477,14 @@ def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> 
     A password written into the URL (``https://user:pw@host``) is a secret from
     here on: every printed line is scrubbed of it.
     """
+    scheme, sep, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if (
+        sep
+        and _good_origin(scheme + sep + authority, allow_insecure_http)
+        and not _SPACE.search(url)
+    ):
+        return  # the usual case, and the one a batch repeats: no need to look closer
     password = urlsplit(url).password if "@" in url else None
     if password:
         remember(password)
@@ -443,3 +499,15 @@ def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> 
             )
     if problem:
         raise RegistryError.at(source, text.line, text.key or None, problem)
+
+
+_SPACE = re.compile(r"\s")
+
+
+@lru_cache(maxsize=256)
+def _good_origin(origin: str, allow_insecure_http: bool) -> bool:
+    """``scheme://authority`` is fine to send to, with no password in it to remember."""
+    if "@" in origin or url_problem(origin) is not None:
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme == "https" or allow_insecure_http or is_loopback(parts.hostname)

@@ -253,6 +253,19 @@ def test_a_malformed_row_stops_the_run_after_the_rows_before_it(api: Api, tmp_pa
     assert r.code == 2 and "rows.csv:3: more values than columns" in r.err
 
 
+def test_a_registry_error_no_row_can_fix_stops_the_run_before_any_row(
+    api: Api, tmp_path: Path
+) -> None:
+    """A message whose profile is missing fails the same way for every row: said once."""
+    items = api.root / "messages" / "items.yaml"
+    items.write_text(items.read_text().replace("profile: acme", "profile: nobody"))
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 4))))
+    assert r.code == 3
+    assert r.out == ""
+    assert "items.yaml:2: auth.profile: no profile named 'nobody'" in r.err
+    assert api.server.requests == []
+
+
 def test_dry_run_prints_each_row_and_sends_nothing(api: Api, tmp_path: Path) -> None:
     r = api.send("--each", str(rows_file(tmp_path, [7, 8])), "--dry-run")
     assert r.code == 0, r.err

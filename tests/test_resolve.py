@@ -11,6 +11,7 @@ import pytest
 from oauthcli.errors import RegistryError, UsageError
 from oauthcli.registry import Registry
 from oauthcli.resolve import (
+    RequestPlan,
     ResolvedRequest,
     is_loopback,
     resolve_profile,
@@ -309,3 +310,72 @@ def test_plain_yaml_scalars_are_taken_as_written(tmp_path: Path) -> None:
     req = resolve(Registry(tmp_path), "m")
     assert req.url == "https://a.test/items/012345/2026-01-02"
     assert dict(req.params) == {"price": "2.50", "at": "12:30:00", "flag": "yes"}
+
+
+def test_a_plan_renders_each_call_with_its_own_variables(registry: Registry) -> None:
+    """``--each`` plans once and resolves per row: nothing of one row leaks into the next."""
+    message, method = split_target(registry, "things.raw", None)
+    plan = RequestPlan(registry, message, method)
+    first = plan.resolve({"item": "a/b", "text": "one"})
+    second = plan.resolve({"item": "c", "text": "two"})
+    assert first.url == "https://other.example.test/x/a%2Fb" and first.body == b"<x>one</x>"
+    assert second.url == "https://other.example.test/x/c" and second.body == b"<x>two</x>"
+    assert second.headers == {
+        "Accept": "application/json",
+        "X-Team": "blue",
+        "Content-Type": "text/xml",
+    }
+    assert first.headers is not second.headers
+    assert first.auth is second.auth  # no call variable in it: resolved once
+    assert plan.resolve({"item": "d"}, lenient=True).missing == ["text"]
+    with pytest.raises(RegistryError, match="variable 'text' has no value"):
+        plan.resolve({"item": "d"})
+    assert resolve(registry, "things.raw", item="c", text="two") == second
+
+
+def test_auth_that_uses_a_call_variable_is_rendered_per_call(tmp_path: Path) -> None:
+    make_registry(
+        tmp_path,
+        {
+            "messages/m.yaml": 'endpoint: https://a.example.test/\nauth: {type: bearer, token: "${t}"}\n'
+        },
+    )
+    registry = Registry(tmp_path)
+    message, method = split_target(registry, "m", None)
+    plan = RequestPlan(registry, message, method)
+    tokens = [plan.resolve({"t": t}).auth.secret for t in ("tok-one", "tok-two")]
+    assert [t.reveal() for t in tokens if t] == ["tok-one", "tok-two"]
+
+
+@pytest.mark.parametrize(
+    "endpoint, problem",
+    [
+        ("http://${host}/x", "plain http:// to api.example.test is refused"),
+        ("https://${host}/x y", "contains white space"),
+        ("https://${host}:99999/x", "is not a valid URL"),
+    ],
+)
+def test_the_url_check_is_made_for_every_call(tmp_path: Path, endpoint: str, problem: str) -> None:
+    """The check remembers good origins; a bad one is still refused on any row."""
+    make_registry(tmp_path, {"messages/m.yaml": f'endpoint: "{endpoint}"\n'})
+    registry = Registry(tmp_path)
+    message, method = split_target(registry, "m", None)
+    plan = RequestPlan(registry, message, method)
+    if endpoint.startswith("http:"):
+        assert plan.resolve({"host": "127.0.0.1"}).url == "http://127.0.0.1/x"
+    with pytest.raises(RegistryError, match=problem):
+        plan.resolve({"host": "api.example.test"})
+    with pytest.raises(RegistryError, match=problem):
+        plan.resolve({"host": "api.example.test"})
+
+
+def test_a_password_in_a_url_is_remembered_on_every_call(tmp_path: Path) -> None:
+    from oauthcli.secret import scrub
+
+    make_registry(tmp_path, {"messages/m.yaml": 'endpoint: "https://bob:${pw}@a.example.test/"\n'})
+    registry = Registry(tmp_path)
+    message, method = split_target(registry, "m", None)
+    plan = RequestPlan(registry, message, method)
+    for pw in ("first-url-secret", "second-url-secret"):
+        plan.resolve({"pw": pw})
+        assert pw not in scrub(f"x {pw} y")

@@ -15,7 +15,7 @@ from oauthcli import console
 from oauthcli.errors import ExitCode, UsageError
 from oauthcli.models import Message, Method
 from oauthcli.registry import Registry
-from oauthcli.resolve import ResolvedRequest, resolve_request, split_target
+from oauthcli.resolve import RequestPlan, ResolvedRequest, split_target
 from oauthcli.secret import remember
 
 _BODY_TYPES = {
@@ -56,8 +56,9 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
     if options.each is not None:
         from oauthcli.batch import BatchOptions, run_batch
 
+        build = RequestBuilder(registry, message, meth, body, options)
         return run_batch(
-            lambda row: build_request(registry, message, meth, {**variables, **row}, body, options),
+            lambda row: build({**variables, **row}),
             options.each,
             BatchOptions(
                 concurrency=options.concurrency,
@@ -92,43 +93,62 @@ def build_request(
     options: SendOptions,
 ) -> ResolvedRequest:
     """The resolved request with -H, --body, --timeout and --retries applied."""
-    body_type = None
-    if body is not None:
-        # The method's body template is not rendered (its variables are not needed),
-        # but the type it declares still describes the bytes that replace it.
-        body_type = _BODY_TYPES[
-            "json"
-            if method.has_json
-            else "content"
-            if method.content
-            else "form"
-            if method.form is not None
-            else ""
-        ]
-        method = replace(method, json=None, has_json=False, content=None, form=None)
-    req = resolve_request(registry, message, method, variables)
-    from oauthcli.sending import secret_header_names
+    return RequestBuilder(registry, message, method, body, options)(variables)
 
-    secret_names = secret_header_names(req)
-    headers = dict(req.headers)
-    for name, value in options.headers:
-        for existing in [h for h in headers if h.lower() == name.lower()]:
-            del headers[existing]
-        if value:  # curl's -H 'Name:' removes a header
-            headers[name] = value
-        if name.lower() in secret_names:
-            remember(value)
-            remember(value.partition(" ")[2])
-    if body_type and not any(h.lower() == "content-type" for h in headers):
-        headers["Content-Type"] = body_type
-    req = replace(req, headers=headers)
-    if body is not None:
-        req = replace(req, body=body, json=None)
-    if options.timeout is not None:
-        req = replace(req, timeout=options.timeout)
-    if options.retries is not None:
-        req = replace(req, retry=replace(req.retry, attempts=options.retries + 1))
-    return req
+
+class RequestBuilder:
+    """:func:`build_request` for many calls (``--each``): planned once, rendered per row."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        message: Message,
+        method: Method,
+        body: bytes | None,
+        options: SendOptions,
+    ) -> None:
+        self.body_type = None
+        if body is not None:
+            # The method's body template is not rendered (its variables are not needed),
+            # but the type it declares still describes the bytes that replace it.
+            self.body_type = _BODY_TYPES[
+                "json"
+                if method.has_json
+                else "content"
+                if method.content
+                else "form"
+                if method.form is not None
+                else ""
+            ]
+            method = replace(method, json=None, has_json=False, content=None, form=None)
+        self.plan = RequestPlan(registry, message, method)
+        self.body = body
+        self.options = options
+
+    def __call__(self, variables: dict[str, str]) -> ResolvedRequest:
+        from oauthcli.sending import secret_header_names
+
+        req = self.plan.resolve(variables)
+        options = self.options
+        secret_names = secret_header_names(req)
+        headers = req.headers
+        for name, value in options.headers:
+            for existing in [h for h in headers if h.lower() == name.lower()]:
+                del headers[existing]
+            if value:  # curl's -H 'Name:' removes a header
+                headers[name] = value
+            if name.lower() in secret_names:
+                remember(value)
+                remember(value.partition(" ")[2])
+        if self.body_type and not any(h.lower() == "content-type" for h in headers):
+            headers["Content-Type"] = self.body_type
+        if self.body is not None:
+            req.body, req.json = self.body, None
+        if options.timeout is not None:
+            req.timeout = options.timeout
+        if options.retries is not None:
+            req.retry = replace(req.retry, attempts=options.retries + 1)
+        return req
 
 
 def read_body(spec: str | None) -> bytes | None:
