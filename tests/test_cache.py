@@ -264,6 +264,38 @@ def test_reading_a_valid_cached_token_imports_nothing_heavy(token_profile: Make)
     assert out.strip() == "cache []"
 
 
+COLD = """
+import sys
+from pathlib import Path
+import responses
+from oauthcli.resolve import ResolvedProfile
+from oauthcli.secret import Secret
+from oauthcli.tokens import grants, obtain
+def jwt_code():
+    return sorted(m for m in sys.modules if m.startswith(
+        ("authlib.integrations", "authlib.oauth2.rfc7523", "joserfc", "cryptography")))
+print(jwt_code())
+for auth in ("client_secret_basic", "client_secret_post"):
+    p = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_credentials",
+        token_url=%r, client_id=auth, client_auth=auth, client_secret=Secret("s3cr3t-value"))
+    with responses.RequestsMock() as rsps:
+        rsps.post(p.token_url, json={"access_token": "at-cold-1", "expires_in": 60})
+        print(obtain(p).source, jwt_code())
+"""
+
+
+def test_a_cold_fetch_with_a_client_secret_imports_no_jwt_code() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(COLD % URL)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert out.split("\n") == ["[]", "grant []", "grant []", ""]
+
+
 def test_an_unusable_cache_folder_is_a_clear_error(
     token_profile: Make, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -1,8 +1,12 @@
-"""Token endpoint calls through Authlib's requests client, and their failures.
+"""Token endpoint calls through Authlib's OAuth 2.0 client, and their failures.
 
-Authlib builds every request (``OAuth2Session.fetch_token``, ``refresh_token``,
-``revoke_token``) and signs client assertions (``rfc7523.PrivateKeyJWT``,
-``ClientSecretJWT``). Three things are adjusted on top of it:
+Authlib builds every request (``OAuth2Client.fetch_token``, ``refresh_token``,
+``revoke_token``) and signs client assertions (:mod:`oauthcli.tokens.assertions`,
+imported only for private_key_jwt and client_secret_jwt). :class:`_Session`
+puts that client on a requests session the way Authlib's ``OAuth2Session``
+does, without importing ``authlib.integrations``: its OAuth 1, OpenID Connect,
+joserfc and cryptography imports cost ~70 ms that a client secret never needs.
+Three things are adjusted on top of Authlib:
 
 - ``client_secret_basic``: Authlib joins id and secret unencoded; RFC 6749
   §2.3.1 form-urlencodes each first, so secrets with ``+ % : /`` work.
@@ -23,9 +27,10 @@ from urllib.parse import quote_plus, urlencode
 
 import requests
 from authlib.common.urls import url_decode
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
-from authlib.oauth2.rfc7523.assertion import client_secret_jwt_sign, private_key_jwt_sign
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.client import OAuth2Client
+from requests.auth import AuthBase
 
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolve import ResolvedProfile
@@ -34,8 +39,6 @@ from oauthcli.tokens import keys
 from oauthcli.tokens.service import MAX_LIFETIME
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Client assertions are single-use; a minute covers clock skew and slow servers.
-ASSERTION_LIFETIME = 60
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})
 _HINTS = {
     "invalid_client": "check client_id, the client secret or key, and client_auth",
@@ -65,38 +68,48 @@ def _encode_client_secret_basic(
     return uri, headers, body
 
 
-class _ShortLivedAssertion:
-    """Authlib's assertion signers with a short ``exp``; a new ``jti`` on every request.
+class _ClientAuth(AuthBase, ClientAuth):
+    """Authlib's client authentication as a requests auth, as ``OAuth2ClientAuth`` is."""
 
-    Passing Authlib a claims dict would freeze the first ``jti``, so none is passed.
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.url, r.headers, r.body = self.prepare(r.method, r.url, r.headers, r.body)
+        return r
+
+
+class _Session(OAuth2Client, requests.Session):
+    """Authlib's ``OAuth2Session`` rebuilt from its generic client and requests.
+
+    Every call passes its client auth, so no access token is ever attached and
+    ``OAuth2Session.request``'s token handling is not needed. Authlib raises
+    ``oauth_error_class`` for an answer with an ``error`` member; by then
+    :func:`_answer_check` has turned every string ``error`` into a :class:`GrantError`.
     """
 
-    headers: Any
-    alg: str
-    sign_function: Callable[..., Any]
+    client_auth_class = _ClientAuth
+    oauth_error_class = OAuth2Error
+    SESSION_REQUEST_PARAMS = (
+        "allow_redirects",
+        "timeout",
+        "cookies",
+        "files",
+        "proxies",
+        "hooks",
+        "stream",
+        "verify",
+        "cert",
+        "json",
+    )
 
-    def sign(self, auth: Any, token_endpoint: str) -> str:
-        return str(
-            self.sign_function(
-                auth.client_secret,
-                client_id=auth.client_id,
-                token_endpoint=token_endpoint,
-                header=dict(self.headers or {}),
-                alg=self.alg,
-                expires_in=ASSERTION_LIFETIME,
-            )
+    def __init__(
+        self, client_id: str, client_secret: Any, *, verify: Any, cert: Any, **kw: Any
+    ) -> None:
+        requests.Session.__init__(self)
+        self.verify = verify
+        self.cert = cert
+        OAuth2Client.__init__(
+            self, session=self, client_id=client_id, client_secret=client_secret, **kw
         )
 
-
-class _PrivateKeyJWT(_ShortLivedAssertion, PrivateKeyJWT):
-    sign_function = staticmethod(private_key_jwt_sign)
-
-
-class _ClientSecretJWT(_ShortLivedAssertion, ClientSecretJWT):
-    sign_function = staticmethod(client_secret_jwt_sign)
-
-
-class _Session(OAuth2Session):
     # Authlib passes data=dict(...), which keeps one of repeated form fields.
     def _fetch_token(self, url: str, body: str = "", **kwargs: Any) -> Any:
         kwargs.pop("method", None)
@@ -111,7 +124,10 @@ class _Session(OAuth2Session):
 
 
 def session(profile: ResolvedProfile, what: str) -> _Session:
-    """An Authlib session with the profile's client auth, TLS options and answer check."""
+    """An Authlib session with the profile's client auth, TLS options and answer check.
+
+    Authlib's JWT code is imported only for the client_auth methods that sign assertions.
+    """
     secret: Any = profile.client_secret.reveal() if profile.client_secret else None
     if profile.client_auth == "private_key_jwt":
         secret = keys.load_private_key(profile)
@@ -134,11 +150,19 @@ def session(profile: ResolvedProfile, what: str) -> _Session:
     s.register_client_auth_method(("client_secret_basic", _encode_client_secret_basic))
     header = {"kid": profile.key_id} if profile.key_id else None
     if profile.client_auth == "private_key_jwt":
+        from oauthcli.tokens.assertions import ShortLivedPrivateKeyJWT
+
         alg = profile.signing_alg or keys.default_alg(secret)
-        s.register_client_auth_method(_PrivateKeyJWT(profile.token_url, headers=header, alg=alg))
+        s.register_client_auth_method(
+            ShortLivedPrivateKeyJWT(profile.token_url, headers=header, alg=alg)
+        )
     elif profile.client_auth == "client_secret_jwt":
+        from oauthcli.tokens.assertions import ShortLivedClientSecretJWT
+
         alg = profile.signing_alg or "HS256"
-        s.register_client_auth_method(_ClientSecretJWT(profile.token_url, headers=header, alg=alg))
+        s.register_client_auth_method(
+            ShortLivedClientSecretJWT(profile.token_url, headers=header, alg=alg)
+        )
     check = _answer_check(profile, what)
     s.register_compliance_hook("access_token_response", check)
     s.register_compliance_hook("refresh_token_response", check)
