@@ -21,7 +21,6 @@ be trusted either.
 from __future__ import annotations
 
 import json
-import queue
 import signal
 import sys
 import threading
@@ -37,16 +36,11 @@ from oauthcli.errors import ExitCode, OAuthCliError, UsageError
 from oauthcli.secret import scrub
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-    from threading import Semaphore
-
     from oauthcli.resolve import ResolvedRequest
     from oauthcli.sending import Result, Sender
 
     #: A row's JSON result, and the Result to explain when it failed.
     _Outcome = tuple[dict[str, Any], Result | None]
-    #: What the reader hands the printer: a submitted row, a reading error, or the end.
-    _Pending = tuple[int, Future[_Outcome]] | BaseException | None
 
 #: Rows kept in flight or waiting to be printed, per unit of concurrency.
 WINDOW_PER_WORKER = 2
@@ -256,11 +250,17 @@ def _dry_run(build: Build, rows: Rows) -> int:
 
 
 class _Run:
-    """One batch: a reader thread submits rows, the main thread prints results in order.
+    """One batch: N worker threads that each read a row, send it and print what is due.
 
-    Ctrl-C (the first one) only sets :attr:`interrupted`; the main thread notices
-    it at its next wait, stops the reader, drops the rows not yet started and
-    prints the ones in flight when they finish. A second Ctrl-C aborts at once.
+    Rows are numbered as they are read (one reader at a time); a finished row is
+    printed by whichever worker completes the gap before it, so results come out
+    in row order with no thread in between. A worker reads a row only while
+    fewer than ``2 × N`` rows are read and not yet printed.
+
+    The main thread only watches: it flushes stdout every tick (so results reach
+    a pipe within a tenth of a second while the workers write without a system
+    call per row) and turns the first Ctrl-C into a clean stop: no new rows,
+    the ones in flight finish and are printed. A second Ctrl-C aborts at once.
     """
 
     def __init__(self, build: Build, rows: Rows, options: BatchOptions, limiter: RateLimiter):
@@ -272,52 +272,50 @@ class _Run:
         self.done = 0
         self.first_failure: tuple[int, Result] | None = None
         self.interrupted = threading.Event()
-        self.stop = threading.Event()
         self.progress: _Progress | None = None
+        self._window = WINDOW_PER_WORKER * options.concurrency
+        self._rows = iter(rows)
+        self._reading = threading.Lock()  # one reader: a blocked stdin read holds only this
+        self._state = threading.Condition()  # everything below
+        self._taken = 0  # rows read and numbered
+        self._in_flight = 0
+        self._finished: dict[int, _Outcome] = {}  # done, waiting for an earlier row
+        self._end = False  # no more rows will be taken: end of input, error or Ctrl-C
+        self._error: BaseException | None = None  # a malformed row, a closed stdout
+        self._over = threading.Event()  # wakes the main thread: all done, or Ctrl-C
 
     def run(self) -> int:
-        from concurrent.futures import ThreadPoolExecutor
-
         from oauthcli.sending import Sender
 
         started = time.monotonic()
-        pending: queue.Queue[_Pending] = queue.Queue()
-        slots = threading.Semaphore(WINDOW_PER_WORKER * self.options.concurrency)
-        self.pool = ThreadPoolExecutor(self.options.concurrency, thread_name_prefix="oauthcli-send")
         sender = Sender(pool_size=self.options.concurrency)
-        # Rows are read on their own thread so that results are printed as soon as
-        # they are ready even while the input (a pipe, say) has nothing more to give.
-        reader = threading.Thread(
-            target=self._read,
-            args=(sender, pending, slots),
-            name="oauthcli-rows",
-            daemon=True,  # it may be blocked reading stdin when the run is interrupted
-        )
-        stopped: BaseException | None = None
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(sender,),
+                name=f"oauthcli-send-{n}",
+                daemon=True,  # one may be blocked reading stdin when the run is interrupted
+            )
+            for n in range(self.options.concurrency)
+        ]
         restore = self._catch_ctrl_c()
         try:
             if sys.stderr.isatty() and not self.options.verbose:
                 self.progress = _Progress(self.rows.total)
-            reader.start()
-            while (item := self._next(pending)) is not None:
-                if isinstance(item, BaseException):
-                    stopped = item
-                    break
-                self._emit(*item)
-                slots.release()
-            if self.interrupted.is_set():
-                self._stop()
-                self._emit_left(pending)
+            for worker in workers:
+                worker.start()
+            self._watch(workers)
         finally:
             restore()
-            self.stop.set()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            with self._state:
+                self._end = True
+                self._state.notify_all()
             sender.close()
             if self.progress is not None:
                 self.progress.stop()
-        if self.interrupted.is_set():
-            self._emit_left(pending)  # a row the reader submitted while it was told to stop
-        sys.stdout.flush()
+        if isinstance(self._error, (console.OutputError, BrokenPipeError)):
+            raise self._error  # stdout is gone: no summary pretends the results arrived
+        console.flush()
         console.err(summary(self.codes, time.monotonic() - started))
         if self.first_failure is not None:
             from oauthcli import output
@@ -333,9 +331,32 @@ class _Run:
             )
             console.err(f"interrupted after {self.done} of {total} rows sent{more}", "yellow")
             return INTERRUPTED
-        if stopped is not None:
-            raise stopped
+        if self._error is not None:
+            raise self._error
         return max(self.codes, default=int(ExitCode.OK))
+
+    def _watch(self, workers: list[threading.Thread]) -> None:
+        """Flush every tick until no more rows are taken and none is in flight.
+
+        A worker blocked reading stdin after Ctrl-C is left behind (it is a daemon).
+        """
+        while True:
+            self._over.wait(_TICK)
+            with self._state:
+                console.flush()
+                if self.interrupted.is_set() and not self._end:
+                    self._end = True
+                    self._state.notify_all()
+                if self._end and not self._in_flight:
+                    return
+                if not any(w.is_alive() for w in workers):  # cannot happen; never hang on it
+                    return
+                self._over.clear()
+
+    def _check_over(self) -> None:
+        """Wake the main thread when the run is over (called holding the state lock)."""
+        if self._end and not self._in_flight:
+            self._over.set()
 
     def _catch_ctrl_c(self) -> Callable[[], None]:
         """Turn the first SIGINT into :attr:`interrupted`; what undoes it."""
@@ -345,6 +366,7 @@ class _Run:
 
         def first(signum: int, frame: Any) -> None:
             self.interrupted.set()
+            self._over.set()
             signal.signal(signal.SIGINT, previous)  # a second Ctrl-C is not polite
 
         def restore() -> None:
@@ -353,69 +375,48 @@ class _Run:
         signal.signal(signal.SIGINT, first)
         return restore
 
-    def _stop(self) -> None:
-        if not self.stop.is_set():
-            self.stop.set()
-            self.pool.shutdown(wait=False, cancel_futures=True)
+    def _work(self, sender: Sender) -> None:
+        while (taken := self._take()) is not None:
+            number, row = taken
+            outcome = self._one(sender, number, row)
+            with self._state:
+                self._in_flight -= 1
+                self._finished[number] = outcome
+                try:
+                    while (due := self._finished.pop(self.done + 1, None)) is not None:
+                        self._emit(self.done + 1, *due)
+                except Exception as exc:  # stdout closed or broken: stop reading rows
+                    self._error = self._error or exc
+                    self._end = True
+                self._state.notify_all()
+                self._check_over()
 
-    def _read(self, sender: Sender, pending: queue.Queue[_Pending], slots: Semaphore) -> None:
-        """Read a row whenever the window has room, and submit it."""
-        try:
-            rows = iter(self.rows)
-            number = 0
-            while True:
-                while not slots.acquire(timeout=_TICK):
-                    if self.stop.is_set():
-                        return
-                if self.stop.is_set():
-                    return
-                row = next(rows, None)
-                if row is None:
-                    return
-                number += 1
-                pending.put((number, self.pool.submit(self._one, sender, number, row)))
-        except Exception as exc:  # a malformed row (or a bug): the main thread raises it
-            if not self.stop.is_set():
-                pending.put(exc)
-        finally:
-            pending.put(None)
-
-    def _next(self, pending: queue.Queue[_Pending]) -> _Pending:
-        """The next submitted row in order; None at the end of the input or after Ctrl-C."""
-        try:
-            return pending.get_nowait()
-        except queue.Empty:
-            sys.stdout.flush()  # show what is done before waiting for more
-        while not self.interrupted.is_set():
+    def _take(self) -> tuple[int, dict[str, str]] | None:
+        """The next row and its number, once the window has room; None when no more are wanted."""
+        with self._reading:
+            with self._state:
+                while not self._end and self._taken - self.done >= self._window:
+                    self._state.wait(_TICK)
+                if self._end:
+                    return None
+            error: Exception | None = None
             try:
-                return pending.get(timeout=_TICK)
-            except queue.Empty:
-                continue
-        return None
+                row = next(self._rows, None)
+            except Exception as exc:  # a malformed row (or a bug): the run reports it at the end
+                row, error = None, exc
+            with self._state:
+                if row is None or self._end:  # the end of the input, or Ctrl-C while reading
+                    self._error = self._error or error
+                    self._end = True
+                    self._state.notify_all()
+                    self._check_over()
+                    return None
+                self._taken += 1
+                self._in_flight += 1
+                return self._taken, row
 
-    def _emit_left(self, pending: queue.Queue[_Pending]) -> None:
-        """After Ctrl-C: rows already being sent finish and are printed, in row order."""
-        while True:
-            try:
-                item = pending.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, tuple):
-                self._emit(*item)
-
-    def _emit(self, number: int, future: Future[_Outcome]) -> None:
-        """Print one row's result once it is done (nothing for a row dropped by Ctrl-C)."""
-        from concurrent.futures import wait
-
-        if not future.done():
-            sys.stdout.flush()
-        while not future.done():
-            if self.interrupted.is_set():
-                self._stop()
-            wait([future], timeout=_TICK)
-        if future.cancelled():
-            return
-        obj, failed = future.result()
+    def _emit(self, number: int, obj: dict[str, Any], failed: Result | None) -> None:
+        """Print one row's result (called in row order, holding the state lock)."""
         console.out(json.dumps(obj, ensure_ascii=False))
         self.codes[obj["exit_code"]] += 1
         self.done += 1

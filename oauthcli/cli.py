@@ -34,7 +34,9 @@ SIGPIPE_EXIT = 141
 class BoundaryGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            console.flush()  # here, so that a full disk is reported like any other failure
+            return result
         except OAuthCliError as exc:
             _report(exc)
             raise typer.Exit(int(exc.exit_code)) from None

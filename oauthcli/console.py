@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TextIO
 
+from oauthcli.errors import OAuthCliError
 from oauthcli.secret import scrub
 
 _no_color = False
@@ -38,7 +39,41 @@ def style(text: str, name: str, stream: TextIO) -> str:
 
 def out(text: str = "") -> None:
     """A result line on stdout; secrets seen in this process are blanked."""
-    sys.stdout.write(scrub(text) + "\n")
+    try:
+        sys.stdout.write(scrub(text) + "\n")
+    except BrokenPipeError:
+        raise  # the reader went away: the CLI ends quietly with 141
+    except OSError as exc:
+        raise OutputError(exc) from None
+
+
+def flush() -> None:
+    """Push what stdout holds to its reader."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(exc) from None
+
+
+def write_bytes(data: bytes) -> None:
+    """Bytes on stdout exactly as given (a response body), after any text written before."""
+    flush()
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(exc) from None
+
+
+class OutputError(OAuthCliError):
+    """stdout cannot be written: a full disk, a closed descriptor (exit 1, not a bug)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to standard output: {exc.strerror or exc}")
 
 
 def err(text: str, color: str | None = None) -> None:

@@ -127,9 +127,7 @@ def write_body(body: bytes) -> None:
     if cleaned != text:
         console.warn("the response body contains a secret value; it is masked in the output")
         body = cleaned.encode("latin-1", "replace")
-    sys.stdout.flush()
-    sys.stdout.buffer.write(body)
-    sys.stdout.buffer.flush()
+    console.write_bytes(body)
 
 
 def _show_body_on_terminal(result: Result) -> None:

@@ -266,6 +266,22 @@ def test_a_registry_error_no_row_can_fix_stops_the_run_before_any_row(
     assert api.server.requests == []
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_stops_the_run_with_one_line(api: Api, tmp_path: Path) -> None:
+    path = rows_file(tmp_path, range(1, 2001))
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: cannot write to standard output: No space left on device\n"
+    assert len(api.used) < 2000  # no more rows were read once the output failed
+
+
 def test_dry_run_prints_each_row_and_sends_nothing(api: Api, tmp_path: Path) -> None:
     r = api.send("--each", str(rows_file(tmp_path, [7, 8])), "--dry-run")
     assert r.code == 0, r.err

@@ -137,6 +137,20 @@ def test_closed_pipe_is_quiet(root: Path) -> None:
         assert err == "''", line
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["show", "items"], ["list"], ["send", "items.list", "--dry-run"]])
+def test_a_full_disk_is_a_one_line_error(root: Path, args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "oauthcli", "-r", str(root), *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: cannot write to standard output: No space left on device\n"
+
+
 def test_a_password_in_a_url_is_masked(tmp_path: Path) -> None:
     make_registry(tmp_path, {"messages/ui.yaml": "endpoint: http://u:urlPASSWORD9@127.0.0.1:1/x\n"})
     for args in (["show", "ui"], ["send", "ui", "--dry-run"], ["send", "ui"]):
