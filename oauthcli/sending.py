@@ -264,12 +264,12 @@ class Sender:
 
     def _token(self, profile: ResolvedProfile) -> _Held:
         key = _profile_key(profile)
+        held = self._tokens.get(key)
+        if held is not None and not _due(held, profile):
+            return held  # the common case in a batch: no lock, so workers do not queue here
         with self._lock(key):
             held = self._tokens.get(key)
-            expires_at = held.token.expires_at if held else None
-            if held is None or (
-                expires_at is not None and time.time() >= expires_at - profile.token_leeway
-            ):
+            if held is None or _due(held, profile):
                 from oauthcli.tokens import obtain
 
                 obtained = obtain(profile)
@@ -311,7 +311,6 @@ class Sender:
     ) -> tuple[requests.Response, bool, bool]:
         """Send one attempt, following redirects; returns (response, credentials sent, left origin)."""
         url, method, body = req.full_url, req.http_method, req.body
-        first_origin = origin(url)
         left = False
         jar = RequestsCookieJar()
         secret_names = secret_header_names(req)
@@ -343,7 +342,7 @@ class Sender:
             if refusal:
                 trace.note(f"not following {status} to {target}: {refusal}")
                 return response, sent, left
-            if origin(target) != first_origin and not left:
+            if not left and origin(target) != origin(req.full_url):
                 left = True
                 trace.note(
                     f"redirect to another origin {origin(target)}: credentials and cookies stay behind"
@@ -359,7 +358,7 @@ class Sender:
         self, prepared: requests.PreparedRequest, req: ResolvedRequest
     ) -> requests.Response:
         url = prepared.url or req.url
-        key = (origin(url), req.tls.requests_verify, req.tls.requests_cert)
+        key = (_scheme_authority(url), req.tls.requests_verify, req.tls.requests_cert)
         settings = self._environment.get(key)
         if settings is None:
             merged = self._session.merge_environment_settings(
@@ -418,6 +417,13 @@ class _Adapter(HTTPAdapter):
             self._pools[key] = pool
         return pool
 
+    def request_url(
+        self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
+    ) -> str:
+        if not proxies:  # what requests works out, without parsing the URL three times
+            return request.path_url
+        return super().request_url(request, proxies)
+
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # Once per pool: it checks that the CA bundle exists and sets it on the pool.
         if getattr(conn, "_oauthcli_verified", None) != (verify, cert):
@@ -432,10 +438,14 @@ class _Adapter(HTTPAdapter):
 def _pool_key(
     url: str, verify: Any, cert: Any, proxies: Mapping[str, str] | None
 ) -> tuple[Any, ...]:
-    scheme, _, rest = url.partition("://")
-    netloc = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
     proxy_items = tuple(sorted(proxies.items())) if proxies else ()
-    return scheme.lower(), netloc.lower(), verify, cert, proxy_items
+    return _scheme_authority(url), verify, cert, proxy_items
+
+
+def _scheme_authority(url: str) -> str:
+    """``http://host:port`` of a prepared URL, as a cache key: cheaper than urlsplit."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}".lower()
 
 
 class _Transient(Exception):
@@ -460,7 +470,8 @@ def _prepare(
     prepared.prepare_url(url, None)
     prepared.prepare_headers(headers)
     prepared.prepare_body(body, None)
-    prepared.prepare_auth(None, url)
+    if "@" in url:  # requests turns user:password in a URL into basic auth
+        prepared.prepare_auth(None, url)
     return prepared
 
 
@@ -479,6 +490,12 @@ def _authorization(held: _Held) -> str:
     if token_type.lower() == "bearer":
         token_type = "Bearer"
     return f"{token_type} {held.token.access_token.reveal()}"
+
+
+def _due(held: _Held, profile: ResolvedProfile) -> bool:
+    """The held token is expired or inside the profile's leeway: time to renew it."""
+    expires_at = held.token.expires_at
+    return expires_at is not None and time.time() >= expires_at - profile.token_leeway
 
 
 def _profile_key(profile: ResolvedProfile) -> tuple[Any, ...]:
