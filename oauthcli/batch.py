@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 #: Rows kept in flight or waiting to be printed, per unit of concurrency.
 WINDOW_PER_WORKER = 2
 INTERRUPTED = 130
-#: Seconds between checks for Ctrl-C while waiting.
+#: Results held before they are written (the main thread writes them every tick too).
+_LINES_PER_WRITE = 256
+#: Seconds between checks for Ctrl-C while waiting, and between writes of results.
 _TICK = 0.1
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _EMPTY_RESULT = dict.fromkeys(
@@ -283,6 +285,7 @@ class _Run:
         self._end = False  # no more rows will be taken: end of input, error or Ctrl-C
         self._error: BaseException | None = None  # a malformed row, a closed stdout
         self._over = threading.Event()  # wakes the main thread: all done, or Ctrl-C
+        self._lines: list[str] = []  # results printed but not yet written
 
     def run(self) -> int:
         from oauthcli.sending import Sender
@@ -315,7 +318,8 @@ class _Run:
                 self.progress.stop()
         if isinstance(self._error, (console.OutputError, BrokenPipeError)):
             raise self._error  # stdout is gone: no summary pretends the results arrived
-        console.flush()
+        with self._state:
+            self._write()
         console.err(summary(self.codes, time.monotonic() - started))
         if self.first_failure is not None:
             from oauthcli import output
@@ -343,7 +347,7 @@ class _Run:
         while True:
             self._over.wait(_TICK)
             with self._state:
-                console.flush()
+                self._write()
                 if self.interrupted.is_set() and not self._end:
                     self._end = True
                     self._state.notify_all()
@@ -352,6 +356,20 @@ class _Run:
                 if not any(w.is_alive() for w in workers):  # cannot happen; never hang on it
                     return
                 self._over.clear()
+
+    def _write(self) -> None:
+        """Write the results held so far in one go (holding the state lock).
+
+        Results are held here, not in stdout's buffer, so that one system call
+        carries many rows even when stdout is unbuffered (``PYTHONUNBUFFERED``,
+        set in many CI images): each call lets the other threads take the
+        interpreter lock.
+        """
+        if self._lines:
+            text = "\n".join(self._lines)
+            self._lines.clear()
+            console.out(text)
+        console.flush()
 
     def _check_over(self) -> None:
         """Wake the main thread when the run is over (called holding the state lock)."""
@@ -417,7 +435,9 @@ class _Run:
 
     def _emit(self, number: int, obj: dict[str, Any], failed: Result | None) -> None:
         """Print one row's result (called in row order, holding the state lock)."""
-        console.out(json.dumps(obj, ensure_ascii=False))
+        self._lines.append(json.dumps(obj, ensure_ascii=False))
+        if len(self._lines) >= _LINES_PER_WRITE:
+            self._write()
         self.codes[obj["exit_code"]] += 1
         self.done += 1
         if failed is not None and self.first_failure is None:
