@@ -446,6 +446,9 @@ def report(b: Bench, info: list[tuple[str, str]], args: argparse.Namespace, seco
     return "\n".join(lines)
 
 
+SECTIONS = ("startup", "cold", "processes", "batch", "memory")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="runs per start-up case")
@@ -454,6 +457,12 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, default=100_000)
     parser.add_argument(
         "--quick", action="store_true", help="few runs, small batches: a smoke test"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=SECTIONS,
+        help="run only this part (repeatable); the default is all of them",
     )
     args = parser.parse_args()
     if args.quick:
@@ -474,11 +483,17 @@ def main() -> None:
             print(f"oauthcli benchmarks against {base} ({info[1][1]}, {info[3][1]})")
             reg10 = make_registry(tmp / "reg10", base, 10)
             reg500 = make_registry(tmp / "reg500", base, 500)
-            bench_startup(b, args.runs, reg10, reg500)
-            bench_cold(b, max(args.runs // 2, 3), reg10)
-            bench_concurrent(b, max(args.rounds, 3), reg10)
-            bench_batch(b, args.rounds, reg10, args.batch_rows)
-            bench_memory(b, reg10, sorted({min(1000, args.memory_rows), args.memory_rows}))
+            only = set(args.only or SECTIONS)
+            if "startup" in only:
+                bench_startup(b, args.runs, reg10, reg500)
+            if "cold" in only:
+                bench_cold(b, max(args.runs // 2, 3), reg10)
+            if "processes" in only:
+                bench_concurrent(b, max(args.rounds, 3), reg10)
+            if "batch" in only:
+                bench_batch(b, args.rounds, reg10, args.batch_rows)
+            if "memory" in only:
+                bench_memory(b, reg10, sorted({min(1000, args.memory_rows), args.memory_rows}))
         finally:
             server.terminate()
             server.wait(10)
