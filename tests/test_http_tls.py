@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from oauthcli.errors import NetworkError
-from oauthcli.resolve import ResolvedTLS
+from oauthcli.resolve import ResolvedProfile, ResolvedTLS
+from oauthcli.secret import Secret
 from oauthcli.sending import Sender
+from oauthcli.tokens import grants
 from tests.conftest import LoopbackServer
 from tests.test_sending import request
 
@@ -141,3 +143,65 @@ def test_client_certificate_is_presented(mtls: LoopbackServer, pki: Path) -> Non
         without = replace(request(mtls.url("/x")), tls=ResolvedTLS(ca_bundle=str(pki / "ca.pem")))
         with pytest.raises(NetworkError):
             sender.send(without)
+
+
+# -- the token endpoint over TLS --------------------------------------------------
+#
+# requests lets REQUESTS_CA_BUNDLE (set in many CI images) override a Session's
+# verify; a profile's tls: must still be what the token request uses.
+
+TOKEN = b'{"access_token": "tls-token-1", "token_type": "Bearer", "expires_in": 60}'
+
+
+def _profile(server: LoopbackServer, tls: ResolvedTLS) -> ResolvedProfile:
+    return ResolvedProfile(
+        name="tls",
+        source=Path("tls.yaml"),
+        grant_type="client_credentials",
+        token_url=server.url("/token"),
+        client_id="app",
+        client_auth="client_secret_post",
+        client_secret=Secret("tls-secret-1"),
+        tls=tls,
+    )
+
+
+@pytest.fixture
+def system_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CA bundle from the environment that does not know the test CA."""
+    import certifi
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+
+
+@pytest.mark.usefixtures("system_bundle")
+def test_token_request_uses_the_profiles_ca_bundle(https: LoopbackServer, pki: Path) -> None:
+    https.reply("/token", 200, TOKEN, Content_Type="application/json")
+    answer = grants.fetch(_profile(https, ResolvedTLS(ca_bundle=str(pki / "ca.pem"))))
+    assert answer["access_token"] == "tls-token-1"
+
+
+@pytest.mark.usefixtures("system_bundle")
+def test_token_request_honours_verify_false(https: LoopbackServer) -> None:
+    https.reply("/token", 200, TOKEN, Content_Type="application/json")
+    answer = grants.fetch(_profile(https, ResolvedTLS(verify=False)))
+    assert answer["access_token"] == "tls-token-1"
+
+
+@pytest.mark.usefixtures("system_bundle")
+def test_token_request_without_the_ca_is_refused(https: LoopbackServer) -> None:
+    https.reply("/token", 200, TOKEN, Content_Type="application/json")
+    with pytest.raises(grants.GrantError, match="TLS error .*certificate verify failed"):
+        grants.fetch(_profile(https, ResolvedTLS()))
+
+
+@pytest.mark.usefixtures("system_bundle")
+def test_token_request_presents_the_client_certificate(mtls: LoopbackServer, pki: Path) -> None:
+    mtls.reply("/token", 200, TOKEN, Content_Type="application/json")
+    tls = ResolvedTLS(
+        ca_bundle=str(pki / "ca.pem"),
+        client_cert=str(pki / "client.pem"),
+        client_key=str(pki / "client.key"),
+    )
+    assert grants.fetch(_profile(mtls, tls))["access_token"] == "tls-token-1"

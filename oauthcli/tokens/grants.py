@@ -179,7 +179,14 @@ def _extras(profile: ResolvedProfile) -> str:
 
 
 def _request_options(profile: ResolvedProfile) -> dict[str, Any]:
-    return {"timeout": profile.timeout, "allow_redirects": False}
+    # verify and cert go with each request: set on the session only, requests lets
+    # REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace them (psf/requests#3829).
+    return {
+        "timeout": profile.timeout,
+        "allow_redirects": False,
+        "verify": profile.tls.requests_verify,
+        "cert": profile.tls.requests_cert,
+    }
 
 
 def fetch(profile: ResolvedProfile) -> dict[str, Any]:
