@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from oauthcli import console
+from oauthcli.cpu import choose as choose_cpu
+from oauthcli.cpu import pin_thread
 from oauthcli.errors import ExitCode, OAuthCliError, UsageError
 from oauthcli.secret import scrub
 
@@ -292,10 +294,12 @@ class _Run:
 
         started = time.monotonic()
         sender = Sender(pool_size=self.options.concurrency)
+        # Workers share one interpreter lock: on one CPU it does not bounce between them.
+        cpu = choose_cpu() if self.options.concurrency > 1 else None
         workers = [
             threading.Thread(
                 target=self._work,
-                args=(sender,),
+                args=(sender, cpu),
                 name=f"oauthcli-send-{n}",
                 daemon=True,  # one may be blocked reading stdin when the run is interrupted
             )
@@ -393,7 +397,9 @@ class _Run:
         signal.signal(signal.SIGINT, first)
         return restore
 
-    def _work(self, sender: Sender) -> None:
+    def _work(self, sender: Sender, cpu: int | None) -> None:
+        if cpu is not None:
+            pin_thread(cpu)
         while (taken := self._take()) is not None:
             number, row = taken
             outcome = self._one(sender, number, row)

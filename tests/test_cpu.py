@@ -1,0 +1,103 @@
+"""Keeping a batch's workers on one CPU: which CPU, and that failures change nothing."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oauthcli import cpu
+from oauthcli.batch import BatchOptions, RateLimiter, Rows, _Run
+from oauthcli.errors import UsageError
+
+
+def _affinity(monkeypatch: pytest.MonkeyPatch, allowed: set[int], current: int | None) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: allowed, raising=False)
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: None, raising=False)
+    monkeypatch.setattr(cpu, "current_cpu", lambda: current)
+
+
+@pytest.mark.parametrize(
+    "allowed, current, expected",
+    [
+        ({0, 1, 2, 3}, 2, 2),  # where the scheduler put us
+        ({0, 1}, None, 0),  # not known: the first allowed one
+        ({4, 5}, 1, 4),  # taskset moved us since: stay within what is allowed
+        ({3}, 3, None),  # one CPU: nothing to keep together
+    ],
+)
+def test_choose(
+    monkeypatch: pytest.MonkeyPatch, allowed: set[int], current: int | None, expected: int | None
+) -> None:
+    _affinity(monkeypatch, allowed, current)
+    assert cpu.choose() == expected
+
+
+def test_choose_without_affinity_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert cpu.choose() is None
+
+
+def test_current_cpu_reads_past_a_command_name_with_parentheses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    rest = " ".join(["S"] + [str(n) for n in range(4, 39)] + ["7", "0", "0"])
+    stat = tmp_path / "stat"
+    stat.write_bytes(f"4242 (odd ) name) {rest}\n".encode())
+    real_open = open
+    monkeypatch.setattr(
+        "builtins.open",
+        lambda path, *a, **k: real_open(
+            stat if path == "/proc/thread-self/stat" else path, *a, **k
+        ),
+    )
+    assert cpu.current_cpu() == 7
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/stat").exists(), reason="Linux /proc")
+def test_current_cpu_is_one_we_may_run_on() -> None:
+    assert cpu.current_cpu() in os.sched_getaffinity(0)
+
+
+def test_pin_thread_ignores_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int, cpus: set[int]) -> None:
+        raise PermissionError("not here")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
+    cpu.pin_thread(0)
+
+
+class _Sender:
+    def __init__(self, **kwargs: Any) -> None:
+        pass
+
+    def send(self, req: Any, trace: Any = None) -> Any:
+        raise UsageError(f"row {req}")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("concurrency, pinned", [(3, 3), (1, 0)])
+def test_every_worker_is_pinned_to_the_chosen_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency: int, pinned: int
+) -> None:
+    calls: list[tuple[str, int]] = []
+    monkeypatch.setattr("oauthcli.sending.Sender", _Sender)
+    monkeypatch.setattr("oauthcli.batch.choose_cpu", lambda: 1)
+    monkeypatch.setattr(
+        "oauthcli.batch.pin_thread", lambda n: calls.append((threading.current_thread().name, n))
+    )
+    path = tmp_path / "rows.csv"
+    path.write_text("id\n" + "".join(f"{i}\n" for i in range(20)))
+    rows = Rows(str(path))
+    run = _Run(
+        lambda row: row["id"], rows, BatchOptions(concurrency=concurrency), RateLimiter(None)
+    )
+    assert run.run() == 2 and run.done == 20
+    rows.close()
+    assert len(calls) == pinned and {n for _, n in calls} <= {1}
+    assert len({name for name, _ in calls}) == pinned  # each worker pins itself
