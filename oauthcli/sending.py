@@ -34,7 +34,7 @@ from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__, console
-from oauthcli.errors import NetworkError
+from oauthcli.errors import NetworkError, TokenError
 from oauthcli.http import (
     backoff_delay,
     carries_secret,
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from oauthcli.tokens import Token
 
 MAX_REDIRECTS = 10
+#: Seconds a timed-out or 5xx token request stands before a call may try again.
+TRANSIENT_TOKEN_FAILURE = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_HEADERS = {
     "User-Agent": f"oauthcli/{__version__}",
@@ -155,6 +157,9 @@ class Sender:
         self._tokens: dict[tuple[Any, ...], _Held] = {}
         self._locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # A token request that failed, per profile, and until when it stands (None: for
+        # good). The rows of a batch then report it instead of each asking again.
+        self._failed: dict[tuple[Any, ...], tuple[TokenError, float | None]] = {}
         # Proxy and CA settings from the environment, per origin and TLS options:
         # the environment does not change while we run, and working them out for
         # every request was a fifth of a batch row's CPU time.
@@ -270,13 +275,7 @@ class Sender:
         with self._lock(key):
             held = self._tokens.get(key)
             if held is None or _due(held, profile):
-                from oauthcli.tokens import obtain
-
-                obtained = obtain(profile)
-                for warning in obtained.warnings:
-                    self._warn(warning)
-                held = _Held(obtained.token, obtained.source)
-                self._tokens[key] = held
+                held = self._obtain(key, profile, force=False)
             return held
 
     def _renew(self, req: ResolvedRequest, stale: _Held, trace: Trace) -> _Held | None:
@@ -293,16 +292,38 @@ class Sender:
             # only be replaced by its twin; a cached or once-good one may be stale.
             if stale.source != "cache" and not stale.accepted:
                 return None
-            from oauthcli.tokens import drop, obtain
+            from oauthcli.tokens import drop
 
             trace.note("401 with a cached token: dropping it and obtaining a new one")
             drop(profile, stale.token)
-            obtained = obtain(profile, force=True)
-            for warning in obtained.warnings:
-                self._warn(warning)
-            held = _Held(obtained.token, obtained.source)
-            self._tokens[key] = held
-            return held
+            return self._obtain(key, profile, force=True)
+
+    def _obtain(self, key: tuple[Any, ...], profile: ResolvedProfile, *, force: bool) -> _Held:
+        """Get a token (holding the profile's lock), or raise the failure that still stands.
+
+        A refusal (``invalid_client``, a bad key) stands for the Sender's life; a
+        transient failure (timeout, 5xx) for :data:`TRANSIENT_TOKEN_FAILURE` seconds.
+        Without this, every row of a batch would ask the token endpoint again, and
+        wait out its timeout again.
+        """
+        from oauthcli.tokens import obtain
+
+        failed = self._failed.get(key)
+        if failed is not None and (failed[1] is None or time.monotonic() < failed[1]):
+            raise failed[0]
+        try:
+            obtained = obtain(profile, force=force)
+        except TokenError as exc:
+            transient = getattr(exc, "transient", False)
+            until = time.monotonic() + TRANSIENT_TOKEN_FAILURE if transient else None
+            self._failed[key] = (exc, until)
+            raise
+        self._failed.pop(key, None)
+        for warning in obtained.warnings:
+            self._warn(warning)
+        held = _Held(obtained.token, obtained.source)
+        self._tokens[key] = held
+        return held
 
     # -- one attempt: a request and its redirects --------------------------
 

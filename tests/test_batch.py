@@ -160,6 +160,26 @@ def test_a_token_expiring_mid_run_is_renewed_once_for_all_workers(api: Api, tmp_
     assert order == sorted(order), "once renewed, the old token is not used again"
 
 
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (401, b'{"error": "invalid_client", "error_description": "bad secret"}'),
+        (503, b'{"error": "temporarily_unavailable"}'),
+    ],
+)
+def test_a_failed_token_request_is_made_once_not_once_per_row(
+    api: Api, tmp_path: Path, status: int, body: bytes
+) -> None:
+    api.server.reply("/token", status, body, Content_Type="application/json")
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 41))), "--concurrency", "4")
+    assert r.code == 6
+    got = results(r.out)
+    assert [x["exit_code"] for x in got] == [6] * 40
+    assert all(x["error"] == got[0]["error"] for x in got)
+    assert api.token_requests() == 1  # a 503 would be asked again after a few seconds
+    assert "40 token error" in r.err and api.used == []
+
+
 def test_a_refused_token_is_renewed_once_and_every_worker_resends(api: Api, tmp_path: Path) -> None:
     assert api.send("-V", "id=1").code == 0  # caches tok-1
     api.revoked.add("tok-1")

@@ -151,6 +151,32 @@ def test_oauth2_token_is_obtained_once_and_reused(
     assert len({r.client for r in loopback.requests}) == 1  # one pooled connection
 
 
+@pytest.mark.parametrize("transient", [False, True])
+def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
+    loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, transient: bool
+) -> None:
+    from oauthcli.tokens.grants import GrantError
+
+    calls: list[int] = []
+
+    def failing(profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+        calls.append(1)
+        raise GrantError(f"token request failed #{len(calls)}", transient=transient)
+
+    monkeypatch.setattr(oauthcli.tokens, "obtain", failing)
+    clock = [100.0]
+    monkeypatch.setattr("oauthcli.sending.time.monotonic", lambda: clock[0])
+    with Sender() as sender:
+        for _ in range(3):
+            with pytest.raises(GrantError, match="#1"):
+                sender.send(request(loopback.url("/x"), auth=OAUTH2))
+        clock[0] += oauthcli.sending.TRANSIENT_TOKEN_FAILURE + 0.1
+        with pytest.raises(GrantError, match="#2" if transient else "#1"):
+            sender.send(request(loopback.url("/x"), auth=OAUTH2))
+    assert len(calls) == (2 if transient else 1)
+    assert loopback.requests == []
+
+
 def test_user_authorization_header_wins_and_no_token_is_fetched(
     loopback: LoopbackServer, sender: Sender, tokens: FakeTokens
 ) -> None:
