@@ -396,7 +396,7 @@ def test_dry_run_prints_request_and_curl_and_sends_nothing(
     assert '--data-binary \'{"name": "disk"}\'' in curl
     assert "# TOKEN=$(oauthcli get-token acme --raw)" in r.out
     assert api.server.requests == []
-    assert not isolated_oauthcli.exists() or not any(isolated_oauthcli.iterdir())
+    assert not list(isolated_oauthcli.glob("*.json"))  # no token fetched or stored
     basic = api.send("basic", "--dry-run").out
     assert '-u "alice:$PASSWORD"' in basic and BASIC_PASSWORD not in basic
     keyed = api.send("keyed", "--dry-run").out

@@ -86,12 +86,13 @@ def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
     assert "pipe-test-token-1234" not in text and "pipe-client-secret" not in text
 
 
-def test_send_with_a_cached_token_imports_no_rich_authlib_or_server(registry: Path) -> None:
+def test_send_with_a_cached_token_imports_no_rich_authlib_yaml_or_server(registry: Path) -> None:
     probe = (
         "import atexit, sys\n"
         "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock',\n"
         "         'pydantic', 'typer.rich_utils', 'oauthcli.explain', 'oauthcli.batch',\n"
-        "         'joserfc', 'cryptography', 'oauthcli.tokens.jwtinfo', 'oauthcli.tokens.keys')\n"
+        "         'joserfc', 'cryptography', 'oauthcli.tokens.jwtinfo', 'oauthcli.tokens.keys',\n"
+        "         'yaml', 'oauthcli.yamlparse')\n"
         "atexit.register(lambda: sys.stderr.write("
         "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
         "from oauthcli.cli import main\n"

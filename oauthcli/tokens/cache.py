@@ -279,4 +279,7 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
         # Lock files too: a clear is a reset, run when no other oauthcli is renewing.
         for leftover in [*folder.glob("*.lock"), *folder.glob(".*.tmp")]:
             leftover.unlink(missing_ok=True)
+        from oauthcli import parsecache
+
+        parsecache.clear()
     return removed
