@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from oauthcli.cli import main
+from oauthcli.entry import main
 
 main()

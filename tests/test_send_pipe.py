@@ -165,3 +165,12 @@ def test_option_values_still_parse_and_fail_as_before(registry: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["status"] == 200
+
+
+def test_the_command_collects_garbage_less_often_and_importing_the_cli_does_not() -> None:
+    probe = "import gc, sys; import {0}; print(gc.get_threshold()[0])"
+    for module, expected in (("oauthcli.cli", "700"), ("oauthcli.entry", "50000")):
+        done = subprocess.run(
+            [sys.executable, "-c", probe.format(module)], capture_output=True, text=True, timeout=30
+        )
+        assert done.stdout.strip() == expected, (module, done.stderr)
