@@ -75,7 +75,7 @@ class Trace:
         """A retry, a redirect decision, a token renewal."""
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Result:
     """The final answer to one call, with what is needed to explain a refusal."""
 
@@ -96,7 +96,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class _Held:
     """A token this Sender uses for a profile, and what is known about it."""
 
@@ -105,7 +105,7 @@ class _Held:
     accepted: bool = False
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class _Credentials:
     header: str | None = None
     value: str | None = None

@@ -16,7 +16,7 @@ from oauthcli.errors import Problem
 Key = tuple[str | int, ...]
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class Document:
     path: Path
     data: Any

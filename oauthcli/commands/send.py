@@ -26,7 +26,7 @@ _BODY_TYPES = {
 }
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class SendOptions:
     variables: dict[str, str] = field(default_factory=dict)
     vars_file: Path | None = None
