@@ -283,6 +283,14 @@ def test_json_without_access_token(token_profile: Make) -> None:
 
 
 @responses.activate
+@pytest.mark.parametrize("error", [None, 0, {"code": 1}])
+def test_an_error_member_beside_a_token_is_a_clear_refusal(token_profile: Make, error: Any) -> None:
+    _ok(responses.mock, error=error, error_description="caf\u00e9")
+    with pytest.raises(grants.GrantError, match=f"access_token together with error={error!r}"):
+        grants.fetch(token_profile())
+
+
+@responses.activate
 def test_redirect_is_never_followed(token_profile: Make) -> None:
     responses.post(URL, status=302, headers={"Location": "https://evil.test/steal"})
     responses.post("https://evil.test/steal", json={"access_token": "x" * 20})

@@ -319,6 +319,11 @@ def _answer_check(profile: ResolvedProfile, what: str) -> Callable[[Any], Any]:
             raise GrantError(
                 f"{what} failed: {url} answered JSON without an access_token (keys: {keys_seen})"
             )
+        if "error" in data:  # not a string (those are refusals): Authlib would fail on it
+            raise GrantError(
+                f"{what} failed: {url} answered an access_token together with "
+                f"error={_truncate(repr(data['error']), 40)}; a token answer has no error member"
+            )
         expires_in = data.get("expires_in")
         if expires_in is not None and _seconds(expires_in) is None:
             raise GrantError(
