@@ -1,4 +1,4 @@
-"""HTTP rules that need no session: origins, Retry-After, backoff, what a failure means.
+"""HTTP rules that need no session: headers, redirects, origins, Retry-After, backoff, failures.
 
 Kept apart from :mod:`oauthcli.sending` so the policy can be read (and tested)
 without the machinery that applies it.
@@ -10,13 +10,26 @@ import random
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.structures import CaseInsensitiveDict
 
+from oauthcli import __version__
 from oauthcli.resolve import ResolvedRetry
 from oauthcli.secret import scrub
+
+if TYPE_CHECKING:
+    from oauthcli.resolve import ResolvedRequest
+
+DEFAULT_HEADERS = {
+    "User-Agent": f"oauthcli/{__version__}",
+    "Accept": "*/*",
+    "Accept-Encoding": "gzip, deflate",
+}
+# Headers whose values are masked wherever a request or response is shown.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 def carries_secret(body: bytes) -> bool:
@@ -29,6 +42,44 @@ def origin(url: str) -> tuple[str, str, int | None]:
     scheme = parts.scheme.lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
+
+
+def redirect_refusal(method: str, status: int, target: str, body: bytes | None) -> str | None:
+    if urlsplit(target).scheme not in ("http", "https"):
+        return "only http and https are followed"
+    if method in ("GET", "HEAD"):
+        return None
+    if status not in (307, 308):
+        return f"a {method} is only re-sent on 307/308"
+    if body and carries_secret(body):
+        return "the request body carries credentials"
+    return None
+
+
+def secret_header_names(req: ResolvedRequest) -> frozenset[str]:
+    if req.auth.type == "api_key" and req.auth.header:
+        return SECRET_HEADERS | {req.auth.header.lower()}
+    return SECRET_HEADERS
+
+
+def credential_header(req: ResolvedRequest) -> str | None:
+    """The header the configured auth travels in, or None for ``auth: none``."""
+    if req.auth.type == "api_key":
+        return req.auth.header
+    return None if req.auth.type == "none" else "Authorization"
+
+
+def user_overrides_auth(req: ResolvedRequest) -> bool:
+    """A header given with -H (or in the message) that takes the auth's place."""
+    name = credential_header(req)
+    return name is not None and any(h.lower() == name.lower() for h in req.headers)
+
+
+def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:
+    """Headers sent with every hop before credentials: defaults, then the message's."""
+    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(DEFAULT_HEADERS)
+    headers.update(req.headers)
+    return headers
 
 
 def backoff_delay(

@@ -19,16 +19,15 @@ import requests
 
 from oauthcli import console
 from oauthcli.errors import ExitCode
-from oauthcli.resolve import ResolvedRequest
-from oauthcli.secret import MASK, scrub
-from oauthcli.sending import (
-    Result,
-    Trace,
+from oauthcli.http import (
     base_headers,
     credential_header,
     secret_header_names,
     user_overrides_auth,
 )
+from oauthcli.resolve import ResolvedRequest
+from oauthcli.secret import MASK, scrub
+from oauthcli.sending import Result, Trace
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
 _STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}

@@ -22,29 +22,33 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 
-from oauthcli import __version__, console
+from oauthcli import console
 from oauthcli.errors import NetworkError, TokenError
 from oauthcli.http import (
+    SECRET_HEADERS,
     backoff_delay,
-    carries_secret,
+    base_headers,
     describe_failure,
     innermost,
     origin,
+    redirect_refusal,
     retry_after,
+    secret_header_names,
+    user_overrides_auth,
 )
 from oauthcli.resolve import IDEMPOTENT, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import remember
+from oauthcli.transport import PooledAdapter, prepare, scheme_authority
 
 if TYPE_CHECKING:
     from oauthcli.tokens import Token
@@ -53,13 +57,6 @@ MAX_REDIRECTS = 10
 #: Seconds a timed-out or 5xx token request stands before a call may try again.
 TRANSIENT_TOKEN_FAILURE = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_HEADERS = {
-    "User-Agent": f"oauthcli/{__version__}",
-    "Accept": "*/*",
-    "Accept-Encoding": "gzip, deflate",
-}
-# Headers whose values are masked wherever a request or response is shown.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 class Trace:
@@ -112,32 +109,6 @@ class _Credentials:
     held: _Held | None = None
 
 
-def secret_header_names(req: ResolvedRequest) -> frozenset[str]:
-    if req.auth.type == "api_key" and req.auth.header:
-        return SECRET_HEADERS | {req.auth.header.lower()}
-    return SECRET_HEADERS
-
-
-def credential_header(req: ResolvedRequest) -> str | None:
-    """The header the configured auth travels in, or None for ``auth: none``."""
-    if req.auth.type == "api_key":
-        return req.auth.header
-    return None if req.auth.type == "none" else "Authorization"
-
-
-def user_overrides_auth(req: ResolvedRequest) -> bool:
-    """A header given with -H (or in the message) that takes the auth's place."""
-    name = credential_header(req)
-    return name is not None and any(h.lower() == name.lower() for h in req.headers)
-
-
-def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:
-    """Headers sent with every hop before credentials: defaults, then the message's."""
-    headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(DEFAULT_HEADERS)
-    headers.update(req.headers)
-    return headers
-
-
 class Sender:
     """Sends :class:`ResolvedRequest` objects; reuse one for many calls, close it after."""
 
@@ -151,7 +122,9 @@ class Sender:
         # The session only works out proxy and CA settings from the environment;
         # requests go straight to the adapter (see _send_one).
         self._session = requests.Session()
-        self._adapter = _Adapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._adapter = PooledAdapter(
+            pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0
+        )
         self._sleep = sleep
         self._warn = warn
         self._tokens: dict[tuple[Any, ...], _Held] = {}
@@ -343,7 +316,7 @@ class Sender:
                 for name in list(headers):
                     if name.lower() in secret_names - {"proxy-authorization"}:
                         del headers[name]
-            prepared = _prepare(method, url, headers, body)
+            prepared = prepare(method, url, headers, body)
             if not left and len(jar) and "Cookie" not in prepared.headers:
                 cookie = get_cookie_header(jar, prepared)
                 if cookie:
@@ -359,7 +332,7 @@ class Sender:
             if status not in REDIRECT_STATUSES or not location:
                 return response, sent, left
             target = urldefrag(urljoin(url, location))[0]
-            refusal = _redirect_refusal(method, status, target, body)
+            refusal = redirect_refusal(method, status, target, body)
             if refusal:
                 trace.note(f"not following {status} to {target}: {refusal}")
                 return response, sent, left
@@ -379,7 +352,7 @@ class Sender:
         self, prepared: requests.PreparedRequest, req: ResolvedRequest
     ) -> requests.Response:
         url = prepared.url or req.url
-        key = (_scheme_authority(url), req.tls.requests_verify, req.tls.requests_cert)
+        key = (scheme_authority(url), req.tls.requests_verify, req.tls.requests_cert)
         settings = self._environment.get(key)
         if settings is None:
             merged = self._session.merge_environment_settings(
@@ -411,64 +384,6 @@ class Sender:
         return response
 
 
-class _Adapter(HTTPAdapter):
-    """requests' adapter, remembering the connection pool per origin and TLS settings.
-
-    requests works the pool out again for every request: it parses the URL,
-    ``stat()``s the CA bundle and looks the pool up in its manager. In a batch of
-    thousands of calls to one origin that was a tenth of each call's CPU time,
-    and each ``stat()`` let another thread take the interpreter lock.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._pools: dict[tuple[Any, ...], Any] = {}
-
-    def get_connection_with_tls_context(
-        self,
-        request: requests.PreparedRequest,
-        verify: Any,
-        proxies: Mapping[str, str] | None = None,
-        cert: Any = None,
-    ) -> Any:
-        key = _pool_key(request.url or "", verify, cert, proxies)
-        pool = self._pools.get(key)
-        if pool is None or pool.pool is None:  # pool.pool is None once the manager closed it
-            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
-            self._pools[key] = pool
-        return pool
-
-    def request_url(
-        self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
-    ) -> str:
-        if not proxies:  # what requests works out, without parsing the URL three times
-            return request.path_url
-        return super().request_url(request, proxies)
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        # Once per pool: it checks that the CA bundle exists and sets it on the pool.
-        if getattr(conn, "_oauthcli_verified", None) != (verify, cert):
-            super().cert_verify(conn, url, verify, cert)
-            conn._oauthcli_verified = (verify, cert)
-
-    def close(self) -> None:
-        self._pools.clear()
-        super().close()
-
-
-def _pool_key(
-    url: str, verify: Any, cert: Any, proxies: Mapping[str, str] | None
-) -> tuple[Any, ...]:
-    proxy_items = tuple(sorted(proxies.items())) if proxies else ()
-    return _scheme_authority(url), verify, cert, proxy_items
-
-
-def _scheme_authority(url: str) -> str:
-    """``http://host:port`` of a prepared URL, as a cache key: cheaper than urlsplit."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}".lower()
-
-
 class _Transient(Exception):
     """A failure worth retrying: refused, reset, timed out."""
 
@@ -476,24 +391,6 @@ class _Transient(Exception):
         super().__init__(cause)
         self.url = url
         self.cause = cause
-
-
-def _prepare(
-    method: str, url: str, headers: CaseInsensitiveDict[str], body: bytes | None
-) -> requests.PreparedRequest:
-    """What ``requests.Request(...).prepare()`` gives, without the steps that do nothing here.
-
-    The cookie step is left out (the call's own jar is applied in _exchange) and
-    so is the Request object: together they were half the cost of preparing.
-    """
-    prepared = requests.PreparedRequest()
-    prepared.prepare_method(method)
-    prepared.prepare_url(url, None)
-    prepared.prepare_headers(headers)
-    prepared.prepare_body(body, None)
-    if "@" in url:  # requests turns user:password in a URL into basic auth
-        prepared.prepare_auth(None, url)
-    return prepared
 
 
 def basic_authorization(username: str, password: str) -> str:
@@ -529,15 +426,3 @@ def _profile_key(profile: ResolvedProfile) -> tuple[Any, ...]:
         profile.audience,
         profile.resource,
     )
-
-
-def _redirect_refusal(method: str, status: int, target: str, body: bytes | None) -> str | None:
-    if urlsplit(target).scheme not in ("http", "https"):
-        return "only http and https are followed"
-    if method in ("GET", "HEAD"):
-        return None
-    if status not in (307, 308):
-        return f"a {method} is only re-sent on 307/308"
-    if body and carries_secret(body):
-        return "the request body carries credentials"
-    return None

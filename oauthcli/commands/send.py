@@ -126,7 +126,7 @@ class RequestBuilder:
         self.options = options
 
     def __call__(self, variables: dict[str, str]) -> ResolvedRequest:
-        from oauthcli.sending import secret_header_names
+        from oauthcli.http import secret_header_names
 
         req = self.plan.resolve(variables)
         options = self.options
