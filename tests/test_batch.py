@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from oauthcli.batch import BatchOptions, RateLimiter, Rows, _Run, parse_rate, summary
+from oauthcli.batch import BatchOptions, _Run, summary
 from oauthcli.errors import UsageError
+from oauthcli.rows import RateLimiter, Rows, parse_rate
 from tests.clirun import Result, run
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from oauthcli import cpu
-from oauthcli.batch import BatchOptions, RateLimiter, Rows, _Run
+from oauthcli.batch import BatchOptions, _Run
 from oauthcli.errors import UsageError
+from oauthcli.rows import RateLimiter, Rows
 
 
 def _affinity(monkeypatch: pytest.MonkeyPatch, allowed: set[int], current: int | None) -> None:

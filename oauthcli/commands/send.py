@@ -192,7 +192,7 @@ def read_vars_file(path: Path) -> dict[str, str]:
         raise UsageError(
             f"--vars-file {path}: expected an object of NAME: value, got {type(doc).__name__}"
         )
-    from oauthcli.batch import variable_text
+    from oauthcli.rows import variable_text
 
     # A plain YAML scalar is taken as written (012345 stays 012345, not 5349).
     return {str(k): written.get((k,)) or variable_text(v) for k, v in doc.items()}
