@@ -38,7 +38,7 @@ from oauthcli.rows import RateLimiter, Rows, parse_rate
 from oauthcli.secret import scrub
 
 if TYPE_CHECKING:
-    from oauthcli.resolve import ResolvedRequest
+    from oauthcli.resolved import ResolvedRequest
     from oauthcli.sending import Result, Sender
 
     #: A row's JSON result, and the Result to explain when it failed.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from oauthcli.resolve import ResolvedAuth
+    from oauthcli.resolved import ResolvedAuth
     from oauthcli.sending import Result
 
 _PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')

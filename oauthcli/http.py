@@ -17,11 +17,11 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__
-from oauthcli.resolve import ResolvedRetry
+from oauthcli.resolved import ResolvedRetry
 from oauthcli.secret import scrub
 
 if TYPE_CHECKING:
-    from oauthcli.resolve import ResolvedRequest
+    from oauthcli.resolved import ResolvedRequest
 
 DEFAULT_HEADERS = {
     "User-Agent": f"oauthcli/{__version__}",

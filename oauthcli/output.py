@@ -25,7 +25,7 @@ from oauthcli.http import (
     secret_header_names,
     user_overrides_auth,
 )
-from oauthcli.resolve import ResolvedRequest
+from oauthcli.resolved import ResolvedRequest
 from oauthcli.secret import MASK, scrub
 from oauthcli.sending import Result, Trace
 

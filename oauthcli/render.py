@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from oauthcli.models import Message, Profile
-from oauthcli.resolve import ResolvedAuth, ResolvedProfile, ResolvedRequest
+from oauthcli.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import MASK, Secret
 
 

@@ -46,7 +46,7 @@ from oauthcli.http import (
     secret_header_names,
     user_overrides_auth,
 )
-from oauthcli.resolve import IDEMPOTENT, ResolvedProfile, ResolvedRequest
+from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import remember
 from oauthcli.transport import PooledAdapter, prepare, scheme_authority
 

@@ -15,7 +15,8 @@ from typing import Any
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
 from oauthcli.models import Message, Profile
 from oauthcli.registry import KINDS, Registry, duplicate_problems
-from oauthcli.resolve import ResolvedProfile, pick_method, resolve_profile, resolve_request
+from oauthcli.resolve import pick_method, resolve_profile, resolve_request
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.schema import Text
 from oauthcli.templates import Template, TemplateError, Var
 

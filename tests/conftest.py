@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 
 

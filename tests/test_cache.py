@@ -18,7 +18,7 @@ import pytest
 import responses
 
 from oauthcli.errors import TokenError
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, obtain, service
 
@@ -238,7 +238,7 @@ def test_a_held_lock_times_out_readably_and_a_dead_holder_releases_it(
 
 LIGHT = """
 import sys
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.tokens import obtain
 from pathlib import Path
 p = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_credentials",
@@ -268,7 +268,7 @@ COLD = """
 import sys
 from pathlib import Path
 import responses
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import grants, obtain
 def jwt_code():

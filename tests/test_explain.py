@@ -12,7 +12,7 @@ import pytest
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli.explain import api_message, failure_lines, jwt_claims, parse_www_authenticate
-from oauthcli.resolve import ResolvedAuth
+from oauthcli.resolved import ResolvedAuth
 from oauthcli.secret import Secret
 from oauthcli.sending import Result
 from oauthcli.tokens import Token

@@ -14,7 +14,7 @@ from oauthcli.http import (
     origin,
     retry_after,
 )
-from oauthcli.resolve import ResolvedRetry
+from oauthcli.resolved import ResolvedRetry
 from oauthcli.secret import Secret
 
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from oauthcli.errors import NetworkError
-from oauthcli.resolve import ResolvedProfile, ResolvedTLS
+from oauthcli.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
 from oauthcli.sending import Sender
 from oauthcli.tokens import grants

@@ -12,12 +12,12 @@ from oauthcli.errors import RegistryError, UsageError
 from oauthcli.registry import Registry
 from oauthcli.resolve import (
     RequestPlan,
-    ResolvedRequest,
     is_loopback,
     resolve_profile,
     resolve_request,
     split_target,
 )
+from oauthcli.resolved import ResolvedRequest
 from oauthcli.secret import Secret
 from tests.registry_factory import PROFILE, make_registry
 

@@ -15,7 +15,7 @@ import pytest
 import oauthcli.tokens
 from oauthcli.errors import NetworkError
 from oauthcli.http import backoff_delay
-from oauthcli.resolve import (
+from oauthcli.resolved import (
     ResolvedAuth,
     ResolvedProfile,
     ResolvedRequest,

@@ -15,7 +15,8 @@ from oauthcli import console
 from oauthcli.errors import ExitCode, UsageError
 from oauthcli.models import Message, Method
 from oauthcli.registry import Registry
-from oauthcli.resolve import RequestPlan, ResolvedRequest, split_target
+from oauthcli.resolve import RequestPlan, split_target
+from oauthcli.resolved import ResolvedRequest
 from oauthcli.secret import remember
 
 _BODY_TYPES = {

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from oauthcli.secret import Secret
 
 if TYPE_CHECKING:
-    from oauthcli.resolve import ResolvedProfile
+    from oauthcli.resolved import ResolvedProfile
 
 __all__ = ["Obtained", "Token", "drop", "obtain"]
 

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from oauthcli import console
 from oauthcli.errors import RegistryError, TokenError
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.tokens.grants import GrantError
 
 #: Seconds to wait for the browser to come back to redirect_url.

@@ -35,7 +35,7 @@ from oauthcli.tokens import Token
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-    from oauthcli.resolve import ResolvedProfile
+    from oauthcli.resolved import ResolvedProfile
 
 VERSION = 1
 _MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z

@@ -33,7 +33,7 @@ from authlib.oauth2.client import OAuth2Client
 from requests.auth import AuthBase
 
 from oauthcli.errors import RegistryError, TokenError
-from oauthcli.resolve import ResolvedProfile
+from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import keys
 from oauthcli.tokens.service import MAX_LIFETIME

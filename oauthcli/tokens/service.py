@@ -28,7 +28,7 @@ from oauthcli.secret import Secret
 from oauthcli.tokens import Obtained, Token, cache
 
 if TYPE_CHECKING:
-    from oauthcli.resolve import ResolvedProfile
+    from oauthcli.resolved import ResolvedProfile
 
 #: Seconds a token without ``expires_in`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
