@@ -258,6 +258,26 @@ def dry_run_lines(req: ResolvedRequest) -> list[str]:
     return lines
 
 
+def dry_run_object(req: ResolvedRequest) -> dict[str, Any]:
+    """``--dry-run --json``: what :func:`dry_run_lines` shows, as one JSON object."""
+    secret_names = secret_header_names(req)
+    body: str | None = None
+    if req.body:
+        body = (
+            f"({len(req.body)} bytes of binary body)"
+            if _looks_binary(req.body)
+            else scrub(req.body.decode("utf-8", "replace"))
+        )
+    return {
+        "dry_run": True,
+        "http_method": req.http_method,
+        "url": scrub(req.full_url),
+        "headers": {k: mask_header(k, v, secret_names) for k, v in _planned_headers(req).items()},
+        "body": body,
+        "curl": [scrub(line) for line in curl_lines(req)],
+    }
+
+
 def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
     headers = dict(base_headers(req))
     name = credential_header(req)

@@ -403,6 +403,26 @@ def test_dry_run_prints_request_and_curl_and_sends_nothing(
     assert "X-Api-Key: ****" in keyed and '-H "X-Api-Key: $API_KEY"' in keyed
 
 
+def test_dry_run_with_json_is_one_object(api: Api, isolated_oauthcli: Path) -> None:
+    r = api.send("items.create", "-V", "name=disk", "--dry-run", "--json")
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert got["dry_run"] is True and got["http_method"] == "POST"
+    assert got["url"] == f"{api.server.base}/api/items"
+    assert got["headers"]["Authorization"] == "Bearer ****"
+    assert got["headers"]["Content-Type"] == "application/json"
+    assert got["body"] == '{"name": "disk"}'
+    assert got["curl"][0] == "# TOKEN=$(oauthcli get-token acme --raw)"
+    assert got["curl"][-1].startswith(f"curl -X POST {api.server.base}/api/items")
+    assert api.server.requests == []
+    keyed = json.loads(api.send("keyed", "--dry-run", "--json").out)
+    assert keyed["headers"]["X-Api-Key"] == "****"
+    basic = api.send("basic", "--dry-run", "--json").out
+    assert BASIC_PASSWORD not in basic and json.loads(basic)["headers"]["Authorization"] == (
+        "Basic ****"
+    )
+
+
 # -- --each ----------------------------------------------------------------------------------
 
 

@@ -74,8 +74,11 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
     from oauthcli import output
 
     if options.dry_run:
-        for line in output.dry_run_lines(req):
-            console.out(line)
+        if options.as_json:
+            console.out(json.dumps(output.dry_run_object(req), ensure_ascii=False))
+        else:
+            for line in output.dry_run_lines(req):
+                console.out(line)
         return int(ExitCode.OK)
     from oauthcli.sending import Sender
 
