@@ -253,15 +253,19 @@ print(result.source, heavy)
 def test_reading_a_valid_cached_token_imports_nothing_heavy(token_profile: Make) -> None:
     profile = token_profile()
     cache.write(cache.entry_path(cache.entry_key(profile)), _entry())
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(LIGHT % URL)],
+    assert _python(LIGHT % URL).strip() == "cache []"
+
+
+def _python(script: str) -> str:
+    """What ``script`` prints, run by a fresh interpreter (so that its imports are its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
         capture_output=True,
         text=True,
         cwd=ROOT,
         check=True,
         timeout=30,
     ).stdout
-    assert out.strip() == "cache []"
 
 
 COLD = """
@@ -285,15 +289,7 @@ for auth in ("client_secret_basic", "client_secret_post"):
 
 
 def test_a_cold_fetch_with_a_client_secret_imports_no_jwt_code() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(COLD % URL)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-        timeout=30,
-    ).stdout
-    assert out.split("\n") == ["[]", "grant []", "grant []", ""]
+    assert _python(COLD % URL).split("\n") == ["[]", "grant []", "grant []", ""]
 
 
 def test_an_unusable_cache_folder_is_a_clear_error(
