@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from oauthcli import parsecache, yamlsrc
 from oauthcli.errors import RegistryError
 from oauthcli.registry import Registry
+from tests.clirun import run_watching
 from tests.registry_factory import make_registry
 
 MESSAGE = """\
@@ -117,15 +116,9 @@ def test_entries_are_private(tmp_path: Path, isolated_oauthcli: Path) -> None:
 
 def test_show_in_a_new_process_does_not_import_yaml_the_second_time(tmp_path: Path) -> None:
     make_registry(tmp_path, {"messages/things.yaml": MESSAGE})
-    probe = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: sys.stderr.write('YAML:%s\\n' % ('yaml' in sys.modules)))\n"
-        "from oauthcli.cli import main\n"
-        "main(sys.argv[1:])\n"
-    )
-    args = [sys.executable, "-c", probe, "-r", str(tmp_path), "show", "things"]
-    first = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    second = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    assert first.returncode == second.returncode == 0, first.stderr
-    assert first.stdout == second.stdout
-    assert "YAML:True" in first.stderr and "YAML:False" in second.stderr
+    args = ("-r", str(tmp_path), "show", "things")
+    first = run_watching(("yaml",), *args)
+    second = run_watching(("yaml",), *args)
+    assert first.code == second.code == 0, first.err
+    assert first.out == second.out
+    assert (first.loaded, second.loaded) == (["yaml"], [])

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.clirun import run_watching
 from tests.conftest import LoopbackServer
 from tests.registry_factory import make_registry
 from tests.terminal import drain
@@ -86,45 +87,42 @@ def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
     assert "pipe-test-token-1234" not in text and "pipe-client-secret" not in text
 
 
+HEAVY = (
+    "rich",
+    "authlib",
+    "oauthcli.sandbox",
+    "oauthcli.tokens.grants",
+    "filelock",
+    "pydantic",
+    "typer.rich_utils",
+    "oauthcli.explain",
+    "oauthcli.batch",
+    "joserfc",
+    "cryptography",
+    "oauthcli.tokens.jwtinfo",
+    "oauthcli.tokens.keys",
+    "yaml",
+    "oauthcli.yamlparse",
+)
+
+
 def test_send_with_a_cached_token_imports_no_rich_authlib_yaml_or_server(registry: Path) -> None:
-    probe = (
-        "import atexit, sys\n"
-        "heavy = ('rich', 'authlib', 'oauthcli.sandbox', 'oauthcli.tokens.grants', 'filelock',\n"
-        "         'pydantic', 'typer.rich_utils', 'oauthcli.explain', 'oauthcli.batch',\n"
-        "         'joserfc', 'cryptography', 'oauthcli.tokens.jwtinfo', 'oauthcli.tokens.keys',\n"
-        "         'yaml', 'oauthcli.yamlparse')\n"
-        "atexit.register(lambda: sys.stderr.write("
-        "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
-        "from oauthcli.cli import main\n"
-        "main(sys.argv[1:])\n"
-    )
-    args = [sys.executable, "-c", probe, "-r", str(registry), "send", "doc"]
-    first = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    assert first.returncode == 0, first.stderr
-    assert "authlib" in first.stderr  # the grant ran: that path may pay for Authlib
-    second = subprocess.run(args, capture_output=True, text=True, timeout=30)
-    assert second.returncode == 0, second.stderr
-    assert second.stderr.strip() == "LOADED:"
-    dry = subprocess.run([*args, "--dry-run"], capture_output=True, text=True, timeout=30)
-    assert dry.stderr.strip() == "LOADED:"
+    args = ("-r", str(registry), "send", "doc")
+    first = run_watching(HEAVY, *args)
+    assert first.code == 0, first.err
+    assert "authlib" in first.loaded  # the grant ran: that path may pay for Authlib
+    second = run_watching(HEAVY, *args)
+    assert (second.code, second.loaded) == (0, []), second.err
+    dry = run_watching(HEAVY, *args, "--dry-run")
+    assert (dry.code, dry.loaded) == (0, []), dry.err
 
 
 def test_help_on_a_pipe_is_plain_and_imports_no_rich_or_registry() -> None:
-    probe = (
-        "import atexit, sys\n"
-        "heavy = ('rich', 'pydantic', 'yaml', 'requests', 'oauthcli.registry')\n"
-        "atexit.register(lambda: sys.stderr.write("
-        "'LOADED:' + ','.join(m for m in heavy if m in sys.modules) + '\\n'))\n"
-        "from oauthcli.cli import main\n"
-        "main(sys.argv[1:])\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, "--help"], capture_output=True, text=True, timeout=30
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("Usage: oauthcli [OPTIONS] COMMAND [ARGS]...")
-    assert "send " in done.stdout and "╭" not in done.stdout
-    assert done.stderr.strip() == "LOADED:"
+    done = run_watching(("rich", "pydantic", "yaml", "requests", "oauthcli.registry"), "--help")
+    assert done.code == 0, done.err
+    assert done.out.startswith("Usage: oauthcli [OPTIONS] COMMAND [ARGS]...")
+    assert "send " in done.out and "╭" not in done.out
+    assert done.loaded == [] and done.err == ""
 
 
 def test_help_on_a_terminal_is_rich(tmp_path: Path) -> None:
