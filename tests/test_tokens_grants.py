@@ -136,6 +136,23 @@ def test_refresh_grant_fields(token_profile: Make) -> None:
     assert form["grant_type"] == ["refresh_token"] and form["refresh_token"] == ["rt-abcdef"]
 
 
+@responses.activate
+def test_refresh_sends_audience_resources_and_extra_params(token_profile: Make) -> None:
+    _ok(responses.mock)
+    profile = token_profile(
+        audience="https://api.example.test",
+        resource=("https://a.example.test", "https://b.example.test"),
+        extra_params={"tenant": "blue"},
+    )
+    grants.refresh(profile, Secret("rt-abcdef"))
+    form = _form(responses.calls[0])
+    assert form["refresh_token"] == ["rt-abcdef"] and form["audience"] == [
+        "https://api.example.test"
+    ]
+    assert form["resource"] == ["https://a.example.test", "https://b.example.test"]
+    assert form["tenant"] == ["blue"]
+
+
 def _assertion(call: Any) -> str:
     form = _form(call)
     assert form["client_assertion_type"] == [ASSERTION_TYPE]

@@ -228,7 +228,11 @@ def refresh(profile: ResolvedProfile, refresh_token: Secret) -> dict[str, Any]:
         profile,
         what,
         lambda: s.refresh_token(
-            profile.token_url, refresh_token=refresh_token.reveal(), **_request_options(profile)
+            profile.token_url,
+            refresh_token=refresh_token.reveal(),
+            # RFC 8707 §2.2: the resources (and audience, extras) go with a refresh too.
+            body=_extras(profile),
+            **_request_options(profile),
         ),
     )
 
