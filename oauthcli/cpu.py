@@ -19,6 +19,11 @@ when the process may use only one CPU anyway, nothing is changed.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: The CPUs the process could use before any worker was pinned (set by :func:`choose`).
+_allowed: set[int] | None = None
 
 
 def choose() -> int | None:
@@ -32,6 +37,8 @@ def choose() -> int | None:
         return None
     if len(allowed) < 2:
         return None
+    global _allowed
+    _allowed = set(allowed)
     cpu = current_cpu()
     return cpu if cpu in allowed else min(allowed)
 
@@ -57,3 +64,28 @@ def pin_thread(cpu: int) -> None:
         os.sched_setaffinity(0, {cpu})
     except (OSError, AttributeError):
         pass  # a sandbox may refuse; the batch works the same, only slower
+
+
+@contextmanager
+def unpinned() -> Iterator[None]:
+    """Let the calling thread use every CPU again for a while.
+
+    For starting another program from a worker (a browser for the
+    authorization_code grant): a child inherits its thread's affinity.
+    """
+    if _allowed is None:
+        yield
+        return
+    try:
+        pinned = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, _allowed)
+    except (OSError, AttributeError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            os.sched_setaffinity(0, pinned)
+        except OSError:
+            pass

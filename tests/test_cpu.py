@@ -102,3 +102,27 @@ def test_every_worker_is_pinned_to_the_chosen_cpu(
     rows.close()
     assert len(calls) == pinned and {n for _, n in calls} <= {1}
     assert len({name for name, _ in calls}) == pinned  # each worker pins itself
+
+
+def test_unpinned_gives_the_thread_every_cpu_back_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    affinity = {"now": {1}}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(affinity["now"]), raising=False)
+    monkeypatch.setattr(
+        os, "sched_setaffinity", lambda pid, cpus: affinity.update(now=set(cpus)), raising=False
+    )
+    monkeypatch.setattr(cpu, "_allowed", {0, 1, 2})
+    with cpu.unpinned():
+        assert affinity["now"] == {0, 1, 2}  # what a browser started here inherits
+    assert affinity["now"] == {1}
+
+
+def test_unpinned_does_nothing_when_nothing_was_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(pid: int, cpus: set[int]) -> None:
+        raise AssertionError("affinity changed")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
+    monkeypatch.setattr(cpu, "_allowed", None)
+    with cpu.unpinned():
+        pass

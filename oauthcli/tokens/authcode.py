@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from oauthcli import console
+from oauthcli.cpu import unpinned
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.tokens.grants import GrantError
@@ -105,7 +106,8 @@ def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
             f"Opening a browser to sign in for profile '{profile.name}'; "
             f"if none opens, visit:\n  {url}"
         )
-        webbrowser.open(url)
+        with unpinned():  # from a batch worker: the browser must not inherit its one CPU
+            webbrowser.open(url)
         if not listener.done.wait(WAIT):
             raise TokenError(
                 f"no sign-in answer came back to {profile.redirect_url} within {WAIT} s"
