@@ -51,6 +51,7 @@ step "Password grant with a refresh token" 0 oauthcli get-token sandbox-password
 step "Cached: the second call reuses the token" 0 oauthcli get-token sandbox-basic
 step "List incidents" 0 oauthcli send incidents.list
 step "Create an incident" 0 oauthcli send incidents.create --var short_description="Printer on fire" --var urgency=1
+step "A batch: one call per CSV row, one token, results in row order" 0 oauthcli send incidents.create --each examples/new-incidents.csv --concurrency 3
 step "What would be sent, secrets masked, nothing sent" 0 oauthcli send incidents.create --var short_description=x --dry-run
 step "A 403 whose reason is in the body" 4 oauthcli send forbidden
 step "A token for the wrong audience: 401, explained" 4 oauthcli send wrong-audience
