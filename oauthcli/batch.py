@@ -122,7 +122,8 @@ class _Run:
         self.options = options
         self.limiter = limiter
         self.codes: Counter[int] = Counter()
-        self.done = 0
+        self.done = 0  # rows sent and printed
+        self._printed = 0  # the last row printed, or dropped unsent after Ctrl-C
         self.first_failure: tuple[int, Result] | None = None
         self.interrupted = threading.Event()
         self.progress: _Progress | None = None
@@ -132,7 +133,7 @@ class _Run:
         self._state = threading.Condition()  # everything below
         self._taken = 0  # rows read and numbered
         self._in_flight = 0
-        self._finished: dict[int, _Outcome] = {}  # done, waiting for an earlier row
+        self._finished: dict[int, _Outcome | None] = {}  # done, waiting for an earlier row
         self._end = False  # no more rows will be taken: end of input, error or Ctrl-C
         self._error: BaseException | None = None  # a malformed row, a closed stdout
         self._over = threading.Event()  # wakes the main thread: all done, or Ctrl-C
@@ -251,24 +252,34 @@ class _Run:
             pin_thread(cpu)
         while (taken := self._take()) is not None:
             number, row = taken
-            outcome = self._one(sender, number, row)
-            with self._state:
-                self._in_flight -= 1
-                self._finished[number] = outcome
-                try:
-                    while (due := self._finished.pop(self.done + 1, None)) is not None:
-                        self._emit(self.done + 1, *due)
-                except Exception as exc:  # stdout closed or broken: stop reading rows
-                    self._error = self._error or exc
-                    self._end = True
-                self._state.notify_all()
-                self._check_over()
+            outcome: _Outcome | None = None  # None: not sent (Ctrl-C while waiting for --rate)
+            try:
+                outcome = self._one(sender, number, row)
+            finally:  # whatever happened, the row leaves the window: the run never hangs on it
+                with self._state:
+                    self._in_flight -= 1
+                    self._finished[number] = outcome
+                    self._print_due()
+                    self._state.notify_all()
+                    self._check_over()
+
+    def _print_due(self) -> None:
+        """Print the finished rows that are next in row order (holding the state lock)."""
+        try:
+            while self._printed + 1 in self._finished:
+                self._printed += 1
+                due = self._finished.pop(self._printed)
+                if due is not None:
+                    self._emit(self._printed, *due)
+        except Exception as exc:  # stdout closed or broken: stop reading rows
+            self._error = self._error or exc
+            self._end = True
 
     def _take(self) -> tuple[int, dict[str, str]] | None:
         """The next row and its number, once the window has room; None when no more are wanted."""
         with self._reading:
             with self._state:
-                while not self._end and self._taken - self.done >= self._window:
+                while not self._end and self._taken - self._printed >= self._window:
                     self._state.wait(_TICK)
                 if self._end:
                     return None
@@ -300,25 +311,27 @@ class _Run:
         if self.progress is not None:
             self.progress.advance(self.done)
 
-    def _one(self, sender: Sender, number: int, row: dict[str, str]) -> _Outcome:
+    def _one(self, sender: Sender, number: int, row: dict[str, str]) -> _Outcome | None:
+        """Send one row; its JSON result (and the Result to explain), None if never sent."""
         from oauthcli import output
 
-        self.limiter.wait()
+        if not self.limiter.wait(self.interrupted):
+            return None
         try:
             req = self.build(row)
             trace = output.VerboseTrace(f"[{number}] ") if self.options.verbose else None
             result = sender.send(req, trace)
+            code = output.exit_code(result, self.options.no_fail)
+            error = None
+            if result.status >= 400:
+                from oauthcli.explain import failure_lines
+
+                error = failure_lines(result)[0]
+            obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}
         except OAuthCliError as exc:
             return error_row(number, int(exc.exit_code), str(exc)), None
         except Exception as exc:  # a bug: keep the other rows going, report it in the row
             return error_row(number, 1, f"internal error: {type(exc).__name__}: {exc}"), None
-        code = output.exit_code(result, self.options.no_fail)
-        error = None
-        if result.status >= 400:
-            from oauthcli.explain import failure_lines
-
-            error = failure_lines(result)[0]
-        obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}
         return obj, (result if result.status >= 400 else None)
 
 

@@ -57,7 +57,7 @@ def api_message(body: bytes, content_type: str | None) -> str | None:
     if text[0] in "{[" or "json" in (content_type or ""):
         try:
             found = _message_in(json.loads(text))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass  # not JSON after all: read it as text
         else:
             return _one_line(found) if found else None

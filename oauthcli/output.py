@@ -97,7 +97,7 @@ def result_object(result: Result) -> dict[str, Any]:
         "url": scrub(result.url),
         "http_method": result.http_method,
         "headers": masked_headers(result.headers, result.secret_headers),
-        "body": _scrub_value(body_value(result)),
+        "body": _body_for_json(result),
         "elapsed_ms": round(result.elapsed_ms),
         "attempts": result.attempts,
     }
@@ -107,11 +107,25 @@ def body_value(result: Result) -> Any:
     if not result.body:
         return "" if not is_json(result) else None
     if is_json(result):
-        try:
-            return json.loads(result.body)
-        except ValueError:
-            pass
+        document = _json_document(result.body)
+        if document is not None:
+            return document
     return result.body.decode(_charset(result), "replace")
+
+
+def _json_document(body: bytes) -> Any:
+    """The body parsed as JSON; None if it is not JSON, or nested too deep to handle."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _body_for_json(result: Result) -> Any:
+    try:
+        return _scrub_value(body_value(result))
+    except RecursionError:  # nested deeper than Python recurses: the text instead
+        return scrub(result.body.decode(_charset(result), "replace"))
 
 
 def is_json(result: Result) -> bool:
@@ -133,10 +147,7 @@ def _show_body_on_terminal(result: Result) -> None:
     if not result.body:
         return
     if is_json(result):
-        try:
-            document = json.loads(result.body)
-        except ValueError:
-            document = None
+        document = _json_document(result.body)
         if document is not None:
             text = scrub(json.dumps(document, indent=2, ensure_ascii=False))
             if console.color_enabled(sys.stdout):
@@ -171,8 +182,8 @@ def _charset(result: Result) -> str:
         if key.lower() == "charset" and value:
             charset = value.strip("\"'")
             try:
-                "".encode(charset)
-            except LookupError:
+                b"\xff".decode(charset, "replace")  # a text codec that can replace (not idna)
+            except (LookupError, UnicodeError, TypeError):
                 break
             return charset
     return "utf-8"

@@ -157,12 +157,17 @@ class RateLimiter:
         self._next = 0.0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Wait for this call's turn; False when ``stop`` was set first (Ctrl-C)."""
         if not self.interval:
-            return
+            return True
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next)
             self._next = start + self.interval
-        if start > now:
+        if start <= now:
+            return True
+        if stop is None:
             time.sleep(start - now)
+            return True
+        return not stop.wait(start - now)

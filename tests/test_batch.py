@@ -287,6 +287,49 @@ def test_a_registry_error_no_row_can_fix_stops_the_run_before_any_row(
     assert api.server.requests == []
 
 
+def test_a_bug_while_building_a_result_is_that_rows_error_not_a_hang(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import oauthcli.output
+
+    real = oauthcli.output.result_object
+
+    def flaky(result: Any) -> Any:
+        if result.url.endswith("id=3"):
+            raise RuntimeError("cannot show row 3")
+        return real(result)
+
+    monkeypatch.setattr(oauthcli.output, "result_object", flaky)
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 7))), "--concurrency", "2")
+    assert r.code == 1
+    got = results(r.out)
+    assert [x["row"] for x in got] == [1, 2, 3, 4, 5, 6]
+    assert got[2]["error"] == "internal error: RuntimeError: cannot show row 3"
+    assert [x["exit_code"] for x in got] == [0, 0, 1, 0, 0, 0]
+
+
+def test_answers_that_are_hard_to_show_still_give_one_result_each(
+    loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    """A body nested deeper than Python recurses, a charset that cannot replace: no hang."""
+    deep = b"[" * 5000 + b"]" * 5000
+    loopback.reply("/api/deep", 200, deep, Content_Type="application/json")
+    loopback.reply("/api/idna", 200, b"caf\xc3\xa9", Content_Type="text/plain; charset=idna")
+    root = make_registry(
+        tmp_path / "reg",
+        {
+            "messages/odd.yaml": f'endpoint: {loopback.base}/api\nmethods: {{get: {{path: "/${{kind}}"}}}}\n'
+        },
+    )
+    path = tmp_path / "rows.csv"
+    path.write_text("kind\ndeep\nidna\ndeep\nidna\n")
+    r = run("-r", str(root), "send", "odd", "--each", str(path), "--concurrency", "2")
+    assert r.code == 0, r.err
+    got = results(r.out)
+    assert [x["row"] for x in got] == [1, 2, 3, 4]
+    assert got[0]["body"] == deep.decode() and got[1]["body"] == "café"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_a_full_disk_stops_the_run_with_one_line(api: Api, tmp_path: Path) -> None:
     path = rows_file(tmp_path, range(1, 2001))
@@ -332,6 +375,28 @@ def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_pat
     assert len(got) < 2000 and "Traceback" not in err
     sent = [n for n, _ in api.used]
     assert len(sent) <= len(got) + 1  # nothing started after the interrupt but in-flight rows
+
+
+def test_ctrl_c_while_rows_wait_for_their_rate_turn_sends_no_more(api: Api, tmp_path: Path) -> None:
+    path = rows_file(tmp_path, range(1, 101))
+    argv = [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)]
+    with subprocess.Popen(
+        [*argv, "--rate", "20/m", "--concurrency", "4"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()  # row 1 went at once; rows 2-4 wait 3, 6 and 9 s
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.stdout.read(), proc.stderr.read()
+        assert proc.wait(timeout=30) == 130
+        took = time.monotonic() - started
+    assert took < 2.5, "rows waiting for their turn should not hold the exit"
+    assert results(first + out) == results(first) and len(api.used) == 1
+    assert "interrupted after 1 of 100 rows sent" in err
 
 
 def test_ctrl_c_while_waiting_for_stdin(api: Api) -> None:
