@@ -7,7 +7,8 @@ turns it into one line on stderr and ``exit_code``::
     ├── UsageError                (2) bad flag value, malformed --var or -H
     ├── RegistryError             (3) bad YAML, unknown key, missing variable,
     │   └── RegistryProblems          unset ${env:…}; carries every Problem found
-    ├── TokenError                (6) token endpoint refused, garbage, unreachable
+    ├── TokenError                (6) no token: a lock timeout, a sign-in that did not come,
+    │   └── TokenEndpointError        the token endpoint refused, answered garbage, unreachable
     └── NetworkError              (7) the API could not be reached
 
 HTTP answers from the API (exit 4 and 5) are results, not exceptions.
@@ -92,6 +93,18 @@ class RegistryProblems(RegistryError):
 
 class TokenError(OAuthCliError):
     exit_code = ExitCode.TOKEN
+
+
+class TokenEndpointError(TokenError):
+    """The token endpoint refused, answered garbage or could not be reached.
+
+    ``transient``: worth asking again later (a timeout, a 5xx, ``slow_down``).
+    """
+
+    def __init__(self, message: str, *, error: str | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.error = error
+        self.transient = transient
 
 
 class NetworkError(OAuthCliError):

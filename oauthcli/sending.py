@@ -20,6 +20,7 @@ What goes on the wire is decided here, not by requests' conveniences:
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import console
-from oauthcli.errors import NetworkError, TokenError
+from oauthcli.errors import NetworkError, TokenEndpointError
 from oauthcli.http import (
     SECRET_HEADERS,
     backoff_delay,
@@ -132,7 +133,7 @@ class Sender:
         self._locks_lock = threading.Lock()
         # A token request that failed, per profile, and until when it stands (None: for
         # good). The rows of a batch then report it instead of each asking again.
-        self._failed: dict[tuple[Any, ...], tuple[TokenError, float | None]] = {}
+        self._failed: dict[tuple[Any, ...], tuple[TokenEndpointError, float | None]] = {}
         # Proxy and CA settings from the environment, per origin and TLS options:
         # the environment does not change while we run, and working them out for
         # every request was a fifth of a batch row's CPU time.
@@ -283,12 +284,12 @@ class Sender:
 
         failed = self._failed.get(key)
         if failed is not None and (failed[1] is None or time.monotonic() < failed[1]):
-            raise failed[0]
+            # A copy: raising the same object again would chain every row's frames to it.
+            raise copy.copy(failed[0]) from None
         try:
             obtained = obtain(profile, force=force)
-        except TokenError as exc:
-            transient = getattr(exc, "transient", False)
-            until = time.monotonic() + TRANSIENT_TOKEN_FAILURE if transient else None
+        except TokenEndpointError as exc:  # not a lock timeout or a sign-in: those may pass
+            until = time.monotonic() + TRANSIENT_TOKEN_FAILURE if exc.transient else None
             self._failed[key] = (exc, until)
             raise
         self._failed.pop(key, None)

@@ -6,6 +6,7 @@ import base64
 import socket
 import threading
 import time
+import traceback
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -166,15 +167,39 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
     monkeypatch.setattr(oauthcli.tokens, "obtain", failing)
     clock = [100.0]
     monkeypatch.setattr("oauthcli.sending.time.monotonic", lambda: clock[0])
+    raised: list[BaseException] = []
     with Sender() as sender:
-        for _ in range(3):
-            with pytest.raises(GrantError, match="#1"):
+        for _ in range(50):
+            with pytest.raises(GrantError, match="#1") as caught:
                 sender.send(request(loopback.url("/x"), auth=OAUTH2))
+            raised.append(caught.value)
+        # A copy each time: one object raised again would chain every call's frames to it.
+        assert len({id(e) for e in raised}) == 50
+        assert max(len(traceback.extract_tb(e.__traceback__)) for e in raised) < 10
         clock[0] += oauthcli.sending.TRANSIENT_TOKEN_FAILURE + 0.1
         with pytest.raises(GrantError, match="#2" if transient else "#1"):
             sender.send(request(loopback.url("/x"), auth=OAUTH2))
     assert len(calls) == (2 if transient else 1)
     assert loopback.requests == []
+
+
+def test_a_token_failure_that_may_pass_is_not_remembered(
+    loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauthcli.errors import TokenError
+
+    calls: list[int] = []
+
+    def busy(profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+        calls.append(1)
+        raise TokenError("another oauthcli process has been renewing the token")
+
+    monkeypatch.setattr(oauthcli.tokens, "obtain", busy)
+    with Sender() as sender:
+        for _ in range(3):
+            with pytest.raises(TokenError, match="another oauthcli process"):
+                sender.send(request(loopback.url("/x"), auth=OAUTH2))
+    assert len(calls) == 3
 
 
 def test_user_authorization_header_wins_and_no_token_is_fetched(

@@ -32,7 +32,7 @@ from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.client import OAuth2Client
 from requests.auth import AuthBase
 
-from oauthcli.errors import RegistryError, TokenError
+from oauthcli.errors import RegistryError, TokenEndpointError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import keys
@@ -48,13 +48,8 @@ _HINTS = {
 }
 
 
-class GrantError(TokenError):
+class GrantError(TokenEndpointError):
     """The token endpoint refused, answered garbage or could not be reached."""
-
-    def __init__(self, message: str, *, error: str | None = None, transient: bool = False) -> None:
-        super().__init__(message)
-        self.error = error
-        self.transient = transient
 
 
 def _encode_client_secret_basic(
