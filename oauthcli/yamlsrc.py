@@ -61,12 +61,13 @@ def load(path: Path) -> Document:
         ) from None
     from oauthcli import parsecache
 
-    cached = parsecache.get(path, raw)
+    source = parsecache.digest(raw)
+    cached = parsecache.get(path, source)
     if cached is not None:
         data, lines, scalars = cached
         return Document(path, data, lines, scalars)
     doc = loads(text, path)
-    parsecache.put(path, raw, doc.data, doc.lines, doc.scalars)
+    parsecache.put(path, source, (doc.data, doc.lines, doc.scalars))
     return doc
 
 

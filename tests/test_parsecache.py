@@ -67,6 +67,43 @@ def test_a_corrupt_entry_is_a_miss(tmp_path: Path, isolated_oauthcli: Path, junk
     assert entry.read_bytes() != junk  # written again
 
 
+def test_a_damaged_entry_is_never_unmarshalled(tmp_path: Path, isolated_oauthcli: Path) -> None:
+    """marshal can crash the interpreter on damaged input: the digest is checked first."""
+    path = tmp_path / "m.yaml"
+    path.write_text(MESSAGE)
+    yamlsrc.load(path)
+    (entry,) = entries(isolated_oauthcli)
+    good = entry.read_bytes()
+    for at in range(32, len(good), max(1, len(good) // 40)):
+        entry.write_bytes(good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1 :])
+        assert parsecache.get(path, parsecache.digest(path.read_bytes())) is None
+    entry.write_bytes(good)
+    assert parsecache.get(path, parsecache.digest(path.read_bytes())) is not None
+
+
+def test_an_entry_others_may_write_is_ignored(tmp_path: Path, isolated_oauthcli: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(MESSAGE)
+    yamlsrc.load(path)
+    (entry,) = entries(isolated_oauthcli)
+    entry.chmod(0o620)
+    assert parsecache.get(path, parsecache.digest(path.read_bytes())) is None
+
+
+def test_no_home_folder_is_a_miss_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("OAUTHCLI_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    path = tmp_path / "m.yaml"
+    path.write_text(MESSAGE)
+    assert yamlsrc.load(path).data["headers"] == {"X-Team": "blue"}
+
+
 def test_values_marshal_cannot_hold_are_parsed_every_time(
     tmp_path: Path, isolated_oauthcli: Path
 ) -> None:
@@ -103,7 +140,7 @@ def test_an_entry_of_another_version_is_ignored(
     path.write_text(MESSAGE)
     yamlsrc.load(path)
     monkeypatch.setattr(parsecache, "FORMAT", "oauthcli-parse-1/9.9.9")
-    assert parsecache.get(path, path.read_bytes()) is None
+    assert parsecache.get(path, parsecache.digest(path.read_bytes())) is None
 
 
 def test_entries_are_private(tmp_path: Path, isolated_oauthcli: Path) -> None:
