@@ -381,6 +381,10 @@ def _quiet_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    if sys.stdout is None:  # started with stdout closed (>&-): nowhere for a result to go
+        if sys.stderr is not None:
+            console.error("cannot write to standard output: it is closed")
+        sys.exit(int(ExitCode.INTERNAL))
     if sys.stdout.isatty():
         app.rich_markup_mode = "rich"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,15 @@ def test_a_password_in_a_url_is_masked(tmp_path: Path) -> None:
         result = run("-r", str(tmp_path), *args)
         assert "urlPASSWORD9" not in result.both, args
         assert "u:****@127.0.0.1" in result.both, args
+
+
+def test_a_closed_stdout_is_a_one_line_error() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "oauthcli", "--help"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == "error: cannot write to standard output: it is closed\n"
