@@ -73,6 +73,7 @@ class BatchOptions:
     verbose: bool = False
     no_fail: bool = False
     dry_run: bool = False
+    as_json: bool = False  # only changes --dry-run: results are JSON lines anyway
 
 
 # -- the run -----------------------------------------------------------------
@@ -86,16 +87,20 @@ def run_batch(build: Build, spec: str, options: BatchOptions) -> int:
     rows = Rows(spec)
     try:
         if options.dry_run:
-            return _dry_run(build, rows)
+            return _dry_run(build, rows, options.as_json)
         return _Run(build, rows, options, limiter).run()
     finally:
         rows.close()
 
 
-def _dry_run(build: Build, rows: Rows) -> int:
+def _dry_run(build: Build, rows: Rows, as_json: bool) -> int:
     from oauthcli import output
 
     for number, row in enumerate(rows, 1):
+        if as_json:
+            obj = {"row": number, **output.dry_run_object(build(row))}
+            console.out(json.dumps(obj, ensure_ascii=False))
+            continue
         console.out(f"# row {number}")
         for line in output.dry_run_lines(build(row)):
             console.out(line)

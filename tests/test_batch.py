@@ -351,6 +351,11 @@ def test_dry_run_prints_each_row_and_sends_nothing(api: Api, tmp_path: Path) -> 
     assert r.code == 0, r.err
     assert "# row 1" in r.out and "id=7" in r.out and "# row 2" in r.out and "id=8" in r.out
     assert api.server.requests == []
+    r = api.send("--each", str(rows_file(tmp_path, [7, 8])), "--dry-run", "--json")
+    got = results(r.out)
+    assert [(x["row"], x["url"].rsplit("=", 1)[1]) for x in got] == [(1, "7"), (2, "8")]
+    assert all(x["dry_run"] and x["headers"]["Authorization"] == "Bearer ****" for x in got)
+    assert api.server.requests == []
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_path: Path) -> None:

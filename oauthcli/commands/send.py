@@ -67,6 +67,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
                 verbose=options.verbose,
                 no_fail=options.no_fail,
                 dry_run=options.dry_run,
+                as_json=options.as_json,
             ),
         )
 
