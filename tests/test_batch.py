@@ -68,6 +68,16 @@ class Api:
     def send(self, *args: str, input: str | None = None) -> Result:
         return run("-r", str(self.root), "send", "items", *args, input=input)
 
+    def start(self, *args: str, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen[str]:
+        """``oauthcli send items ARGS`` as a process of its own (for signals and streaming)."""
+        return subprocess.Popen(
+            [str(OAUTHCLI), "-r", str(self.root), "send", "items", *args],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def token_requests(self) -> int:
         return sum(1 for r in self.server.requests if r.path == "/token")
 
@@ -197,13 +207,7 @@ def test_a_refused_token_is_renewed_once_and_every_worker_resends(api: Api, tmp_
 
 
 def test_rows_from_stdin_are_sent_as_they_arrive(api: Api) -> None:
-    with subprocess.Popen(
-        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with api.start("--each", "-", stdin=subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write("id\n1\n")
@@ -361,13 +365,7 @@ def test_dry_run_prints_each_row_and_sends_nothing(api: Api, tmp_path: Path) -> 
 def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_path: Path) -> None:
     api.delays = {i: 0.05 for i in range(1, 2001)}
     path = rows_file(tmp_path, range(1, 2001))
-    with subprocess.Popen(
-        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with api.start("--each", str(path)) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         lines = [proc.stdout.readline() for _ in range(5)]
         proc.send_signal(signal.SIGINT)
@@ -384,14 +382,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_pat
 
 def test_ctrl_c_while_rows_wait_for_their_rate_turn_sends_no_more(api: Api, tmp_path: Path) -> None:
     path = rows_file(tmp_path, range(1, 101))
-    argv = [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", str(path)]
-    with subprocess.Popen(
-        [*argv, "--rate", "20/m", "--concurrency", "4"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with api.start("--each", str(path), "--rate", "20/m", "--concurrency", "4") as proc:
         assert proc.stdout is not None and proc.stderr is not None
         first = proc.stdout.readline()  # row 1 went at once; rows 2-4 wait 3, 6 and 9 s
         proc.send_signal(signal.SIGINT)
@@ -405,13 +396,7 @@ def test_ctrl_c_while_rows_wait_for_their_rate_turn_sends_no_more(api: Api, tmp_
 
 
 def test_ctrl_c_while_waiting_for_stdin(api: Api) -> None:
-    with subprocess.Popen(
-        [str(OAUTHCLI), "-r", str(api.root), "send", "items", "--each", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
+    with api.start("--each", "-", stdin=subprocess.PIPE) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write("id\n1\n")
         proc.stdin.flush()
