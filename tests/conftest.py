@@ -55,6 +55,7 @@ def token_profile(tmp_path: Path) -> Callable[..., ResolvedProfile]:
 import socket  # noqa: E402
 import ssl  # noqa: E402
 import struct  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -71,6 +72,14 @@ class Recorded:
     headers: dict[str, str]  # lower-case names
     body: bytes
     client: tuple[str, int]  # the client's address: the same one means a reused connection
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-connection (a killed or interrupted CLI) is no error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -128,7 +137,7 @@ class LoopbackServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer((self.host, 0), Handler)
+        self.httpd = _QuietServer((self.host, 0), Handler)
         self.httpd.daemon_threads = True
         if self.tls is not None:
             self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
