@@ -27,7 +27,8 @@ from oauthcli.http import (
 )
 from oauthcli.resolved import ResolvedRequest
 from oauthcli.secret import MASK, scrub
-from oauthcli.sending import Result, Trace
+from oauthcli.sending import Result
+from oauthcli.trace import Trace
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
 _STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}

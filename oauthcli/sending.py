@@ -49,6 +49,7 @@ from oauthcli.http import (
 )
 from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import remember
+from oauthcli.trace import Trace
 from oauthcli.transport import PooledAdapter, prepare, scheme_authority
 
 if TYPE_CHECKING:
@@ -58,19 +59,6 @@ MAX_REDIRECTS = 10
 #: Seconds a timed-out or 5xx token request stands before a call may try again.
 TRANSIENT_TOKEN_FAILURE = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-class Trace:
-    """Hooks for ``--verbose``; the default does nothing."""
-
-    def request(self, prepared: requests.PreparedRequest, secret_headers: frozenset[str]) -> None:
-        """A request is about to go out (``secret_headers`` are lower-case names to mask)."""
-
-    def response(self, response: requests.Response) -> None:
-        """A response arrived (before any redirect is followed)."""
-
-    def note(self, text: str) -> None:
-        """A retry, a redirect decision, a token renewal."""
 
 
 @dataclass(repr=False, eq=False)
