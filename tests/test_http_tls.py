@@ -179,14 +179,14 @@ def system_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_token_request_uses_the_profiles_ca_bundle(https: LoopbackServer, pki: Path) -> None:
     https.reply("/token", 200, TOKEN, Content_Type="application/json")
     answer = grants.fetch(_profile(https, ResolvedTLS(ca_bundle=str(pki / "ca.pem"))))
-    assert answer["access_token"] == "tls-token-1"
+    assert answer.access_token == "tls-token-1"
 
 
 @pytest.mark.usefixtures("system_bundle")
 def test_token_request_honours_verify_false(https: LoopbackServer) -> None:
     https.reply("/token", 200, TOKEN, Content_Type="application/json")
     answer = grants.fetch(_profile(https, ResolvedTLS(verify=False)))
-    assert answer["access_token"] == "tls-token-1"
+    assert answer.access_token == "tls-token-1"
 
 
 @pytest.mark.usefixtures("system_bundle")
@@ -204,4 +204,4 @@ def test_token_request_presents_the_client_certificate(mtls: LoopbackServer, pki
         client_cert=str(pki / "client.pem"),
         client_key=str(pki / "client.key"),
     )
-    assert grants.fetch(_profile(mtls, tls))["access_token"] == "tls-token-1"
+    assert grants.fetch(_profile(mtls, tls)).access_token == "tls-token-1"

@@ -35,7 +35,8 @@ from requests.auth import AuthBase
 from oauthcli.errors import RegistryError, TokenEndpointError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
-from oauthcli.tokens import keys
+from oauthcli.tokens import answer, keys
+from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.tokens.service import MAX_LIFETIME
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -184,8 +185,8 @@ def _request_options(profile: ResolvedProfile) -> dict[str, Any]:
     }
 
 
-def fetch(profile: ResolvedProfile) -> dict[str, Any]:
-    """Run the profile's grant; the token endpoint's JSON answer."""
+def fetch(profile: ResolvedProfile) -> TokenAnswer:
+    """Run the profile's grant; the token endpoint's answer."""
     if profile.grant_type == "refresh_token":
         assert profile.refresh_token is not None
         return refresh(profile, profile.refresh_token)
@@ -212,23 +213,25 @@ def fetch(profile: ResolvedProfile) -> dict[str, Any]:
         )
     else:
         raise GrantError(f"{what}: grant_type {profile.grant_type} is not supported")
-    return _call(profile, what, lambda: s.fetch_token(profile.token_url, **args))
+    return answer.read(_call(profile, what, lambda: s.fetch_token(profile.token_url, **args)))
 
 
-def refresh(profile: ResolvedProfile, refresh_token: Secret) -> dict[str, Any]:
-    """Exchange a refresh token; the token endpoint's JSON answer."""
+def refresh(profile: ResolvedProfile, refresh_token: Secret) -> TokenAnswer:
+    """Exchange a refresh token; the token endpoint's answer."""
     what = f"token refresh for profile '{profile.name}'"
     s = session(profile, what)
-    return _call(
-        profile,
-        what,
-        lambda: s.refresh_token(
-            profile.token_url,
-            refresh_token=refresh_token.reveal(),
-            # RFC 8707 §2.2: the resources (and audience, extras) go with a refresh too.
-            body=_extras(profile),
-            **_request_options(profile),
-        ),
+    return answer.read(
+        _call(
+            profile,
+            what,
+            lambda: s.refresh_token(
+                profile.token_url,
+                refresh_token=refresh_token.reveal(),
+                # RFC 8707 §2.2: the resources (and audience, extras) go with a refresh too.
+                body=_extras(profile),
+                **_request_options(profile),
+            ),
+        )
     )
 
 

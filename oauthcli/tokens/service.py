@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.secret import Secret
@@ -29,6 +29,7 @@ from oauthcli.tokens import Obtained, Token, cache
 
 if TYPE_CHECKING:
     from oauthcli.resolved import ResolvedProfile
+    from oauthcli.tokens.answer import TokenAnswer
 
 #: Seconds a token without ``expires_in`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
@@ -241,21 +242,17 @@ def _still_valid(exc: Exception, token: Token) -> str:
 
 
 def _store(
-    profile: ResolvedProfile, path: Path, answer: dict[str, Any], previous: Token | None
+    profile: ResolvedProfile, path: Path, answer: TokenAnswer, previous: Token | None
 ) -> Token:
     now = clock()
-    expires_in = answer.get("expires_in")
-    lifetime = DEFAULT_LIFETIME if expires_in is None else int(expires_in)
-    token_type = str(answer.get("token_type") or "Bearer")
-    scope = answer.get("scope")
-    if isinstance(scope, list):
-        scope = " ".join(str(s) for s in scope)
+    lifetime = DEFAULT_LIFETIME if answer.expires_in is None else answer.expires_in
+    token_type = answer.token_type
     refresh_token, refresh_expires_at = _refresh_of(profile, answer, previous, now)
     token = Token(
-        access_token=Secret(str(answer["access_token"])),
+        access_token=Secret(answer.access_token),
         token_type="Bearer" if token_type.lower() == "bearer" else token_type,
         expires_at=now + lifetime,
-        scope=str(scope) if scope else None,
+        scope=answer.scope,
         refresh_token=refresh_token,
         refresh_expires_at=refresh_expires_at,
         obtained_at=now,
@@ -266,7 +263,7 @@ def _store(
         token_url=profile.token_url,
         client_id=profile.client_id,
         grant_type=profile.grant_type,
-        expires_assumed=expires_in is None,
+        expires_assumed=answer.expires_in is None,
     )
     try:
         cache.write(path, entry)
@@ -276,11 +273,11 @@ def _store(
 
 
 def _refresh_of(
-    profile: ResolvedProfile, answer: dict[str, Any], previous: Token | None, now: float
+    profile: ResolvedProfile, answer: TokenAnswer, previous: Token | None, now: float
 ) -> tuple[Secret | None, float | None]:
     """The refresh token to keep and until when it may be used."""
-    value = answer.get("refresh_token")
-    if not isinstance(value, str) or not value:
+    value = answer.refresh_token
+    if not value:
         if previous is not None and previous.refresh_token is not None:
             return previous.refresh_token, previous.refresh_expires_at
         return None, None
@@ -288,8 +285,7 @@ def _refresh_of(
         return previous.refresh_token, previous.refresh_expires_at
     if profile.refresh_token_lifespan is not None:
         return Secret(value), now + profile.refresh_token_lifespan
-    for key in ("refresh_expires_in", "refresh_token_expires_in"):
-        seconds = answer.get(key)
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-            return Secret(value), now + min(seconds, MAX_LIFETIME)
+    seconds = answer.refresh_expires_in
+    if seconds is not None:
+        return Secret(value), now + min(seconds, MAX_LIFETIME)
     return Secret(value), None
