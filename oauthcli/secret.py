@@ -9,11 +9,15 @@ that text is printed.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from urllib.parse import quote, quote_plus
 
 MASK = "****"
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+_byte_pattern: re.Pattern[bytes] | None = None
 # Values this short are too likely to occur in ordinary text to scrub safely.
 _MIN_SCRUB_LEN = 4
 
@@ -55,22 +59,94 @@ def reveal(value: str | Secret | None) -> str | None:
 
 
 def remember(value: str) -> None:
-    """Make :func:`scrub` blank out ``value`` from now on."""
-    global _pattern
+    """Make :func:`scrub` blank out ``value``, in every spelling it travels in, from now on."""
+    global _pattern, _byte_pattern
     if len(value) >= _MIN_SCRUB_LEN and value not in _known:
         _known.add(value)
         _pattern = None
+        _byte_pattern = None
+
+
+def _raw_bytes(value: str) -> list[bytes]:
+    """The bytes ``value`` is sent as: UTF-8 (lone surrogates from a non-UTF-8 argv
+    back to the bytes they stood for), and Latin-1 when it has a Latin-1 spelling."""
+    spellings = [value.encode("utf-8", "surrogateescape" if _escaped(value) else "surrogatepass")]
+    try:
+        spellings.append(value.encode("latin-1"))
+    except UnicodeEncodeError:
+        pass
+    return spellings
+
+
+def _escaped(value: str) -> bool:
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encoded(raw: bytes) -> set[str]:
+    """The ASCII spellings of ``raw``: form- and percent-encoded, base64 with and
+    without padding."""
+    forms: set[str] = set()
+    for encoded in (quote_plus(raw, safe=""), quote(raw, safe=""), quote(raw)):
+        forms.add(encoded)
+        forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
+    for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = b64.decode("ascii")
+        forms.add(text)
+        forms.add(text.rstrip("="))
+    return forms
+
+
+def _text_forms(value: str) -> set[str]:
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    for raw in _raw_bytes(value):
+        forms |= _encoded(raw)
+    forms.discard("")
+    return forms
+
+
+def _byte_forms(value: str) -> set[bytes]:
+    forms = set(_raw_bytes(value))
+    for text in _text_forms(value):
+        forms.add(text.encode("utf-8", "surrogateescape" if _escaped(text) else "surrogatepass"))
+    forms.discard(b"")
+    return forms
+
+
+def _alternation(forms: set[str]) -> str:
+    # Longest first, so a padded base64 form wins over its unpadded prefix.
+    return "|".join(re.escape(f) for f in sorted(forms, key=lambda f: (-len(f), f)))
 
 
 def scrub(text: str) -> str:
-    """Replace every secret value seen in this process by the mask."""
+    """Replace every secret value seen in this process, in any of its spellings, by the mask."""
     global _pattern
     if not _known:
         return text
     if _pattern is None:
-        alternatives = sorted(_known, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+        forms: set[str] = set()
+        for value in _known:
+            forms |= _text_forms(value)
+        _pattern = re.compile(_alternation(forms))
     return _pattern.sub(MASK, text)
+
+
+def contains_secret(data: bytes) -> bool:
+    """Whether ``data`` holds a known secret in any spelling: raw as UTF-8 or Latin-1,
+    percent- or form-encoded, base64 (standard or URL-safe), JSON-escaped."""
+    global _byte_pattern
+    if not _known or not data:
+        return False
+    if _byte_pattern is None:
+        forms: set[bytes] = set()
+        for value in _known:
+            forms |= _byte_forms(value)
+        ordered = sorted(forms, key=lambda f: (-len(f), f))
+        _byte_pattern = re.compile(b"|".join(re.escape(f) for f in ordered))
+    return _byte_pattern.search(data) is not None
 
 
 def mask_token(token: str) -> str:

@@ -1,0 +1,59 @@
+"""secret.scrub and secret.contains_secret: every spelling a secret travels in."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from oauthcli import secret
+from oauthcli.secret import MASK, contains_secret, remember, scrub
+
+HOSTILE = 'pä ss+%:/"\\wörd'
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secret, "_known", set())
+    monkeypatch.setattr(secret, "_pattern", None)
+    monkeypatch.setattr(secret, "_byte_pattern", None)
+
+
+def _spellings(value: str) -> list[bytes]:
+    raw = value.encode()
+    return [
+        raw,
+        value.encode("latin-1"),
+        quote_plus(value).encode(),
+        quote(value, safe="").encode(),
+        quote(value, safe="").lower().encode(),
+        base64.b64encode(raw),
+        base64.b64encode(raw).rstrip(b"="),
+        base64.urlsafe_b64encode(raw),
+        base64.b64encode(value.encode("latin-1")),
+        json.dumps(value)[1:-1].encode(),
+        json.dumps(value, ensure_ascii=False)[1:-1].encode(),
+    ]
+
+
+@pytest.mark.parametrize("index", range(11))
+def test_contains_secret_finds_every_spelling(index: int) -> None:
+    remember(HOSTILE)
+    form = _spellings(HOSTILE)[index]
+    assert contains_secret(b"grant_type=x&v=" + form + b"&z=1")
+
+
+def test_contains_secret_is_false_without_a_secret() -> None:
+    assert not contains_secret(b"password=anything")
+    remember(HOSTILE)
+    assert not contains_secret(b"")
+    assert not contains_secret(b"password=anything")
+
+
+def test_contains_secret_of_a_value_from_a_non_utf8_argv() -> None:
+    value = b"ab\xff\xfecd".decode("utf-8", "surrogateescape")
+    remember(value)
+    assert contains_secret(b"x=ab\xff\xfecd")
+    assert scrub(f"x={value}") == f"x={MASK}"
