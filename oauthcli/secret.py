@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "****"
@@ -117,8 +118,30 @@ def _byte_forms(value: str) -> set[bytes]:
 
 
 def _alternation(forms: set[str]) -> str:
-    # Longest first, so a padded base64 form wins over its unpadded prefix.
-    return "|".join(re.escape(f) for f in sorted(forms, key=lambda f: (-len(f), f)))
+    """One regular expression for ``forms``, shaped as a trie so that matching costs a
+    character test per level, not one per spelling; longer spellings win (a padded
+    base64 form over its unpadded prefix)."""
+    trie: dict[str, Any] = {}
+    for form in forms:
+        node = trie
+        for char in form:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    # Built bottom-up with an explicit stack: a token may be thousands of characters.
+    done: dict[int, str] = {}
+    stack: list[tuple[dict[str, Any], bool]] = [(trie, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((child, False) for char, child in node.items() if char)
+            continue
+        branches = [re.escape(c) + done.pop(id(child)) for c, child in sorted(node.items()) if c]
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if branches and "" in node:
+            body = f"(?:{body})?"
+        done[id(node)] = body if branches else ""
+    return done[id(trie)]
 
 
 def scrub(text: str) -> str:
@@ -144,8 +167,9 @@ def contains_secret(data: bytes) -> bool:
         forms: set[bytes] = set()
         for value in _known:
             forms |= _byte_forms(value)
-        ordered = sorted(forms, key=lambda f: (-len(f), f))
-        _byte_pattern = re.compile(b"|".join(re.escape(f) for f in ordered))
+        # Each byte stands for the Latin-1 character of the same number.
+        pattern = _alternation({f.decode("latin-1") for f in forms})
+        _byte_pattern = re.compile(pattern.encode("latin-1"))
     return _byte_pattern.search(data) is not None
 
 

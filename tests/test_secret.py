@@ -57,3 +57,45 @@ def test_contains_secret_of_a_value_from_a_non_utf8_argv() -> None:
     remember(value)
     assert contains_secret(b"x=ab\xff\xfecd")
     assert scrub(f"x={value}") == f"x={MASK}"
+
+
+def test_the_trie_pattern_masks_what_a_plain_alternation_masks() -> None:
+    import random
+    import re
+
+    from oauthcli.secret import _alternation
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        forms = {
+            "".join(rng.choice("ab+=\\.") for _ in range(rng.randint(1, 6)))
+            for _ in range(rng.randint(1, 6))
+        }
+        text = "".join(rng.choice("ab+=\\.x") for _ in range(30))
+        plain = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+        assert re.sub(_alternation(forms), "*", text) == plain.sub("*", text), (forms, text)
+
+
+def test_a_long_token_does_not_overflow_the_pattern_builder() -> None:
+    token = "eyJ" + "A" * 20000
+    remember(token)
+    assert scrub(f"Bearer {token}.") == f"Bearer {MASK}."
+
+
+def test_short_values_are_not_scrubbed_but_their_rule_is_on_the_raw_value() -> None:
+    remember("abc")
+    assert scrub("abc YWJj") == "abc YWJj"
+    remember("a+b!")  # four characters: scrubbed in every spelling, even short ones
+    assert scrub("a+b! a%2Bb%21 YStiIQ") == f"{MASK} {MASK} {MASK}"
+
+
+def test_scrub_of_a_mib_with_twenty_secrets_stays_fast() -> None:
+    import time
+
+    for n in range(20):
+        remember(f"secret-{n}-pä+/%:" * 2)
+    text = ("x" * 1000 + "\n") * 1024
+    scrub("warm")
+    start = time.perf_counter()
+    scrub(text)
+    assert time.perf_counter() - start < 1.0
