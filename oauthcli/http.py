@@ -18,7 +18,7 @@ from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__
 from oauthcli.resolved import ResolvedRetry
-from oauthcli.secret import scrub
+from oauthcli.secret import contains_secret, scrub
 
 if TYPE_CHECKING:
     from oauthcli.resolved import ResolvedRequest
@@ -33,8 +33,8 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 
 
 def carries_secret(body: bytes) -> bool:
-    text = body.decode("latin-1")
-    return scrub(text) != text
+    """The body holds a known secret in any encoding it may travel in (UTF-8, form, JSON…)."""
+    return contains_secret(body)
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
