@@ -1,0 +1,120 @@
+"""Registry files and call values that try to break the CLI: each ends as exit 2 or 3, one line.
+
+Run as a user runs it (a subprocess) where time or memory is what is at stake: an
+alias bomb must be refused within a second, not after eating the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.clirun import run
+from tests.registry_factory import MESSAGE, PROFILE, make_registry
+
+OAUTHCLI = [sys.executable, "-m", "oauthcli"]
+
+ALIAS_BOMB = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9 if prev else ['x'] * 9)}]\n"
+    for name, prev in zip("abcdefghi", ["", *"abcdefgh"], strict=True)
+)
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 10
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*OAUTHCLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+# -- YAML that costs more than it says ---------------------------------------------------
+
+
+def test_the_alias_bomb_really_is_one() -> None:
+    assert len(ALIAS_BOMB.splitlines()) == 9 and "i: &i [*h, *h" in ALIAS_BOMB
+
+
+@pytest.mark.parametrize("command", [["validate"], ["show", "bomb"], ["send", "bomb", "--dry-run"]])
+def test_an_alias_bomb_is_refused_within_a_second(tmp_path: Path, command: list[str]) -> None:
+    root = make_registry(tmp_path, {"messages/bomb.yaml": MESSAGE + ALIAS_BOMB})
+    started = time.monotonic()
+    done = cli("-r", str(root), *command)
+    took = time.monotonic() - started
+    assert done.returncode == 3, done.stderr
+    out = done.stdout + done.stderr
+    assert "messages/bomb.yaml:" in out and "alias bomb" in out
+    assert "Traceback" not in out
+    assert took < 1 + _startup_seconds(), took
+
+
+def _startup_seconds() -> float:
+    """What starting the CLI costs on this machine (so that a slow CI is not failed)."""
+    started = time.monotonic()
+    cli("--version")
+    return time.monotonic() - started
+
+
+def test_an_alias_bomb_is_not_kept_in_the_parse_cache(tmp_path: Path) -> None:
+    root = make_registry(tmp_path / "reg", {"messages/bomb.yaml": MESSAGE + ALIAS_BOMB})
+    for _ in range(2):
+        result = run("-r", str(root), "validate")
+        assert result.code == 3 and "alias bomb" in result.out
+    parsed = Path(os.environ["OAUTHCLI_CACHE_DIR"]) / "parsed"
+    assert not parsed.exists() or not any(parsed.iterdir())
+
+
+def test_aliases_a_real_file_uses_still_work(tmp_path: Path) -> None:
+    message = "headers: &h {Accept: application/json}\n" + MESSAGE
+    message += "  get:\n    http_method: GET\n    headers: *h\n"
+    root = make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": message})
+    result = run("-r", str(root), "show", "m.get")
+    assert result.code == 0, result.both
+    assert "Accept: application/json" in result.out
+
+
+@pytest.mark.parametrize(
+    "files, where, fragment",
+    [
+        (
+            {"messages/m.yaml": MESSAGE + "json_deep: " + "[" * 900 + "]" * 900 + "\n"},
+            "messages/m.yaml:6: json_deep",
+            "nested deeper than 64 levels",
+        ),
+        (
+            {"messages/m.yaml": MESSAGE + "timeout: 1" + "0" * 5000 + "\n"},
+            "messages/m.yaml:6: timeout",
+            "a number of 5001 characters is too long",
+        ),
+        (
+            {"messages/m.yaml": MESSAGE + "    variables: {when: 2026-02-30}\n"},
+            "messages/m.yaml:6: methods.list.variables.when",
+            "invalid YAML value",
+        ),
+        (
+            {"messages/m.yaml": MESSAGE + "? [a, b]\n: c\n"},
+            "messages/m.yaml:6",
+            "a key must be a plain value",
+        ),
+    ],
+    ids=["deep-nesting", "5000-digit-integer", "impossible-date", "list-as-key"],
+)
+def test_yaml_no_registry_needs_is_a_registry_error(
+    tmp_path: Path, files: dict[str, str], where: str, fragment: str
+) -> None:
+    root = make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, **files})
+    for args in (["validate"], ["show", "m"], ["send", "m", "--dry-run"]):
+        result = run("-r", str(root), *args)
+        assert result.code == 3, (args, result.both)
+        assert where in result.both and fragment in result.both, result.both
+        assert "Traceback" not in result.both and "internal error" not in result.both
