@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from oauthcli import console
-from oauthcli.errors import ExitCode
+from oauthcli.errors import ExitCode, RegistryError
 from oauthcli.http import (
     base_headers,
     credential_header,
@@ -258,7 +258,7 @@ def dry_run_lines(req: ResolvedRequest) -> list[str]:
     """The request as it would be sent (credentials masked), then an equivalent curl."""
     headers = _planned_headers(req)
     secret_names = secret_header_names(req)
-    lines = [f"{req.http_method} {req.full_url}"]
+    lines = [f"{req.http_method} {planned_url(req)}"]
     lines += [f"{k}: {mask_header(k, v, secret_names)}" for k, v in headers.items()]
     if req.body:
         lines.append("")
@@ -283,11 +283,23 @@ def dry_run_object(req: ResolvedRequest) -> dict[str, Any]:
     return {
         "dry_run": True,
         "http_method": req.http_method,
-        "url": scrub(req.full_url),
+        "url": scrub(planned_url(req)),
         "headers": {k: mask_header(k, v, secret_names) for k, v in _planned_headers(req).items()},
         "body": body,
         "curl": [scrub(line) for line in curl_lines(req)],
     }
+
+
+def planned_url(req: ResolvedRequest) -> str:
+    """The URL the request line will carry: prepared as the Sender prepares it."""
+    from oauthcli.transport import UnsendableURL, wire_url
+
+    try:
+        return wire_url(req.full_url)
+    except UnsendableURL as exc:
+        raise RegistryError.at(
+            req.source, None, "endpoint", f"cannot send to {req.full_url}: {exc}"
+        ) from None
 
 
 def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
@@ -310,7 +322,7 @@ def curl_lines(req: ResolvedRequest) -> list[str]:
         args += ["-X", req.http_method]
     if req.http_method in ("GET", "HEAD"):
         args.append("--location")
-    args.append(shlex.quote(req.full_url))
+    args.append(shlex.quote(planned_url(req)))
     secret_names = secret_header_names(req)
     given = {h.lower() for h in req.headers}
     for name, value in base_headers(req).items():

@@ -204,11 +204,10 @@ class RequestPlan:
         values = {**self.defaults, **(variables or {})}
         call_vars: dict[str, str] = _Lenient(values) if lenient else values
         r = _Renderer(message.source, call_vars)
-        url_quote = _encoder(lambda v: quote(v, safe=""))
 
-        url = r(self.endpoint, url_quote)
+        url = _render_url(r, self.endpoint, values)
         if method.path is not None:
-            url = _join(url, r(method.path, url_quote))
+            url = _join(url, _render_url(r, method.path, values))
         if not (lenient and "${" in url):
             check_url(url, self.allow_http, message.source, self.endpoint)
 
@@ -270,8 +269,48 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
     return ResolvedAuth("none")
 
 
-def _encoder(encode: Callable[[str], str]) -> Callable[[str], str]:
-    return lambda value: value if isinstance(value, Placeholder) else encode(value)
+# A call variable whose whole value is one of these would not stay in its path
+# segment: requests (urllib3) removes "." and ".." segments, so `/items/${id}`
+# with id=.. would go to the parent (and "%2E" is decoded back to "." first).
+_WHOLE_SEGMENT = {".": "\x00dot\x00", "..": "\x00dotdot\x00"}
+_SEGMENT_VALUE = {marker: value for value, marker in _WHOLE_SEGMENT.items()}
+
+
+def _segment_quote(value: str) -> str:
+    if isinstance(value, Placeholder):
+        return value
+    return _WHOLE_SEGMENT.get(value) or quote(value, safe="")
+
+
+def _render_url(r: _Renderer, text: Text, values: Mapping[str, str]) -> str:
+    """An endpoint or path with call variables percent-encoded, each inside its segment.
+
+    A variable whose value is ``.`` or ``..`` and that forms a path segment on its
+    own is refused: that request would go somewhere else than the one named.
+    """
+    rendered = r(text, _segment_quote)
+    if "\x00" not in rendered:
+        return rendered
+    end = min((i for i in (rendered.find("?"), rendered.find("#")) if i >= 0), default=None)
+    path = rendered[:end]
+    if "://" in path:  # an endpoint: its path starts after the authority
+        slash = path.find("/", path.index("://") + 3)
+        path = path[slash:] if slash >= 0 else ""
+    for segment in path.split("/"):
+        value = _SEGMENT_VALUE.get(segment)
+        if value is None:
+            continue
+        name = next((n for n in text.variables if values.get(n) == value), "?")
+        raise RegistryError.at(
+            r.source,
+            text.line,
+            text.key or None,
+            f"variable '{name}' is {value!r}: as a whole path segment it would send the call "
+            "to another path (dot segments are removed before sending)",
+        )
+    for marker, value in _SEGMENT_VALUE.items():
+        rendered = rendered.replace(marker, quote(value, safe=""))
+    return rendered
 
 
 def _body(r: _Renderer, method: Method) -> tuple[bytes | None, Any, str | None]:

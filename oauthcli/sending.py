@@ -34,7 +34,7 @@ from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import console
-from oauthcli.errors import NetworkError, TokenEndpointError
+from oauthcli.errors import NetworkError, RegistryError, TokenEndpointError
 from oauthcli.http import (
     SECRET_HEADERS,
     backoff_delay,
@@ -50,7 +50,7 @@ from oauthcli.http import (
 from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import remember
 from oauthcli.trace import Trace
-from oauthcli.transport import PooledAdapter, prepare, scheme_authority
+from oauthcli.transport import PooledAdapter, UnsendableURL, prepare, scheme_authority
 
 if TYPE_CHECKING:
     from oauthcli.tokens import Token
@@ -300,12 +300,19 @@ class Sender:
         headers = base_headers(req)
         if creds.header and creds.value is not None:
             headers[creds.header] = creds.value
-        for _hop in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
             if left:
                 for name in list(headers):
                     if name.lower() in secret_names - {"proxy-authorization"}:
                         del headers[name]
-            prepared = prepare(method, url, headers, body)
+            try:
+                prepared = prepare(method, url, headers, body)
+            except UnsendableURL as exc:
+                if hop:
+                    raise NetworkError(f"cannot follow the redirect to {url}: {exc}") from None
+                raise RegistryError.at(
+                    req.source, None, "endpoint", f"cannot send to {url}: {exc}"
+                ) from None
             if not left and len(jar) and "Cookie" not in prepared.headers:
                 cookie = get_cookie_header(jar, prepared)
                 if cookie:

@@ -76,17 +76,42 @@ def scheme_authority(url: str) -> str:
     return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}".lower()
 
 
+class UnsendableURL(ValueError):
+    """requests cannot send to this URL (a host that is no valid IDNA name, say)."""
+
+
+def wire_url(url: str) -> str:
+    """The URL exactly as :func:`prepare` puts it on the wire, without its fragment.
+
+    requests turns a Unicode host into IDNA, percent-encodes what is unsafe, decodes
+    percent-encoded unreserved characters and removes ``.``/``..`` segments; what
+    ``--dry-run`` shows is what this returns, so it is what the server receives.
+    """
+    prepared = requests.PreparedRequest()
+    _prepare_url(prepared, url)
+    return (prepared.url or url).partition("#")[0]
+
+
+def _prepare_url(prepared: requests.PreparedRequest, url: str) -> None:
+    try:
+        prepared.prepare_url(url, None)
+    except (requests.exceptions.RequestException, ValueError, UnicodeError) as exc:
+        reason = str(exc).removeprefix("Failed to parse: ") or type(exc).__name__
+        raise UnsendableURL(reason) from None
+
+
 def prepare(
     method: str, url: str, headers: CaseInsensitiveDict[str], body: bytes | None
 ) -> requests.PreparedRequest:
     """What ``requests.Request(...).prepare()`` gives, without the steps that do nothing here.
 
     The cookie step is left out (the call's own jar is applied in Sender._exchange) and
-    so is the Request object: together they were half the cost of preparing.
+    so is the Request object: together they were half the cost of preparing. A URL
+    requests cannot send to raises :class:`UnsendableURL`.
     """
     prepared = requests.PreparedRequest()
     prepared.prepare_method(method)
-    prepared.prepare_url(url, None)
+    _prepare_url(prepared, url)
     prepared.prepare_headers(headers)
     prepared.prepare_body(body, None)
     if "@" in url:  # requests turns user:password in a URL into basic auth
