@@ -251,6 +251,13 @@ def token_revoke(profile: Annotated[str, typer.Argument(metavar="PROFILE")]) -> 
     raise typer.Exit(token_revoke_command(open_registry(), profile))
 
 
+def _finite(value: float | None) -> float | None:
+    """click's FloatRange lets nan through: every comparison with it is false."""
+    if value is not None and value != value:
+        raise typer.BadParameter("must be a number of seconds, not nan")
+    return value
+
+
 @app.command()
 def send(
     target: Annotated[str, typer.Argument(metavar="MESSAGE[.METHOD]")],
@@ -290,7 +297,14 @@ def send(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", metavar="S", help="Seconds to wait for the API.", min=0.001),
+        typer.Option(
+            "--timeout",
+            metavar="S",
+            help="Seconds to wait for the API.",
+            min=0.001,
+            max=86_400,
+            callback=_finite,
+        ),
     ] = None,
     retries: Annotated[
         int | None,

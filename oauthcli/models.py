@@ -36,6 +36,12 @@ HMAC_ALGS = ("HS256", "HS384", "HS512")
 AUTH_TYPES = ("oauth2", "basic", "bearer", "api_key", "none")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
+#: Bounds of numbers with a unit: beyond them a value is a slip, not a wish (and
+#: a float too large for the socket layer or the clock would end as a crash).
+MAX_TIMEOUT = 86_400.0  # seconds: a day
+MAX_ATTEMPTS = 100
+MAX_LIFESPAN = 10 * 366 * 86_400  # seconds: ten years
+
 _PROFILE_KEYS = (
     "name description grant_type token_url client_id client_secret client_auth private_key "
     "key_id signing_alg scope audience resource extra_params username password refresh_token "
@@ -191,9 +197,13 @@ def parse_profile(doc: Document) -> Profile:
         authorization_url=r.text(m, (), "authorization_url", url=True),
         redirect_url=r.text(m, (), "redirect_url", url=True),
         revocation_url=r.text(m, (), "revocation_url", url=True),
-        refresh_token_lifespan=r.integer(m, (), "refresh_token_lifespan", minimum=1),
-        token_leeway=r.integer(m, (), "token_leeway", minimum=0, default=60) or 0,
-        timeout=r.number(m, (), "timeout", minimum=0.001, default=30.0) or 30.0,
+        refresh_token_lifespan=r.integer(
+            m, (), "refresh_token_lifespan", minimum=1, maximum=MAX_LIFESPAN
+        ),
+        token_leeway=r.integer(m, (), "token_leeway", minimum=0, maximum=MAX_LIFESPAN, default=60)
+        or 0,
+        timeout=r.number(m, (), "timeout", minimum=0.001, maximum=MAX_TIMEOUT, default=30.0)
+        or 30.0,
         tls=_tls(r, m, ()),
         allow_insecure_http=bool(r.boolean(m, (), "allow_insecure_http")),
         key_lines={str(key[0]): line for key, line in doc.lines.items() if len(key) == 1},
@@ -290,7 +300,7 @@ def _settings(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Settings:
         headers=r.text_map(m, key, "headers", header_names=True),
         query=r.text_map(m, key, "query"),
         variables=r.text_map(m, key, "variables"),
-        timeout=r.number(m, key, "timeout", minimum=0.001),
+        timeout=r.number(m, key, "timeout", minimum=0.001, maximum=MAX_TIMEOUT),
         retry=_retry(r, m, key),
         tls=_tls(r, m, key),
         allow_insecure_http=r.boolean(m, key, "allow_insecure_http"),
@@ -323,7 +333,7 @@ def _auth(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Auth | None:
         username=r.text(a, key, "username"),
         password=r.text(a, key, "password", secret=True),
         token=r.text(a, key, "token", secret=True),
-        header=r.plain(a, key, "header") or "X-Api-Key",
+        header=r.header_name(a, key, "header") or "X-Api-Key",
         value=r.text(a, key, "value", secret=True),
     )
 
@@ -349,9 +359,9 @@ def _retry(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Retry:
         return Retry()
     key = (*key, "retry")
     return Retry(
-        attempts=r.integer(t, key, "attempts", minimum=1),
-        backoff=r.number(t, key, "backoff", minimum=0),
-        max_delay=r.number(t, key, "max_delay", minimum=0),
+        attempts=r.integer(t, key, "attempts", minimum=1, maximum=MAX_ATTEMPTS),
+        backoff=r.number(t, key, "backoff", minimum=0, maximum=MAX_TIMEOUT),
+        max_delay=r.number(t, key, "max_delay", minimum=0, maximum=MAX_TIMEOUT),
         on_status=r.statuses(t, key, "on_status"),
         idempotent_only=r.boolean(t, key, "idempotent_only"),
     )

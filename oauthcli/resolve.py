@@ -56,7 +56,11 @@ class _Renderer:
         if text is None:
             return None
         path = Path(self(text)).expanduser()
-        return str(path if path.is_absolute() else self.source.parent / path)
+        path = path if path.is_absolute() else self.source.parent / path
+        if not path.is_file():  # found now, not as a crash inside the TLS layer
+            missing = "is not a file" if path.exists() else "not found"
+            raise RegistryError.at(self.source, text.line, text.key or None, f"{path} {missing}")
+        return str(path)
 
 
 def resolve_profile(profile: Profile) -> ResolvedProfile:

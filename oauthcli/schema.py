@@ -165,6 +165,14 @@ class Reader:
                 self.fail(key, problem)
         return Text(template, key, self.doc.line(key), secret)
 
+    def header_name(self, m: dict[str, Any], key: Key, name: str) -> str | None:
+        """A header name: an RFC 9110 token (no space, colon or control character)."""
+        value = self.plain(m, key, name)
+        if value is not None and not _HEADER_NAME.fullmatch(value):
+            self.fail((*key, name), f"{value[:40]!r} is not a valid HTTP header name")
+            return None
+        return value
+
     def choice(
         self,
         m: dict[str, Any],
@@ -190,6 +198,7 @@ class Reader:
         name: str,
         *,
         minimum: int = 0,
+        maximum: int,
         default: int | None = None,
     ) -> int | None:
         value = self._get(m, key, name, False)
@@ -198,8 +207,8 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail((*key, name), f"expected a whole number, got {kind_of(value)}")
             return default
-        if value < minimum:
-            self.fail((*key, name), f"must be at least {minimum}")
+        if not minimum <= value <= maximum:
+            self.fail((*key, name), f"must be from {minimum} to {maximum}")
             return default
         return value
 
@@ -210,6 +219,7 @@ class Reader:
         name: str,
         *,
         minimum: float = 0,
+        maximum: float,
         default: float | None = None,
     ) -> float | None:
         value = self._get(m, key, name, False)
@@ -218,8 +228,9 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail((*key, name), f"expected a number, got {kind_of(value)}")
             return default
-        if value < minimum:
-            self.fail((*key, name), f"must be at least {minimum:g}")
+        if not minimum <= value <= maximum:  # also refuses .nan, whose comparisons are all false
+            shown = "not a number" if value != value else f"{value:g}"
+            self.fail((*key, name), f"must be from {minimum:g} to {maximum:g}, got {shown}")
             return default
         return float(value)
 

@@ -118,3 +118,71 @@ def test_yaml_no_registry_needs_is_a_registry_error(
         assert result.code == 3, (args, result.both)
         assert where in result.both and fragment in result.both, result.both
         assert "Traceback" not in result.both and "internal error" not in result.both
+
+
+# -- values the schema accepted, and the wire did not ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "extra, where, fragment",
+    [
+        ("timeout: .nan\n", "messages/m.yaml:6: timeout", "got not a number"),
+        ("timeout: .inf\n", "messages/m.yaml:6: timeout", "must be from 0.001 to 86400"),
+        ("timeout: 1.0e+30\n", "messages/m.yaml:6: timeout", "must be from 0.001 to 86400"),
+        ("retry: {backoff: -.inf}\n", "messages/m.yaml:6: retry.backoff", "got -inf"),
+        ("retry: {max_delay: .nan}\n", "messages/m.yaml:6: retry.max_delay", "not a number"),
+        ("retry: {attempts: " + "9" * 99 + "}\n", "retry.attempts", "must be from 1 to 100"),
+        (
+            "    auth: {type: api_key, header: 'X:y', value: k}\n",
+            "messages/m.yaml:6: methods.list.auth.header",
+            "'X:y' is not a valid HTTP header name",
+        ),
+        (
+            "    auth: {type: api_key, header: 'X y', value: k}\n",
+            "messages/m.yaml:6: methods.list.auth.header",
+            "'X y' is not a valid HTTP header name",
+        ),
+        ("tls: {ca_bundle: nothere.pem}\n", "messages/m.yaml:6: tls.ca_bundle", "not found"),
+    ],
+)
+def test_a_message_value_the_wire_cannot_take_fails_validate_and_send(
+    tmp_path: Path, extra: str, where: str, fragment: str
+) -> None:
+    root = make_registry(
+        tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + extra}
+    )
+    checked = run("-r", str(root), "validate")
+    assert checked.code == 3 and where in checked.out and fragment in checked.out, checked.both
+    sent = run("-r", str(root), "send", "m")
+    assert sent.code == 3, sent.both
+    assert where in sent.err and fragment in sent.err
+    assert "internal error" not in sent.both and "Traceback" not in sent.both
+
+
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ("token_leeway: " + "9" * 60 + "\n", "token_leeway"),
+        ("refresh_token_lifespan: 1" + "0" * 5000 + "\n", "refresh_token_lifespan"),
+        ("timeout: -.inf\n", "timeout"),
+    ],
+)
+def test_a_profile_number_out_of_bounds_is_a_registry_error(
+    tmp_path: Path, extra: str, key: str
+) -> None:
+    root = make_registry(
+        tmp_path, {"profiles/acme.yaml": PROFILE + extra, "messages/m.yaml": MESSAGE}
+    )
+    for args in (["validate"], ["get-token", "acme"], ["send", "m"]):
+        result = run("-r", str(root), *args)
+        assert result.code == 3, (args, result.both)
+        assert f"profiles/acme.yaml:6: {key}:" in result.both
+        assert "internal error" not in result.both
+
+
+def test_a_cli_timeout_that_is_not_a_finite_number_is_a_usage_error(tmp_path: Path) -> None:
+    root = make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE})
+    for value in ("nan", "inf", "-nan", "1e30"):
+        result = run("-r", str(root), "send", "m", "--timeout", value)
+        assert result.code == 2, (value, result.both)
+        assert "--timeout" in result.err and "internal error" not in result.both
