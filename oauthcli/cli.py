@@ -48,26 +48,72 @@ class BoundaryGroup(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):
                 raise  # usage errors: typer prints them and exits 2
-            if os.environ.get("OAUTHCLI_DEBUG") == "1":
-                import traceback
-
-                traceback.print_exc()
-            console.error(
-                f"internal error (a bug in oauthcli, please report it): {type(exc).__name__}: {exc}"
-            )
+            _report_bug(exc)
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def _report(exc: OAuthCliError) -> None:
-    if os.environ.get("OAUTHCLI_DEBUG") == "1":
-        import traceback
-
-        traceback.print_exc()
+    _debug_traceback(exc)
     if isinstance(exc, RegistryProblems):
         for problem in exc.problems:
-            console.error(str(problem))
+            console.error(_one_line(str(problem)))
     else:
-        console.error(str(exc))
+        console.error(_one_line(_describe(exc)))
+
+
+def _report_bug(exc: BaseException, where: str = "") -> None:
+    """An exception nobody expected: one line saying it is a bug (traceback only with
+    ``OAUTHCLI_DEBUG=1``), secrets masked either way."""
+    _debug_traceback(exc)
+    message = _one_line(f"{type(exc).__name__}: {_describe(exc)}")
+    console.error(f"internal error (a bug in oauthcli, please report it){where}: {message}")
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # a message that cannot even be built
+        return f"<{type(exc).__name__} with an unprintable message>"
+
+
+# A message longer than this is cut: a reason is a line, not a dump of a body.
+_MAX_LINE = 2000
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks (a body echoed in a message) become spaces."""
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= _MAX_LINE else line[:_MAX_LINE] + "…"
+
+
+def _debug_traceback(exc: BaseException) -> None:
+    """With ``OAUTHCLI_DEBUG=1``: the traceback, formatted here so that every known
+    secret in it is masked (a message or a source line may hold one). Only what
+    :func:`traceback.format_exception` prints: frames, messages, the chain; never
+    the values of locals."""
+    if os.environ.get("OAUTHCLI_DEBUG") != "1":
+        return
+    import traceback
+
+    from oauthcli.secret import scrub
+
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception:  # a frame or message that cannot be formatted
+        text = f"{type(exc).__name__} (its traceback could not be formatted)\n"
+    try:
+        sys.stderr.write(scrub(text))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _thread_excepthook(args: Any) -> None:
+    """A worker thread died of an exception: one masked line, never Python's raw traceback."""
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    name = getattr(args.thread, "name", "")
+    _report_bug(args.exc_value, f" in thread {name}" if name else " in a worker thread")
 
 
 app = typer.Typer(
@@ -401,6 +447,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(int(ExitCode.INTERNAL))
     if sys.stdout.isatty():
         app.rich_markup_mode = "rich"
+    import threading
+
+    threading.excepthook = _thread_excepthook
     try:
         app(args=argv, prog_name="oauthcli")
     except KeyboardInterrupt:
@@ -409,6 +458,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except BrokenPipeError:
         _quiet_stdout()
         sys.exit(SIGPIPE_EXIT)
+    except OAuthCliError as exc:  # raised while the command line was parsed (an eager option)
+        _report(exc)
+        sys.exit(int(exc.exit_code))
+    except Exception as exc:
+        _report_bug(exc)
+        sys.exit(int(ExitCode.INTERNAL))
     finally:
         # The process ends here. Frozen objects are skipped by the collections that
         # interpreter shutdown runs, which otherwise walk every object that typer,

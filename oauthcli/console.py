@@ -9,6 +9,7 @@ Plain ANSI here keeps rich off the paths that only print a line or two.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import TextIO
 
@@ -16,6 +17,9 @@ from oauthcli.errors import OAuthCliError
 from oauthcli.secret import scrub
 
 _no_color = False
+# Whether the last thing written to stdout left its line open (a body without a
+# final newline): the next diagnostic then starts on a line of its own.
+_stdout_line_open = False
 _STYLES = {"red": "31", "green": "32", "yellow": "33", "dim": "2", "bold": "1", "cyan": "36"}
 
 
@@ -39,12 +43,20 @@ def style(text: str, name: str, stream: TextIO) -> str:
 
 def out(text: str = "") -> None:
     """A result line on stdout; secrets seen in this process are blanked."""
+    global _stdout_line_open
+    line = scrub(text) + "\n"
     try:
-        sys.stdout.write(scrub(text) + "\n")
+        try:
+            sys.stdout.write(line)
+        except UnicodeEncodeError:  # a value from a non-UTF-8 argv, or a terminal that is not UTF-8
+            sys.stdout.flush()
+            encoding = sys.stdout.encoding or "utf-8"
+            sys.stdout.buffer.write(line.encode(encoding, "backslashreplace"))
     except BrokenPipeError:
         raise  # the reader went away: the CLI ends quietly with 141
     except OSError as exc:
         raise OutputError(exc) from None
+    _stdout_line_open = False
 
 
 def flush() -> None:
@@ -67,6 +79,17 @@ def write_bytes(data: bytes) -> None:
         raise
     except OSError as exc:
         raise OutputError(exc) from None
+    wrote_stdout(data)
+
+
+def wrote_stdout(data: bytes | str) -> None:
+    """Note what was just written to stdout by other means (``get-token --raw``, rich),
+    so that a diagnostic after a body without a final newline starts a new line."""
+    global _stdout_line_open
+    if data:
+        _stdout_line_open = not (
+            data.endswith(b"\n") if isinstance(data, bytes) else data.endswith("\n")
+        )
 
 
 class OutputError(OAuthCliError):
@@ -77,9 +100,32 @@ class OutputError(OAuthCliError):
 
 
 def err(text: str, color: str | None = None) -> None:
-    """A diagnostic line on stderr; secrets seen in this process are blanked."""
-    text = scrub(text)
-    sys.stderr.write((style(text, color, sys.stderr) if color else text) + "\n")
+    """A diagnostic line on stderr; secrets seen in this process are blanked, and control
+    characters (a server's text may carry escape sequences or a carriage return that
+    rewrites the line) are shown as escapes instead of acting on the terminal."""
+    global _stdout_line_open
+    text = _CONTROL.sub(_escape_control, scrub(text).replace("\r\n", "\n"))
+    line = (style(text, color, sys.stderr) if color else text) + "\n"
+    if _stdout_line_open and _isatty(sys.stdout) and _isatty(sys.stderr):
+        line = "\n" + line  # the body on the same terminal ended mid-line
+    _stdout_line_open = False
+    sys.stderr.write(line)
+
+
+# C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F: CSI is one).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 def error(text: str) -> None:

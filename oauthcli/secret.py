@@ -103,6 +103,8 @@ def _encoded(raw: bytes) -> set[str]:
 
 def _text_forms(value: str) -> set[str]:
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    # As Python quotes it: a KeyError, an f-string's !r, a traceback's message.
+    forms |= {repr(value)[1:-1], ascii(value)[1:-1]}
     for raw in _raw_bytes(value):
         forms |= _encoded(raw)
     forms.discard("")
@@ -145,7 +147,9 @@ def _alternation(forms: set[str]) -> str:
 
 
 def scrub(text: str) -> str:
-    """Replace every secret value seen in this process, in any of its spellings, by the mask."""
+    """Replace every secret value seen in this process, in any of its spellings, by the mask:
+    raw, form- and percent-encoded, base64 (standard and URL-safe, padded or not),
+    JSON-escaped, and quoted as Python's ``repr`` quotes it."""
     global _pattern
     if not _known:
         return text

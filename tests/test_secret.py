@@ -35,10 +35,12 @@ def _spellings(value: str) -> list[bytes]:
         base64.b64encode(value.encode("latin-1")),
         json.dumps(value)[1:-1].encode(),
         json.dumps(value, ensure_ascii=False)[1:-1].encode(),
+        repr(value)[1:-1].encode(),
+        ascii(value)[1:-1].encode(),
     ]
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(13))
 def test_contains_secret_finds_every_spelling(index: int) -> None:
     remember(HOSTILE)
     form = _spellings(HOSTILE)[index]
