@@ -313,6 +313,7 @@ def test_authorization_code_with_pkce_through_the_browser(
         return True
 
     monkeypatch.setattr(authcode.webbrowser, "open", browser)
+    monkeypatch.setattr(authcode, "interactive", lambda: True)  # CliRunner has no terminal
     result = run("-r", str(root), "get-token", "--raw", "acme")
     assert result.code == 0 and result.out == "at-1-from-server\n"
     assert "Opening a browser" in result.err and "code-xyz-789" not in result.err
@@ -335,6 +336,7 @@ def test_authorization_code_rejects_a_wrong_state(
         return True
 
     monkeypatch.setattr(authcode.webbrowser, "open", browser)
+    monkeypatch.setattr(authcode, "interactive", lambda: True)  # CliRunner has no terminal
     result = run("-r", str(root), "get-token", "acme")
     assert result.code == 6 and "state does not match" in result.err
     assert token_server.forms == []

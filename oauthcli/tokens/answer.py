@@ -1,15 +1,42 @@
 """A token endpoint's answer, read once into one shape (SPEC §4).
 
-:func:`read` turns the decoded answer of a token request into a
-:class:`TokenAnswer`; :mod:`oauthcli.tokens.grants` calls it and
-:mod:`oauthcli.tokens.service` only ever sees the result, whatever shape the
-provider used.
+:func:`decode` turns the body of a token endpoint's response into a dict,
+whatever the provider sent: JSON (served as ``application/json``,
+``text/plain`` or with no content type) or a form-encoded answer (GitHub's
+classic endpoint). :func:`read` turns that dict into a :class:`TokenAnswer`,
+normalising what real providers vary on: numbers sent as strings, ``scope``
+as a list or comma-separated, ``token_type`` in any spelling (kept as issued),
+Keycloak's ``refresh_expires_in`` (``0`` there means "no expiry").
+
+An access token or token type that cannot go in an HTTP header (a line break,
+NUL or another control, a character beyond Latin-1) is refused here, naming
+the field and never showing the value, so it is never cached or sent.
+:mod:`oauthcli.tokens.grants` calls both; :mod:`oauthcli.tokens.service` only
+ever sees the result.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
+
+from oauthcli.tokens.service import MAX_LIFETIME
+
+#: Bytes of a token answer read at most; real ones are a few KiB (a JWT with many claims).
+MAX_ANSWER_BYTES = 1024 * 1024
+
+# Visible ASCII, space and visible Latin-1: what an HTTP header value can carry (RFC 9110 §5.5).
+_HEADER_SAFE = re.compile(r"[\x20-\x7e\xa0-\xff]+")
+_SECONDS = re.compile(r"\s*\+?([0-9]{1,12})(?:\.[0-9]*)?\s*")
+_FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class UnusableAnswer(ValueError):
+    """The answer cannot be used; the message says which field and why, never its value."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -25,24 +52,132 @@ class TokenAnswer:
         return f"TokenAnswer(token_type={self.token_type!r}, expires_in={self.expires_in!r})"
 
 
+def decode(body: bytes, content_type: str | None) -> dict[str, Any] | None:
+    """The answer's members: a JSON object, or form-encoded pairs; None if it is neither."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    text = body.decode("utf-8", "replace")
+    if ctype != _FORM_TYPE:
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):  # 4300-digit numbers, deep nesting
+            data = None
+        if isinstance(data, dict):
+            return data
+        if data is not None or ctype not in ("", "text/plain"):
+            return None
+    # Form-encoded: declared so, or undeclared text that is one (GitHub's classic answer).
+    if "=" not in text or "{" in text[:1]:
+        return None
+    try:
+        pairs = parse_qsl(text.strip(), keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return None
+    form = dict(pairs)
+    return form if {"access_token", "error"} & form.keys() else None
+
+
 def read(data: dict[str, Any]) -> TokenAnswer:
-    """The answer ``data`` as a :class:`TokenAnswer` (checked already by the caller)."""
+    """The answer ``data`` (refusals already ruled out) as a :class:`TokenAnswer`.
+
+    Raises :class:`UnusableAnswer` for a token that cannot be used.
+    """
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token:
+        keys_seen = ", ".join(sorted(str(k) for k in data)[:20]) or "none"
+        raise UnusableAnswer(f"JSON without an access_token (keys: {keys_seen})")
+    _header_safe("access_token", token)
+    token_type = data.get("token_type")
+    if token_type is None or token_type == "":
+        token_type = "Bearer"
+    elif not isinstance(token_type, str):
+        raise UnusableAnswer(f"token_type as {_kind(token_type)}, not a string")
+    else:
+        _header_safe("token_type", token_type)
     expires_in = data.get("expires_in")
-    scope = data.get("scope")
-    if isinstance(scope, list):
-        scope = " ".join(str(s) for s in scope)
+    if expires_in is not None and expires_in != "":
+        expires_in = seconds(expires_in)
+        if expires_in is None:
+            raise UnusableAnswer(
+                f"expires_in as {_kind(data['expires_in'])}, not seconds from 0 to {MAX_LIFETIME}"
+            )
+    else:
+        expires_in = None
     refresh = data.get("refresh_token")
-    refresh_expires_in = None
-    for key in ("refresh_expires_in", "refresh_token_expires_in"):
-        seconds = data.get(key)
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0:
-            refresh_expires_in = int(seconds)
-            break
     return TokenAnswer(
-        access_token=str(data["access_token"]),
-        token_type=str(data.get("token_type") or "Bearer"),
-        expires_in=None if expires_in is None else int(expires_in),
-        scope=str(scope) if scope else None,
+        access_token=token,
+        token_type=token_type,
+        expires_in=expires_in,
+        scope=_scope(data.get("scope")),
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-        refresh_expires_in=refresh_expires_in,
+        refresh_expires_in=_refresh_expires_in(data),
     )
+
+
+def seconds(value: Any) -> int | None:
+    """A lifetime as providers send it (``3600``, ``"3600"``, ``3600.0``); None if garbage.
+
+    Negative, non-finite, boolean and beyond :data:`MAX_LIFETIME` values are garbage.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number: float = value
+    elif isinstance(value, float):
+        number = value
+    elif isinstance(value, str):
+        match = _SECONDS.fullmatch(value)
+        if not match:
+            return None
+        number = int(match.group(1))
+    else:
+        return None
+    if not math.isfinite(number) or number < 0 or number > MAX_LIFETIME:
+        return None
+    return int(number)
+
+
+def _scope(value: Any) -> str | None:
+    if isinstance(value, str):
+        words = [w for w in re.split(r"[\s,]+", value) if w]
+    elif isinstance(value, list):
+        words = [w for item in value if isinstance(item, str) for w in item.split() if w]
+    else:
+        return None
+    return " ".join(words) or None
+
+
+def _refresh_expires_in(data: dict[str, Any]) -> int | None:
+    for key in ("refresh_expires_in", "refresh_token_expires_in"):
+        value = seconds(data.get(key))
+        if value:  # Keycloak's 0 means an offline token that does not expire
+            return value
+    return None
+
+
+def _header_safe(name: str, value: str) -> None:
+    if _HEADER_SAFE.fullmatch(value) and value == value.strip():
+        return
+    if any(c in "\r\n" for c in value):
+        why = "holds a line break"
+    elif any(ord(c) > 0xFF for c in value):
+        why = "holds a character beyond Latin-1"
+    elif value != value.strip():
+        why = "begins or ends with white space"
+    else:
+        why = "holds a control character"
+    article = "an" if name[0] in "aeiou" else "a"
+    raise UnusableAnswer(
+        f"{article} {name} that {why}; it cannot go in an HTTP header, so it is not used"
+    )
+
+
+def _kind(value: Any) -> str:
+    """What a value is, without showing a long or secret one."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= 24 else f"a {len(text)}-digit number"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 24 else f"a {len(value)}-character string"
+    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)

@@ -13,6 +13,8 @@ from typing import Any
 from authlib.oauth2.rfc7523 import ClientSecretJWT, PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import client_secret_jwt_sign, private_key_jwt_sign
 
+from oauthcli.secret import remember
+
 # Client assertions are single-use; a minute covers clock skew and slow servers.
 ASSERTION_LIFETIME = 60
 
@@ -28,7 +30,7 @@ class _ShortLivedAssertion:
     sign_function: Callable[..., Any]
 
     def sign(self, auth: Any, token_endpoint: str) -> str:
-        return str(
+        assertion = str(
             self.sign_function(
                 auth.client_secret,
                 client_id=auth.client_id,
@@ -38,6 +40,9 @@ class _ShortLivedAssertion:
                 expires_in=ASSERTION_LIFETIME,
             )
         )
+        # A bearer credential for its minute: masked wherever an echo of the request shows.
+        remember(assertion)
+        return assertion
 
 
 class ShortLivedPrivateKeyJWT(_ShortLivedAssertion, PrivateKeyJWT):

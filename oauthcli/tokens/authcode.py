@@ -5,12 +5,17 @@ RFC 8252 style: a one-shot HTTP listener on the profile's ``redirect_url``
 URL built by Authlib with PKCE S256 and a random ``state``, opened with
 :mod:`webbrowser` (and printed, for when no browser opens). The answer's
 ``state`` must match; its ``code`` and the PKCE verifier go back to the grant.
+
+Without a terminal (stdin or stderr not a tty: a CI job, a pipe, cron) nobody
+will use the browser, so it fails at once instead of waiting (SPEC §5); the
+refresh token cached by an interactive ``get-token`` is what such runs use.
 """
 
 from __future__ import annotations
 
 import secrets
 import socket
+import sys
 import threading
 import webbrowser
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -21,6 +26,7 @@ from oauthcli import console
 from oauthcli.cpu import unpinned
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolved import ResolvedProfile
+from oauthcli.secret import remember
 from oauthcli.tokens.grants import GrantError
 
 #: Seconds to wait for the browser to come back to redirect_url.
@@ -67,9 +73,24 @@ class _Callback(BaseHTTPRequestHandler):
         pass  # the query holds the authorization code
 
 
+def interactive() -> bool:
+    """Whether someone is at a terminal to use a browser (stdin and stderr are ttys)."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
 def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
     """Sign in through the browser; the authorization code and the PKCE verifier."""
     assert profile.authorization_url is not None and profile.redirect_url is not None
+    if not interactive():
+        raise TokenError(
+            f"profile '{profile.name}' signs in through a browser (authorization_code) and "
+            "there is no terminal to sign in from; run "
+            f"`oauthcli get-token {profile.name}` interactively first (later runs use the "
+            "refresh token it caches)"
+        )
     redirect = urlsplit(profile.redirect_url)
     if redirect.scheme != "http" or redirect.hostname not in _LOOPBACK or not redirect.port:
         raise RegistryError.at(
@@ -79,6 +100,7 @@ def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
             "must be http:// on a loopback host with a port, e.g. http://127.0.0.1:8976/callback",
         )
     verifier = secrets.token_urlsafe(48)
+    remember(verifier)
     state = secrets.token_urlsafe(24)
     session.code_challenge_method = "S256"
     params: dict[str, str] = dict(profile.extra_params)
@@ -131,4 +153,5 @@ def _checked(profile: ResolvedProfile, answer: dict[str, str], state: str) -> st
     code = answer.get("code")
     if not code:
         raise GrantError(f"{what} failed: the answer carries no code")
+    remember(code)
     return code

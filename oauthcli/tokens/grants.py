@@ -14,12 +14,25 @@ Three things are adjusted on top of Authlib:
   values (RFC 8707); :class:`_Session` posts the encoded pairs as they are.
 - Each answer is checked by a compliance hook before Authlib parses it, so a
   redirect, an HTML page or JSON without ``access_token`` becomes one readable
-  :class:`GrantError` instead of a parser exception.
+  :class:`GrantError` instead of a parser exception. The hook reads the answer
+  with :mod:`oauthcli.tokens.answer` (JSON in any content type, form-encoded,
+  numbers as strings) and hands Authlib only the normalised result.
+
+Every exchange goes through :meth:`_Session.send`: it sends ``User-Agent:
+oauthcli/<version>``, shows the exchange on the caller's :class:`~oauthcli.trace.Trace`
+(``-v``), reads at most :data:`~oauthcli.tokens.answer.MAX_ANSWER_BYTES` of an
+answer within the profile's ``timeout``, and makes every secret value sent or
+issued known to :func:`oauthcli.secret.scrub` before anything can print it.
+A 429 or 503 with ``Retry-After`` is asked once more when the wait fits in
+what remains of the profile's ``timeout``.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -33,11 +46,12 @@ from authlib.oauth2.client import OAuth2Client
 from requests.auth import AuthBase
 
 from oauthcli.errors import RegistryError, TokenEndpointError
+from oauthcli.http import DEFAULT_HEADERS, retry_after
 from oauthcli.resolved import ResolvedProfile
-from oauthcli.secret import Secret
+from oauthcli.secret import Secret, remember
 from oauthcli.tokens import answer, keys
 from oauthcli.tokens.answer import TokenAnswer
-from oauthcli.tokens.service import MAX_LIFETIME
+from oauthcli.trace import Trace
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})
@@ -49,8 +63,30 @@ _HINTS = {
 }
 
 
+#: Waits for the one retry after a 429/503 (tests replace it).
+sleep: Callable[[float], None] = time.sleep
+_RETRY_STATUSES = frozenset({429, 503})
+# Members of an answer that carry a credential, remembered before any of it is shown.
+_SECRET_MEMBERS = ("access_token", "refresh_token", "id_token", "issued_token")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 class GrantError(TokenEndpointError):
-    """The token endpoint refused, answered garbage or could not be reached."""
+    """The token endpoint refused, answered garbage or could not be reached.
+
+    ``retry_after``: seconds a 429/503 answer asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, error=error, transient=transient)
+        self.retry_after = retry_after
 
 
 def _encode_client_secret_basic(
@@ -60,7 +96,9 @@ def _encode_client_secret_basic(
 
     secret = client.client_secret or ""
     pair = f"{quote_plus(client.client_id, safe='')}:{quote_plus(secret, safe='')}"
-    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    credential = base64.b64encode(pair.encode()).decode()
+    remember(credential)
+    headers["Authorization"] = "Basic " + credential
     return uri, headers, body
 
 
@@ -97,14 +135,67 @@ class _Session(OAuth2Client, requests.Session):
     )
 
     def __init__(
-        self, client_id: str, client_secret: Any, *, verify: Any, cert: Any, **kw: Any
+        self,
+        client_id: str,
+        client_secret: Any,
+        *,
+        verify: Any,
+        cert: Any,
+        profile: ResolvedProfile,
+        what: str,
+        trace: Trace,
+        **kw: Any,
     ) -> None:
         requests.Session.__init__(self)
         self.verify = verify
         self.cert = cert
+        self.headers["User-Agent"] = DEFAULT_HEADERS["User-Agent"]
+        self.headers["Accept"] = "application/json"  # GitHub answers a form otherwise
+        self.profile = profile
+        self.what = what
+        self.trace = trace
+        self.answers: list[TokenAnswer] = []
         OAuth2Client.__init__(
             self, session=self, client_id=client_id, client_secret=client_secret, **kw
         )
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """One exchange: shown on the trace, its answer read whole but bounded."""
+        self.trace.request(request, frozenset({"authorization"}))
+        kwargs["stream"] = True
+        resp = super().send(request, **kwargs)
+        try:
+            resp._content = self._bounded_body(resp)
+        finally:
+            resp.close()
+        data = answer.decode(resp.content, resp.headers.get("Content-Type"))
+        for name in _SECRET_MEMBERS:
+            value = data.get(name) if data else None
+            if isinstance(value, str):
+                remember(value)
+        self.trace.response(resp)
+        return resp
+
+    def _bounded_body(self, resp: requests.Response) -> bytes:
+        # requests' timeout bounds each read, not the answer: a server sending a
+        # byte at a time, or without end, is cut off here.
+        limit = answer.MAX_ANSWER_BYTES
+        deadline = time.monotonic() + self.profile.timeout
+        body = bytearray()
+        for chunk in resp.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > limit:
+                raise GrantError(
+                    f"{self.what} failed: {resp.url} answered more than {limit // 1024} KiB; "
+                    "a token answer is a few KiB"
+                )
+            if time.monotonic() > deadline:
+                raise GrantError(
+                    f"{self.what} failed: {resp.url} did not finish its answer within "
+                    f"{self.profile.timeout:g} s",
+                    transient=True,
+                )
+        return bytes(body)
 
     # Authlib passes data=dict(...), which keeps one of repeated form fields.
     def _fetch_token(self, url: str, body: str = "", **kwargs: Any) -> Any:
@@ -119,7 +210,7 @@ class _Session(OAuth2Client, requests.Session):
         return self.post(url, data=url_decode(body or ""), **kwargs)
 
 
-def session(profile: ResolvedProfile, what: str) -> _Session:
+def session(profile: ResolvedProfile, what: str, trace: Trace | None = None) -> _Session:
     """An Authlib session with the profile's client auth, TLS options and answer check.
 
     Authlib's JWT code is imported only for the client_auth methods that sign assertions.
@@ -142,6 +233,9 @@ def session(profile: ResolvedProfile, what: str) -> _Session:
         scope=" ".join(profile.scope) or None,
         verify=profile.tls.requests_verify,
         cert=profile.tls.requests_cert,
+        profile=profile,
+        what=what,
+        trace=trace or Trace(),
     )
     s.register_client_auth_method(("client_secret_basic", _encode_client_secret_basic))
     header = {"kid": profile.key_id} if profile.key_id else None
@@ -159,7 +253,7 @@ def session(profile: ResolvedProfile, what: str) -> _Session:
         s.register_client_auth_method(
             ShortLivedClientSecretJWT(profile.token_url, headers=header, alg=alg)
         )
-    check = _answer_check(profile, what)
+    check = _answer_check(profile, what, s.answers)
     s.register_compliance_hook("access_token_response", check)
     s.register_compliance_hook("refresh_token_response", check)
     return s
@@ -185,13 +279,13 @@ def _request_options(profile: ResolvedProfile) -> dict[str, Any]:
     }
 
 
-def fetch(profile: ResolvedProfile) -> TokenAnswer:
+def fetch(profile: ResolvedProfile, *, trace: Trace | None = None) -> TokenAnswer:
     """Run the profile's grant; the token endpoint's answer."""
     if profile.grant_type == "refresh_token":
         assert profile.refresh_token is not None
-        return refresh(profile, profile.refresh_token)
+        return refresh(profile, profile.refresh_token, trace=trace)
     what = f"token request for profile '{profile.name}'"
-    s = session(profile, what)
+    s = session(profile, what, trace)
     args: dict[str, Any] = {"body": _extras(profile), **_request_options(profile)}
     if profile.grant_type == "client_credentials":
         args["grant_type"] = "client_credentials"
@@ -212,61 +306,102 @@ def fetch(profile: ResolvedProfile) -> TokenAnswer:
             redirect_uri=profile.redirect_url,
         )
     else:
-        raise GrantError(f"{what}: grant_type {profile.grant_type} is not supported")
-    return answer.read(_call(profile, what, lambda: s.fetch_token(profile.token_url, **args)))
+        raise GrantError(f"{what} failed: grant_type {profile.grant_type} is not supported")
+    return _answered(s, profile, what, lambda: s.fetch_token(profile.token_url, **args))
 
 
-def refresh(profile: ResolvedProfile, refresh_token: Secret) -> TokenAnswer:
+def refresh(
+    profile: ResolvedProfile, refresh_token: Secret, *, trace: Trace | None = None
+) -> TokenAnswer:
     """Exchange a refresh token; the token endpoint's answer."""
     what = f"token refresh for profile '{profile.name}'"
-    s = session(profile, what)
-    return answer.read(
-        _call(
-            profile,
-            what,
-            lambda: s.refresh_token(
-                profile.token_url,
-                refresh_token=refresh_token.reveal(),
-                # RFC 8707 §2.2: the resources (and audience, extras) go with a refresh too.
-                body=_extras(profile),
-                **_request_options(profile),
-            ),
-        )
+    s = session(profile, what, trace)
+    return _answered(
+        s,
+        profile,
+        what,
+        lambda: s.refresh_token(
+            profile.token_url,
+            refresh_token=refresh_token.reveal(),
+            # RFC 8707 §2.2: the resources (and audience, extras) go with a refresh too.
+            body=_extras(profile),
+            **_request_options(profile),
+        ),
     )
 
 
-def revoke(profile: ResolvedProfile, token: Secret, hint: str) -> None:
+def revoke(
+    profile: ResolvedProfile, token: Secret, hint: str, *, trace: Trace | None = None
+) -> None:
     """Revoke one token at the profile's revocation_url (RFC 7009)."""
     url = profile.revocation_url
     assert url is not None
     what = f"revocation of the {hint.replace('_', ' ')} for profile '{profile.name}'"
-    s = session(profile, what)
+    s = session(profile, what, trace)
 
-    def call() -> dict[str, Any]:
+    def call() -> None:
         resp = s.revoke_token(
             url, token=token.reveal(), token_type_hint=hint, **_request_options(profile)
         )
         if resp.status_code != 200:
             _refusal(resp, url, what)
-        return {}
 
-    _call(profile, what, call, url)
+    _call(s, profile, what, call, url)
 
 
 def _reveal(secret: Secret | None) -> str | None:
     return secret.reveal() if secret else None
 
 
+def _answered(
+    s: _Session, profile: ResolvedProfile, what: str, fn: Callable[[], Any]
+) -> TokenAnswer:
+    """Run a token request; the answer :func:`_answer_check` read (not Authlib's dict)."""
+    _call(s, profile, what, fn)
+    return s.answers[-1]
+
+
 def _call(
+    s: _Session,
     profile: ResolvedProfile,
     what: str,
     fn: Callable[[], Any],
     url: str | None = None,
-) -> dict[str, Any]:
-    """Run one Authlib call, turning transport failures into a GrantError naming ``url``."""
+) -> None:
+    """Run one Authlib call, asked once more after a 429/503 with a ``Retry-After`` that fits
+    in the profile's timeout."""
     url = url or profile.token_url
+    deadline = time.monotonic() + profile.timeout
     try:
-        result = fn()
+        _transport(profile, what, fn, url)
+    except GrantError as exc:
+        if exc.retry_after is None:
+            raise
+        left = deadline - time.monotonic()
+        if exc.retry_after > left:
+            raise GrantError(
+                f"{exc}; it asks to retry after {_wait(exc.retry_after)}, more than the "
+                f"{max(left, 0):.1f} s left of the profile's timeout ({profile.timeout:g} s)",
+                error=exc.error,
+                transient=True,
+            ) from None
+        s.trace.note(f"{what}: retrying once in {exc.retry_after:.2f} s (Retry-After)")
+        sleep(exc.retry_after)
+        try:
+            _transport(profile, what, fn, url)
+        except GrantError as again:
+            again.retry_after = None
+            raise
+
+
+def _wait(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 10**7 else "longer than anyone will wait"
+
+
+def _transport(profile: ResolvedProfile, what: str, fn: Callable[[], Any], url: str) -> None:
+    """Run ``fn``, turning transport failures into a GrantError naming ``url``."""
+    try:
+        fn()
     except requests.Timeout:
         raise GrantError(
             f"{what} failed: no answer from {url} within {profile.timeout:g} s", transient=True
@@ -282,7 +417,6 @@ def _call(
     except OSError as exc:
         # requests reports an unreadable ca_bundle or client cert/key as a bare OSError.
         raise RegistryError.at(profile.source, None, "tls", str(exc)) from None
-    return dict(result) if isinstance(result, dict) else {}
 
 
 def _reason(exc: Exception) -> str:
@@ -300,53 +434,50 @@ def _reason(exc: Exception) -> str:
 
 
 def _truncate(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    """One line of at most ``limit`` characters, without terminal control characters."""
+    text = " ".join(_CONTROLS.sub(" ", text[: limit * 4]).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _answer_check(profile: ResolvedProfile, what: str) -> Callable[[Any], Any]:
+def _answer_check(
+    profile: ResolvedProfile, what: str, answers: list[TokenAnswer]
+) -> Callable[[Any], Any]:
     def check(resp: requests.Response) -> requests.Response:
         url = profile.token_url
         if 300 <= resp.status_code < 400:
             where = resp.headers.get("Location")
             raise GrantError(
                 f"{what} failed: {url} answered HTTP {resp.status_code} redirect"
-                f"{f' to {where}' if where else ''}; token requests are never redirected, "
-                "check token_url"
+                f"{f' to {_truncate(where, 120)}' if where else ''}; token requests are never "
+                "redirected, check token_url"
             )
         data = _refusal(resp, url, what)
-        token = data.get("access_token")
-        if not isinstance(token, str) or not token:
-            keys_seen = ", ".join(sorted(data)) or "none"
-            raise GrantError(
-                f"{what} failed: {url} answered JSON without an access_token (keys: {keys_seen})"
-            )
         if "error" in data:  # not a string (those are refusals): Authlib would fail on it
             raise GrantError(
                 f"{what} failed: {url} answered an access_token together with "
                 f"error={_truncate(repr(data['error']), 40)}; a token answer has no error member"
             )
-        expires_in = data.get("expires_in")
-        if expires_in is not None and _seconds(expires_in) is None:
-            raise GrantError(
-                f"{what} failed: {url} answered expires_in={_truncate(repr(expires_in), 40)}, "
-                "not seconds"
-            )
+        if data.get("ok") is False:  # Slack's {"ok": false, ...} without an error
+            raise GrantError(f"{what} failed: {url} answered ok: false (HTTP {resp.status_code})")
+        try:
+            answers.append(answer.read(data))
+        except answer.UnusableAnswer as exc:
+            raise GrantError(f"{what} failed: {url} answered {exc}") from None
+        # Authlib parses the answer again (and int()s expires_in): it gets the checked one.
+        resp._content = json.dumps({"access_token": "-", "token_type": "Bearer"}).encode()
         return resp
 
     return check
 
 
 def _refusal(resp: requests.Response, url: str, what: str) -> dict[str, Any]:
-    """The JSON object answered, or a GrantError describing what came instead."""
+    """The answer's members, or a GrantError describing what came instead."""
     status = resp.status_code
     transient = status >= 500 or status == 429
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        error = data["error"]
+    wait = _retry_after(resp) if status in _RETRY_STATUSES else None
+    data = answer.decode(resp.content, resp.headers.get("Content-Type"))
+    if data is not None and isinstance(data.get("error"), str):
+        error = _truncate(data["error"], 60)
         desc = data.get("error_description")
         text = f"{what} failed: {error}"
         if isinstance(desc, str) and desc.strip():
@@ -354,31 +485,41 @@ def _refusal(resp: requests.Response, url: str, what: str) -> dict[str, Any]:
         text += f" (HTTP {status} from {url})"
         if error in _HINTS:
             text += f"; {_HINTS[error]}"
-        raise GrantError(text, error=error, transient=transient or error in _TRANSIENT_ERRORS)
+        raise GrantError(
+            text,
+            error=error,
+            transient=transient or error in _TRANSIENT_ERRORS,
+            retry_after=wait,
+        )
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
-    if not isinstance(data, dict):
+    if data is None:
         first = next((line for line in resp.text.splitlines() if line.strip()), "")
         body = f": {_truncate(first, 120)}" if first else " (empty body)"
         raise GrantError(
-            f"{what} failed: {url} answered HTTP {status} ({ctype}), not a JSON object{body}",
+            f"{what} failed: {url} answered HTTP {status} ({_truncate(ctype, 60)}), "
+            f"not a JSON object{body}",
             transient=transient,
+            retry_after=wait,
         )
     if status >= 400:
         raise GrantError(
             f"{what} failed: {url} answered HTTP {status} without an OAuth error: "
             f"{_truncate(resp.text, 120)}",
             transient=transient,
+            retry_after=wait,
         )
     return data
 
 
-def _seconds(value: Any) -> int | None:
-    """``expires_in`` as Authlib reads it (``int(value)``), None if it cannot or if it is
-    beyond :data:`~oauthcli.tokens.service.MAX_LIFETIME`."""
-    if isinstance(value, bool):
+def _retry_after(resp: requests.Response) -> float | None:
+    """``Retry-After`` in seconds (very large when absurdly long), None if absent or garbage."""
+    value = resp.headers.get("Retry-After")
+    if not value:
         return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return math.inf if len(value) > 12 else float(value)
     try:
-        seconds = int(value)
-    except (TypeError, ValueError, OverflowError):
+        return retry_after(value, math.inf)
+    except (ValueError, OverflowError):  # "²" passes str.isdigit()
         return None
-    return seconds if abs(seconds) <= MAX_LIFETIME else None
