@@ -49,6 +49,7 @@ from oauthcli.http import (
 )
 from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import remember
+from oauthcli.tokens.cache import entry_key
 from oauthcli.trace import Trace
 from oauthcli.transport import PooledAdapter, UnsendableURL, prepare, scheme_authority
 
@@ -116,12 +117,12 @@ class Sender:
         )
         self._sleep = sleep
         self._warn = warn
-        self._tokens: dict[tuple[Any, ...], _Held] = {}
-        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
+        self._tokens: dict[str, _Held] = {}  # by token identity (cache.entry_key)
+        self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         # A token request that failed, per profile, and until when it stands (None: for
         # good). The rows of a batch then report it instead of each asking again.
-        self._failed: dict[tuple[Any, ...], tuple[TokenEndpointError, float | None]] = {}
+        self._failed: dict[str, tuple[TokenEndpointError, float | None]] = {}
         # Proxy and CA settings from the environment, per origin and TLS options:
         # the environment does not change while we run, and working them out for
         # every request was a fifth of a batch row's CPU time.
@@ -145,7 +146,7 @@ class Sender:
             import urllib3
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        creds = self._credentials(req)
+        creds = self._credentials(req, trace)
         retry = req.retry
         retryable = req.http_method in IDEMPOTENT or not retry.idempotent_only
         attempts = tries = 0
@@ -204,7 +205,7 @@ class Sender:
 
     # -- credentials -------------------------------------------------------
 
-    def _credentials(self, req: ResolvedRequest) -> _Credentials:
+    def _credentials(self, req: ResolvedRequest, trace: Trace) -> _Credentials:
         auth = req.auth
         if user_overrides_auth(req):
             for name, value in req.headers.items():
@@ -213,7 +214,7 @@ class Sender:
             return _Credentials()
         if auth.type == "oauth2":
             assert auth.profile is not None
-            held = self._token(auth.profile)
+            held = self._token(auth.profile, trace)
             return _Credentials("Authorization", _authorization(held), held=held)
         if auth.type == "basic":
             password = auth.secret.reveal() if auth.secret else ""
@@ -225,26 +226,26 @@ class Sender:
             return _Credentials(auth.header, auth.secret.reveal() if auth.secret else "")
         return _Credentials()
 
-    def _lock(self, key: tuple[Any, ...]) -> threading.Lock:
+    def _lock(self, key: str) -> threading.Lock:
         with self._locks_lock:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _token(self, profile: ResolvedProfile) -> _Held:
-        key = _profile_key(profile)
+    def _token(self, profile: ResolvedProfile, trace: Trace) -> _Held:
+        key = entry_key(profile)
         held = self._tokens.get(key)
         if held is not None and not _due(held, profile):
             return held  # the common case in a batch: no lock, so workers do not queue here
         with self._lock(key):
             held = self._tokens.get(key)
             if held is None or _due(held, profile):
-                held = self._obtain(key, profile, force=False)
+                held = self._obtain(key, profile, force=False, trace=trace)
             return held
 
     def _renew(self, req: ResolvedRequest, stale: _Held, trace: Trace) -> _Held | None:
         """After a 401: the token to re-send with, or None when another would not help."""
         profile = req.auth.profile
         assert profile is not None
-        key = _profile_key(profile)
+        key = entry_key(profile)
         with self._lock(key):
             current = self._tokens.get(key)
             if current is not None and current is not stale:
@@ -258,9 +259,9 @@ class Sender:
 
             trace.note("401 with a cached token: dropping it and obtaining a new one")
             drop(profile, stale.token)
-            return self._obtain(key, profile, force=True)
+            return self._obtain(key, profile, force=True, trace=trace)
 
-    def _obtain(self, key: tuple[Any, ...], profile: ResolvedProfile, *, force: bool) -> _Held:
+    def _obtain(self, key: str, profile: ResolvedProfile, *, force: bool, trace: Trace) -> _Held:
         """Get a token (holding the profile's lock), or raise the failure that still stands.
 
         A refusal (``invalid_client``, a bad key) stands for the Sender's life; a
@@ -275,7 +276,7 @@ class Sender:
             # A copy: raising the same object again would chain every row's frames to it.
             raise copy.copy(failed[0]) from None
         try:
-            obtained = obtain(profile, force=force)
+            obtained = obtain(profile, force=force, trace=trace)
         except TokenEndpointError as exc:  # not a lock timeout or a sign-in: those may pass
             until = time.monotonic() + TRANSIENT_TOKEN_FAILURE if exc.transient else None
             self._failed[key] = (exc, until)
@@ -407,18 +408,5 @@ def _authorization(held: _Held) -> str:
 
 
 def _due(held: _Held, profile: ResolvedProfile) -> bool:
-    """The held token is expired or inside the profile's leeway: time to renew it."""
-    expires_at = held.token.expires_at
-    return expires_at is not None and time.time() >= expires_at - profile.token_leeway
-
-
-def _profile_key(profile: ResolvedProfile) -> tuple[Any, ...]:
-    return (
-        profile.name,
-        profile.token_url,
-        profile.client_id,
-        profile.grant_type,
-        profile.scope,
-        profile.audience,
-        profile.resource,
-    )
+    """Time to renew the held token: the cache's rule (SPEC §4), not one of our own."""
+    return held.token.due(profile.token_leeway, time.time())

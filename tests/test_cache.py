@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import responses
 
-from oauthcli.errors import TokenError
+from oauthcli.errors import RegistryError, TokenError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, obtain, service
 
 URL = "https://login.test/oauth2/token"
+KEY_A, KEY_B, KEY_C = (f"{c * 64}.json" for c in "abc")  # entries are named by a SHA-256
 Make = Callable[..., ResolvedProfile]
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,11 +68,24 @@ def test_folder_0700_and_files_0600_whatever_the_umask(
     assert _mode(path.with_suffix(".lock")) == 0o600
 
 
-def test_a_loose_folder_of_ours_is_tightened(isolated_oauthcli: Path) -> None:
+def test_a_folder_oauthcli_did_not_create_keeps_its_mode(isolated_oauthcli: Path) -> None:
     isolated_oauthcli.mkdir(mode=0o755)
-    isolated_oauthcli.chmod(0o755)
-    cache.write(isolated_oauthcli / "k.json", _entry())
-    assert _mode(isolated_oauthcli) == 0o700
+    isolated_oauthcli.chmod(0o755)  # ours and only readable by others: trusted, left alone
+    cache.write(isolated_oauthcli / KEY_A, _entry())
+    assert _mode(isolated_oauthcli) == 0o755 and _mode(isolated_oauthcli / KEY_A) == 0o600
+
+
+@pytest.mark.parametrize(("mode", "who"), [(0o777, "group and others"), (0o770, "group")])
+def test_a_folder_others_may_write_is_refused_not_repaired(
+    isolated_oauthcli: Path, mode: int, who: str
+) -> None:
+    isolated_oauthcli.mkdir()
+    isolated_oauthcli.chmod(mode)
+    with pytest.raises(RegistryError, match=f"is writable by {who} .*OAUTHCLI_CACHE_DIR"):
+        cache.write(isolated_oauthcli / KEY_A, _entry())
+    with pytest.raises(RegistryError):
+        cache.read(isolated_oauthcli / KEY_A)
+    assert _mode(isolated_oauthcli) == mode and list(isolated_oauthcli.iterdir()) == []
 
 
 def test_round_trip(isolated_oauthcli: Path) -> None:
@@ -173,22 +187,23 @@ def test_corrupt_entry_is_discarded_with_a_warning(
 
 
 def test_entries_lists_good_and_bad(isolated_oauthcli: Path) -> None:
-    cache.write(isolated_oauthcli / "a.json", _entry("one"))
-    (isolated_oauthcli / "b.json").write_text("garbage")
+    cache.write(isolated_oauthcli / KEY_A, _entry("one"))
+    (isolated_oauthcli / KEY_B).write_text("garbage")
+    (isolated_oauthcli / "package.json").write_text("{}")  # not ours: not an entry
     found = list(cache.entries())
     assert [(p.name, e.profile if e else None, bool(why)) for p, e, why in found] == [
-        ("a.json", "one", False),
-        ("b.json", None, True),
+        (KEY_A, "one", False),
+        (KEY_B, None, True),
     ]
 
 
 def test_clear_all_or_one_profile(isolated_oauthcli: Path) -> None:
-    cache.write(isolated_oauthcli / "a.json", _entry("one"))
-    cache.write(isolated_oauthcli / "b.json", _entry("two"))
-    cache.write(isolated_oauthcli / "c.json", _entry("two"))
+    cache.write(isolated_oauthcli / KEY_A, _entry("one"))
+    cache.write(isolated_oauthcli / KEY_B, _entry("two"))
+    cache.write(isolated_oauthcli / KEY_C, _entry("two"))
     assert cache.clear("two") == 2
-    assert [p.name for p in isolated_oauthcli.glob("*.json")] == ["a.json"]
-    with cache.lock(isolated_oauthcli / "a.json", 1):
+    assert [p.name for p in isolated_oauthcli.glob("*.json")] == [KEY_A]
+    with cache.lock(isolated_oauthcli / KEY_A, 1):
         pass
     assert cache.clear() == 1
     assert list(isolated_oauthcli.iterdir()) == []
@@ -239,10 +254,12 @@ def test_a_held_lock_times_out_readably_and_a_dead_holder_releases_it(
 LIGHT = """
 import sys
 from oauthcli.resolved import ResolvedProfile
+from oauthcli.secret import Secret
 from oauthcli.tokens import obtain
 from pathlib import Path
 p = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_credentials",
-    token_url=%r, client_id="app", client_auth="client_secret_basic", scope=("api.read", "api.write"))
+    token_url=%r, client_id="app", client_auth="client_secret_basic",
+    client_secret=Secret("s3cr3t-value"), scope=("api.read", "api.write"), timeout=5.0)
 result = obtain(p)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {
     "authlib", "filelock", "requests", "joserfc", "cryptography", "rich", "typer", "platformdirs"})
@@ -292,10 +309,17 @@ def test_a_cold_fetch_with_a_client_secret_imports_no_jwt_code() -> None:
     assert _python(COLD % URL).split("\n") == ["[]", "grant []", "grant []", ""]
 
 
-def test_an_unusable_cache_folder_is_a_clear_error(
+def test_an_unusable_cache_folder_is_said_once_and_the_token_still_used(
     token_profile: Make, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
-    with pytest.raises(TokenError, match="cannot use the token cache folder .*OAUTHCLI_CACHE_DIR"):
-        obtain(token_profile())
+    monkeypatch.setattr(service, "_said_unwritable", set())
+    with responses.RequestsMock() as rsps:
+        rsps.post(URL, json={"access_token": "at-uncached-1", "expires_in": 60})
+        rsps.post(URL, json={"access_token": "at-uncached-2", "expires_in": 60})
+        first, second = obtain(token_profile()), obtain(token_profile())
+    assert first.token.access_token == Secret("at-uncached-1") and first.source == "grant"
+    [warning] = first.warnings
+    assert "cannot write the token cache folder" in warning and "without caching" in warning
+    assert second.warnings == [] and second.source == "grant"

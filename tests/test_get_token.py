@@ -222,12 +222,13 @@ def test_token_list_clear(
     empty = run("token", "list")
     assert empty.code == 0 and empty.out == "" and "no cached tokens" in empty.err
     run("-r", str(root), "get-token", "acme")
-    (isolated_oauthcli / "broken.json").write_text("{")
+    broken = "b" * 64 + ".json"  # named as oauthcli names its entries
+    (isolated_oauthcli / broken).write_text("{")
     listed = run("token", "list")
     assert listed.code == 0
     assert listed.out.startswith(f"acme\t{token_server.url}/token\tat-1…(16 chars)\texpires ")
     assert listed.out.rstrip().endswith("refresh: no")
-    assert "broken.json is not valid JSON" in listed.err
+    assert f"{broken} is not valid JSON" in listed.err
     no_secrets(listed, "at-1-from-server")
     one = run("-r", str(root), "token", "clear", "acme")
     assert (one.code, one.out) == (0, "removed 1 cached token(s) of profile 'acme'\n")

@@ -1,20 +1,27 @@
 """The token cache: where entries live, how they are read, written and locked.
 
-One JSON file per entry, named by the SHA-256 of what identifies a token
-(SPEC §3: token_url, client_id, grant, scope, audience, resource; plus the
-username for the password grant, so two users never share a token)::
+One JSON file per entry, ``<key>.json``, where the key is the SHA-256 of what
+identifies a token (SPEC §3 and §4, :func:`entry_key`)::
 
     {"version": 1, "profile": "acme", "token_url": "https://…/token",
      "client_id": "…", "grant_type": "client_credentials",
      "access_token": "…", "token_type": "Bearer", "expires_at": 1767225600.0,
-     "expires_assumed": false, "scope": "api.read", "refresh_token": null,
-     "refresh_expires_at": null, "obtained_at": 1767225300.0}
+     "lifetime": 300, "expires_assumed": false, "scope": "api.read",
+     "refresh_token": null, "refresh_expires_at": null, "obtained_at": 1767225300.0}
+
+The folder is trusted only if it is ours (SPEC §4): owned by this user and not
+writable by group or others, else every use of it is a :class:`RegistryError`.
+Its mode is set only when oauthcli creates it. No symbolic link inside it is
+followed: entries are opened with ``O_NOFOLLOW``, and only files named as
+oauthcli names them are listed or removed.
 
 Files are 0600 in a 0700 folder, written to a temporary file in the same
 folder, fsynced and renamed over the old one, so a reader sees the old entry
 or the new one, never half of one. Reading takes no lock and imports only the
 standard library; the per-entry lock (``<key>.lock``, :mod:`filelock`) is
-taken by writers only.
+taken by writers only. Whatever is wrong with an entry (a damaged file, a
+link, a huge or deeply nested document) makes it a :class:`CorruptEntry`,
+which callers treat as a miss.
 """
 
 from __future__ import annotations
@@ -22,13 +29,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oauthcli.errors import RegistryError
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token
 
@@ -38,7 +49,13 @@ if TYPE_CHECKING:
     from oauthcli.resolved import ResolvedProfile
 
 VERSION = 1
+#: Bytes beyond which a file is not an entry (a token answer is a few KiB).
+MAX_ENTRY = 1 << 20
 _MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z
+_KEY = re.compile(r"[0-9a-f]{64}")
+#: The files oauthcli writes in the folder, and the only ones it ever removes.
+_OURS = re.compile(r"[0-9a-f]{64}\.(?:json|lock)|\.[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\.tmp")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "profile": str,
     "token_url": str,
@@ -53,8 +70,11 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "scope": str,
     "refresh_token": str,
     "refresh_expires_at": (int, float),
+    "lifetime": (int, float),
     "expires_assumed": bool,
 }
+#: Values that may go in an HTTP header: visible Latin-1 and spaces, no line breaks.
+_HEADER_SAFE = re.compile(r"[\x20-\x7e\xa0-\xff]+")
 
 
 class CorruptEntry(Exception):
@@ -82,6 +102,7 @@ class Entry:
             "access_token": t.access_token.reveal(),
             "token_type": t.token_type,
             "expires_at": t.expires_at,
+            "lifetime": t.lifetime,
             "expires_assumed": self.expires_assumed,
             "scope": t.scope,
             "refresh_token": t.refresh_token.reveal() if t.refresh_token else None,
@@ -105,33 +126,160 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("oauthcli", appauthor=False))
 
 
+# -- whose token it is -----------------------------------------------------------------------
+
+#: The profile keys whose values decide whose token is issued: only their digests are kept.
+IDENTITY_CREDENTIALS = (
+    "client_secret",
+    "private_key",
+    "username",
+    "password",
+    "assertion",
+    "refresh_token",
+)
+_keys: weakref.WeakKeyDictionary[ResolvedProfile, str] = weakref.WeakKeyDictionary()
+
+
 def entry_key(profile: ResolvedProfile) -> str:
+    """The token identity of ``profile`` (SPEC §4): one cache entry and one held token per key.
+
+    Covers the token URL, client, grant, scope, audience, resources, extra parameters,
+    client_auth and a SHA-256 of each of :data:`IDENTITY_CREDENTIALS`, so profiles with
+    other credentials never share a token. Worked out once per resolved profile: a batch
+    asks for it on every row.
+    """
+    key = _keys.get(profile)
+    if key is None:
+        key = _identity(profile)
+        _keys[profile] = key
+    return key
+
+
+def _identity(profile: ResolvedProfile) -> str:
+    credentials = {}
+    for name in IDENTITY_CREDENTIALS:
+        value = getattr(profile, name)
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if value is not None:
+            credentials[name] = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     parts: list[Any] = [
+        "oauthcli-token-identity-2",
         profile.token_url,
         profile.client_id,
         profile.grant_type,
-        " ".join(profile.scope),
+        profile.client_auth,
+        sorted(profile.scope),
         profile.audience or "",
-        list(profile.resource),
+        sorted(profile.resource),
+        sorted(profile.extra_params.items()),
+        credentials,
     ]
-    if profile.grant_type == "password":
-        parts.append(profile.username or "")
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+    text = json.dumps(parts, ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def entry_path(key: str) -> Path:
     return cache_dir() / f"{key}.json"
 
 
-def read(path: Path) -> Entry | None:
-    """The entry at ``path``, None if there is none; raises CorruptEntry."""
+# -- the folder ------------------------------------------------------------------------------
+
+
+def check_folder(folder: Path) -> bool:
+    """Whether ``folder`` exists as a folder; raises RegistryError when it is not ours.
+
+    A link at the folder's own path is followed (``~/.cache`` is often one), but only
+    one that this user or root owns, and what it leads to must be ours.
+    """
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+        st = os.stat(folder)
+        link = os.lstat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _untrusted(folder, f"cannot be examined ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if hasattr(os, "getuid"):
+        uid = os.getuid()
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
+            raise _untrusted(folder, f"is a symbolic link owned by uid {link.st_uid}, not by you")
+        if st.st_uid != uid:
+            raise _untrusted(folder, f"belongs to uid {st.st_uid}, not to you (uid {uid})")
+    loose = st.st_mode & 0o022
+    if loose:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
+        raise _untrusted(
+            folder,
+            f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so tokens in it "
+            f"could be planted or swapped; run 'chmod go-w {folder}' if it is yours alone",
+        )
+    return True
+
+
+def _untrusted(folder: Path, why: str) -> RegistryError:
+    return RegistryError(
+        f"the token cache folder {folder} {why}; oauthcli uses only a folder of your own: "
+        "set OAUTHCLI_CACHE_DIR to one"
+    )
+
+
+def ensure_dir() -> Path:
+    """The cache folder, created 0700 if it is missing; raises RegistryError if not ours.
+
+    The mode of a folder that already exists is never changed: one that is too loose
+    is refused, not repaired behind its owner's back.
+    """
+    folder = cache_dir()
+    if check_folder(folder):
+        return folder
+    try:
+        os.makedirs(folder.parent, exist_ok=True)
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass  # another process made it meanwhile: it is checked below like any other
+    else:
+        os.chmod(folder, 0o700)  # ours: the umask may have taken bits away, never added
+    if not check_folder(folder):
+        raise NotADirectoryError(f"{folder} is not a folder")
+    return folder
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+def read(path: Path) -> Entry | None:
+    """The entry at ``path``, None if there is none; raises CorruptEntry or RegistryError."""
+    if not check_folder(path.parent):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
+        if not stat.S_ISREG(_lstat_mode(path)):
+            raise CorruptEntry(f"cache entry {path} is not a regular file") from None
         raise CorruptEntry(f"cannot read cache entry {path}: {exc.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptEntry(f"cache entry {path} is not a regular file")
+        raw = os.read(fd, MAX_ENTRY + 1)
+    except OSError as exc:
+        raise CorruptEntry(f"cannot read cache entry {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_ENTRY:
+        raise CorruptEntry(f"cache entry {path} is over {MAX_ENTRY // 1024} KiB, not an entry")
     return parse(raw, path)
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
 
 
 def parse(raw: bytes, path: Path) -> Entry:
@@ -139,6 +287,8 @@ def parse(raw: bytes, path: Path) -> Entry:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise CorruptEntry(f"cache entry {path} is not valid JSON") from None
+    except RecursionError:
+        raise CorruptEntry(f"cache entry {path} is nested too deeply to be an entry") from None
     if not isinstance(data, dict) or data.get("version") != VERSION:
         raise CorruptEntry(f"cache entry {path} is not a version {VERSION} entry")
     for name, kind in _REQUIRED.items():
@@ -149,7 +299,11 @@ def parse(raw: bytes, path: Path) -> Entry:
             raise CorruptEntry(f"cache entry {path}: '{name}' is of the wrong type")
     if not data["access_token"]:
         raise CorruptEntry(f"cache entry {path}: 'access_token' is empty")
-    for name in ("expires_at", "obtained_at", "refresh_expires_at"):
+    for name in ("access_token", "token_type"):
+        # Whoever wrote it, it goes into a header: never a line break or a non-Latin-1 letter.
+        if not _HEADER_SAFE.fullmatch(data[name]):
+            raise CorruptEntry(f"cache entry {path}: '{name}' cannot go in an HTTP header")
+    for name in ("expires_at", "obtained_at", "refresh_expires_at", "lifetime"):
         value = data.get(name)
         # Finite and a date (so ±inf, NaN and a 400-digit number are corrupt, not a crash).
         if value is not None and not -_MAX_TIME <= value <= _MAX_TIME:
@@ -163,6 +317,7 @@ def parse(raw: bytes, path: Path) -> Entry:
         refresh_token=Secret(refresh) if refresh else None,
         refresh_expires_at=_float_or_none(data.get("refresh_expires_at")),
         obtained_at=float(data["obtained_at"]),
+        lifetime=_float_or_none(data.get("lifetime")),
     )
     return Entry(
         token=token,
@@ -179,22 +334,12 @@ def _float_or_none(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def ensure_dir() -> Path:
-    """Create the cache folder 0700 (and tighten it if we own it and it is looser)."""
-    folder = cache_dir()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = folder.stat()
-    if st.st_mode & 0o077 and st.st_uid == os.getuid():
-        folder.chmod(0o700)
-    return folder
-
-
 def write(path: Path, entry: Entry) -> None:
     """Atomically replace ``path`` with ``entry``: temp file 0600, fsync, rename."""
     folder = ensure_dir()
     data = json.dumps(entry.to_json(), indent=1).encode()
     tmp = folder / f".{path.stem}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -217,7 +362,7 @@ def _sweep_orphans(folder: Path, stem: str) -> None:
     cutoff = time.time() - ORPHAN_AGE
     for leftover in folder.glob(f".{stem}.*.tmp"):
         try:
-            if leftover.stat().st_mtime < cutoff:
+            if leftover.lstat().st_mtime < cutoff:
                 leftover.unlink()
         except OSError:
             pass  # another process swept it first
@@ -238,7 +383,7 @@ def _fsync_dir(folder: Path) -> None:
 
 def remove(path: Path) -> bool:
     try:
-        path.unlink()
+        path.unlink()  # a link named as an entry is removed itself, never what it points at
     except FileNotFoundError:
         return False
     return True
@@ -249,15 +394,23 @@ def lock(path: Path, timeout: float) -> BaseFileLock:
     from filelock import FileLock
 
     ensure_dir()
-    return FileLock(path.with_suffix(".lock"), timeout=timeout, mode=0o600)
+    lock_file = path.with_suffix(".lock")
+    mode = _lstat_mode(lock_file)
+    if mode and not stat.S_ISREG(mode):
+        # filelock opens with O_TRUNC and would follow a link: remove the link instead.
+        lock_file.unlink()
+    return FileLock(lock_file, timeout=timeout, mode=0o600)
 
 
 def entries() -> Iterator[tuple[Path, Entry | None, str | None]]:
-    """Every cache file: its path, the entry or None, and why it is unreadable."""
+    """Every cache entry: its path, the entry or None, and why it is unreadable."""
     folder = cache_dir()
-    if not folder.is_dir():
+    if not check_folder(folder):
         return
-    for path in sorted(folder.glob("*.json")):
+    for name in sorted(os.listdir(folder)):
+        if not (name.endswith(".json") and _KEY.fullmatch(name[:-5])):
+            continue
+        path = folder / name
         try:
             entry = read(path)
         except CorruptEntry as exc:
@@ -268,7 +421,10 @@ def entries() -> Iterator[tuple[Path, Entry | None, str | None]]:
 
 
 def clear(profile: str | None = None, also: Path | None = None) -> int:
-    """Remove every entry, or those recorded for ``profile`` (and ``also``); how many."""
+    """Remove every entry, or those recorded for ``profile`` (and ``also``); how many.
+
+    Only files named as oauthcli names its own are touched, whatever else the folder holds.
+    """
     removed = 0
     for path, entry, _ in list(entries()):
         mine = profile is None or path == also or (entry is not None and entry.profile == profile)
@@ -276,9 +432,12 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
             removed += 1
     if profile is None:
         folder = cache_dir()
+        if not check_folder(folder):
+            return removed
         # Lock files too: a clear is a reset, run when no other oauthcli is renewing.
-        for leftover in [*folder.glob("*.lock"), *folder.glob(".*.tmp")]:
-            leftover.unlink(missing_ok=True)
+        for name in os.listdir(folder):
+            if _OURS.fullmatch(name) and not name.endswith(".json"):
+                (folder / name).unlink(missing_ok=True)
         from oauthcli import parsecache
 
         parsecache.clear()

@@ -1,55 +1,80 @@
-"""When to use the cached token, refresh it or run the grant again (SPEC §3).
+"""When to use the cached token, refresh it or run the grant again (SPEC §3, §4).
 
-- A cached token is used until ``token_leeway`` seconds before it expires.
-  This path takes no lock and imports nothing beyond the standard library.
+- A cached token is used until it is due (:meth:`Token.due`: less than
+  ``min(token_leeway, lifetime / 4)`` seconds left). This path takes no lock and
+  imports nothing beyond the standard library.
 - Then, under the entry's lock and after reading the entry again (another
-  process may have renewed it meanwhile), the refresh token is used if one is
-  held and not past ``refresh_token_lifespan``, else the grant runs again.
+  process may have renewed it meanwhile), the refresh token held in the cache
+  is used if it is not past its lifespan, else the grant runs again. For
+  ``refresh_token`` and ``authorization_code`` profiles the cached refresh token
+  is used even when a new token is forced (``--force``, a 401): after a rotation
+  the one the profile holds is spent, and a browser sign-in is not needed while
+  a refresh token works.
 - ``invalid_grant`` on a refresh drops the refresh token and runs the grant.
 - A transient failure (timeout, refused connection, 5xx, 429,
-  ``temporarily_unavailable``) while the old token is still valid, i.e. inside
-  the leeway window, returns the old token with a warning; past expiry it is
-  an error.
-- A token answered without ``expires_in`` is taken to live
+  ``temporarily_unavailable``) while the old token is still valid returns the
+  old token with a warning; past expiry it is an error.
+- A token answered without ``expires_in`` lives until its JWT ``exp``, else
   :data:`DEFAULT_LIFETIME` seconds (RFC 6749 leaves its lifetime unknown).
-- Nothing is written to the cache when renewal fails.
+- Nothing is written to the cache when renewal fails. When the cache cannot be
+  written at all (read-only, full, no lock file), the token is used uncached and
+  that is said once per process.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.secret import Secret
 from oauthcli.tokens import Obtained, Token, cache
+from oauthcli.trace import Trace
 
 if TYPE_CHECKING:
     from oauthcli.resolved import ResolvedProfile
     from oauthcli.tokens.answer import TokenAnswer
 
-#: Seconds a token without ``expires_in`` is assumed to stay valid.
+#: Seconds a token with neither ``expires_in`` nor a JWT ``exp`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
 #: Seconds beyond which a stated lifetime is garbage (over 300 years; dates end in 9999).
 MAX_LIFETIME = 10**10
 #: Seconds a browser sign-in (authorization_code) may take while others wait.
 INTERACTIVE_WAIT = 300
+#: Grants whose credential is a refresh token that the server may rotate.
+ROTATING_GRANTS = frozenset({"refresh_token", "authorization_code"})
 
 clock: Callable[[], float] = time.time
+# Cache folders already said to be unwritable: the warning comes once per process.
+_said_unwritable: set[str] = set()
 
 
-def obtain(profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+def obtain(
+    profile: ResolvedProfile, *, force: bool = False, trace: Trace | None = None
+) -> Obtained:
+    trace = trace or Trace()
     started = clock()
     notes: list[str] = []
     path = cache.entry_path(cache.entry_key(profile))
-    if not force:
+    if force:
+        trace.note(f"token: a new token for profile '{profile.name}' is asked for")
+    else:
         entry = _read(path, notes)
-        if entry is not None and _fresh(entry.token, profile, clock()):
+        now = clock()
+        if entry is None:
+            trace.note(f"token: none cached for profile '{profile.name}'")
+        elif not entry.token.due(profile.token_leeway, now):
+            trace.note(
+                f"token: cached for profile '{profile.name}', {_left(entry.token, profile, now)}"
+            )
             return Obtained(entry.token, "cache", notes)
-    return _renew(profile, path, force, started, notes)
+        else:
+            trace.note(f"token: renewing, {_why_due(entry.token, profile, now)}")
+    return _renew(profile, path, force, started, notes, trace)
 
 
 def drop(profile: ResolvedProfile, token: Token) -> None:
@@ -57,15 +82,16 @@ def drop(profile: ResolvedProfile, token: Token) -> None:
     path = cache.entry_path(cache.entry_key(profile))
     if not _holds(path, token):
         return
-    with _locked(profile, path):
+    notes: list[str] = []
+    with _locked(profile, path, notes):
         entry = _read(path, [])
         if entry is None or entry.token.access_token != token.access_token:
             return
         if entry.token.refresh_token is not None:
             expired = replace(entry.token, expires_at=0.0)
-            cache.write(path, replace(entry, token=expired))
+            _write(path, replace(entry, token=expired), notes)
         else:
-            cache.remove(path)
+            _remove(path, notes)
 
 
 def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
@@ -82,7 +108,7 @@ def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
 
     _tls_note(profile, notes)
     revoked: list[str] = []
-    with _locked(profile, path):
+    with _locked(profile, path, notes):
         entry = _read(path, notes)
         if entry is None:
             return [], notes
@@ -90,11 +116,31 @@ def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
             grants.revoke(profile, entry.token.refresh_token, "refresh_token")
             revoked.append("refresh token")
             token = replace(entry.token, refresh_token=None, refresh_expires_at=None)
-            cache.write(path, replace(entry, token=token))
+            _write(path, replace(entry, token=token), notes)
         grants.revoke(profile, entry.token.access_token, "access_token")
         revoked.append("access token")
-        cache.remove(path)
+        _remove(path, notes)
     return revoked, notes
+
+
+def _left(token: Token, profile: ResolvedProfile, now: float) -> str:
+    left = (token.expires_at or now) - now
+    lifetime = token.renew_margin(math.inf) * 4
+    margin = token.renew_margin(profile.token_leeway)
+    return f"{_s(left)} of {_s(lifetime)} left, renewed under {_s(margin)}"
+
+
+def _why_due(token: Token, profile: ResolvedProfile, now: float) -> str:
+    left = (token.expires_at or now) - now
+    if left <= 0:
+        return f"expired {_s(-left)} ago"
+    leeway = profile.token_leeway
+    quarter = token.renew_margin(math.inf)
+    return f"{_s(left)} left < min(token_leeway {leeway}, lifetime/4 = {_s(quarter)})"
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:.1f}".removesuffix(".0") + " s"
 
 
 def _tls_note(profile: ResolvedProfile, notes: list[str]) -> None:
@@ -111,6 +157,8 @@ def _holds(path: Path, token: Token) -> bool:
 
 
 def _read(path: Path, notes: list[str]) -> cache.Entry | None:
+    """The entry, or None; an unreadable one is a miss with a note (RegistryError if the
+    folder is not ours)."""
     try:
         return cache.read(path)
     except cache.CorruptEntry as exc:
@@ -120,8 +168,30 @@ def _read(path: Path, notes: list[str]) -> cache.Entry | None:
         return None
 
 
-def _fresh(token: Token, profile: ResolvedProfile, now: float) -> bool:
-    return token.expires_at is not None and now < token.expires_at - profile.token_leeway
+def _write(path: Path, entry: cache.Entry, notes: list[str]) -> None:
+    try:
+        cache.write(path, entry)
+    except OSError as exc:
+        _unwritable(exc, notes)
+
+
+def _remove(path: Path, notes: list[str]) -> None:
+    try:
+        cache.remove(path)
+    except OSError as exc:
+        _unwritable(exc, notes)
+
+
+def _unwritable(exc: OSError, notes: list[str]) -> None:
+    """Say once per process that the cache cannot be written; the call goes on without it."""
+    folder = str(cache.cache_dir())
+    if folder in _said_unwritable:
+        return
+    _said_unwritable.add(folder)
+    notes.append(
+        f"cannot write the token cache folder {folder} ({exc.strerror or exc}); "
+        "going on without caching tokens (set OAUTHCLI_CACHE_DIR to a folder you can write)"
+    )
 
 
 def _valid(token: Token, now: float) -> bool:
@@ -136,17 +206,25 @@ def _lock_wait(profile: ResolvedProfile) -> float:
 
 
 class _locked:
-    """The entry's lock, with a readable error when it cannot be had in time."""
+    """The entry's lock, with a readable error when it cannot be had in time.
 
-    def __init__(self, profile: ResolvedProfile, path: Path) -> None:
+    A lock file that cannot be created (a read-only or full cache folder) is no
+    error: the token is then obtained without one, and not cached.
+    """
+
+    def __init__(self, profile: ResolvedProfile, path: Path, notes: list[str]) -> None:
         self.profile = profile
+        self.notes = notes
         self.wait = _lock_wait(profile)
+        self.lock: Any = None
         try:
             self.lock = cache.lock(path, self.wait)
         except OSError as exc:
-            raise _unusable(exc) from None
+            _unwritable(exc, notes)
 
     def __enter__(self) -> None:
+        if self.lock is None:
+            return
         from filelock import Timeout
 
         try:
@@ -158,78 +236,95 @@ class _locked:
                 "try again when it has finished"
             ) from None
         except OSError as exc:  # after Timeout, which is an OSError too
-            raise _unusable(exc) from None
+            _unwritable(exc, self.notes)
+            self.lock = None
 
     def __exit__(self, *exc: object) -> None:
-        self.lock.release()
-
-
-def _unusable(exc: OSError) -> TokenError:
-    return TokenError(
-        f"cannot use the token cache folder {cache.cache_dir()}: {exc.strerror or exc}; "
-        "set OAUTHCLI_CACHE_DIR to a folder you can write"
-    )
+        if self.lock is not None:
+            self.lock.release()
 
 
 def _renew(
-    profile: ResolvedProfile, path: Path, force: bool, started: float, notes: list[str]
+    profile: ResolvedProfile,
+    path: Path,
+    force: bool,
+    started: float,
+    notes: list[str],
+    trace: Trace,
 ) -> Obtained:
-    with _locked(profile, path):
+    with _locked(profile, path, notes):
         entry = _read(path, notes)
         if entry is not None:
             token = entry.token
             # Renewed by another process while this one waited for the lock.
             if (force and token.obtained_at > started) or (
-                not force and _fresh(token, profile, clock())
+                not force and not token.due(profile.token_leeway, clock())
             ):
+                trace.note("token: another oauthcli renewed it meanwhile; using that one")
                 return Obtained(token, "cache", notes)
-        return _renew_locked(profile, path, entry, force, notes)
+        return _renew_locked(profile, path, entry, force, notes, trace)
 
 
 def _renew_locked(
-    profile: ResolvedProfile, path: Path, entry: cache.Entry | None, force: bool, notes: list[str]
+    profile: ResolvedProfile,
+    path: Path,
+    entry: cache.Entry | None,
+    force: bool,
+    notes: list[str],
+    trace: Trace,
 ) -> Obtained:
     from oauthcli.tokens import grants
 
     _tls_note(profile, notes)
     old = entry.token if entry is not None else None
     refused: Secret | None = None
-    if not force and old is not None and old.refresh_token is not None:
+    # SPEC §4: the cached refresh token wins over the profile's, forced or not.
+    may_refresh = not force or profile.grant_type in ROTATING_GRANTS
+    if may_refresh and old is not None and old.refresh_token is not None:
         if _refresh_usable(old, clock()):
+            trace.note("token: refreshing with the cached refresh token")
             try:
-                answer = grants.refresh(profile, old.refresh_token)
+                answer = grants.refresh(profile, old.refresh_token, trace=trace)
             except grants.GrantError as exc:
                 if exc.error == "invalid_grant":
                     refused = old.refresh_token
                     old = replace(old, refresh_token=None, refresh_expires_at=None)
                     assert entry is not None
-                    cache.write(path, replace(entry, token=old))
+                    _write(path, replace(entry, token=old), notes)
                     notes.append(
                         f"the refresh token of profile '{profile.name}' was refused "
                         "(invalid_grant); dropped it and ran the grant again"
                     )
-                elif exc.transient and _valid(old, clock()):
+                elif exc.transient and not force and _valid(old, clock()):
                     return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
                 else:
                     raise
             else:
-                return Obtained(_store(profile, path, answer, old), "refresh", notes)
-    if (
-        profile.grant_type == "refresh_token"
-        and refused is not None
-        and profile.refresh_token == refused
-    ):
-        raise TokenError(
-            f"the refresh token of profile '{profile.name}' was refused (invalid_grant) "
-            "and it is the one the profile holds; obtain a new one and update refresh_token"
-        )
+                return Obtained(_store(profile, path, answer, old, notes), "refresh", notes)
+        else:
+            trace.note("token: the cached refresh token is past its lifespan")
+    if profile.grant_type == "refresh_token":
+        if refused is not None and profile.refresh_token == refused:
+            raise _spent(profile)
+        trace.note("token: running the refresh_token grant with the profile's refresh token")
+    else:
+        trace.note(f"token: running the {profile.grant_type} grant")
     try:
-        answer = grants.fetch(profile)
+        answer = grants.fetch(profile, trace=trace)
     except grants.GrantError as exc:
         if exc.transient and not force and old is not None and _valid(old, clock()):
             return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
+        if profile.grant_type == "refresh_token" and exc.error == "invalid_grant":
+            raise _spent(profile) from None
         raise
-    return Obtained(_store(profile, path, answer, None), "grant", notes)
+    return Obtained(_store(profile, path, answer, None, notes), "grant", notes)
+
+
+def _spent(profile: ResolvedProfile) -> TokenError:
+    return TokenError(
+        f"the refresh token of profile '{profile.name}' was refused (invalid_grant) "
+        "and it is the one the profile holds; obtain a new one and update refresh_token"
+    )
 
 
 def _refresh_usable(token: Token, now: float) -> bool:
@@ -242,20 +337,25 @@ def _still_valid(exc: Exception, token: Token) -> str:
 
 
 def _store(
-    profile: ResolvedProfile, path: Path, answer: TokenAnswer, previous: Token | None
+    profile: ResolvedProfile,
+    path: Path,
+    answer: TokenAnswer,
+    previous: Token | None,
+    notes: list[str],
 ) -> Token:
     now = clock()
-    lifetime = DEFAULT_LIFETIME if answer.expires_in is None else answer.expires_in
+    lifetime, expires_at, assumed = _expiry(answer, now)
     token_type = answer.token_type
     refresh_token, refresh_expires_at = _refresh_of(profile, answer, previous, now)
     token = Token(
         access_token=Secret(answer.access_token),
         token_type="Bearer" if token_type.lower() == "bearer" else token_type,
-        expires_at=now + lifetime,
+        expires_at=expires_at,
         scope=answer.scope,
         refresh_token=refresh_token,
         refresh_expires_at=refresh_expires_at,
         obtained_at=now,
+        lifetime=lifetime,
     )
     entry = cache.Entry(
         token=token,
@@ -263,19 +363,53 @@ def _store(
         token_url=profile.token_url,
         client_id=profile.client_id,
         grant_type=profile.grant_type,
-        expires_assumed=answer.expires_in is None,
+        expires_assumed=assumed,
     )
-    try:
-        cache.write(path, entry)
-    except OSError as exc:
-        raise _unusable(exc) from None
+    _write(path, entry, notes)
     return token
+
+
+def _expiry(answer: TokenAnswer, now: float) -> tuple[float, float, bool]:
+    """(lifetime, expires_at, whether assumed): ``expires_in``, else the JWT's ``exp``
+    (its lifetime from ``iat``), else :data:`DEFAULT_LIFETIME` (SPEC §4)."""
+    if answer.expires_in is not None:
+        lifetime = float(max(0, min(answer.expires_in, MAX_LIFETIME)))
+        return lifetime, now + lifetime, False
+    claims = _claims(answer.access_token)
+    exp = _time_claim(claims, "exp")
+    if exp is not None and now < exp <= now + MAX_LIFETIME:
+        iat = _time_claim(claims, "iat")
+        issued = iat if iat is not None and iat < exp else now
+        return exp - issued, exp, False
+    return float(DEFAULT_LIFETIME), now + DEFAULT_LIFETIME, True
+
+
+def _claims(access_token: str) -> dict[str, Any]:
+    from oauthcli.tokens.jwtinfo import decode
+
+    try:
+        decoded = decode(access_token)
+    except RecursionError:  # a token of deeply nested JSON is not a JWT to read
+        return {}
+    return decoded[1] if decoded is not None else {}
+
+
+def _time_claim(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # a 400-digit integer
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def _refresh_of(
     profile: ResolvedProfile, answer: TokenAnswer, previous: Token | None, now: float
 ) -> tuple[Secret | None, float | None]:
-    """The refresh token to keep and until when it may be used."""
+    """The refresh token to keep and until when it may be used: the shorter of
+    ``refresh_token_lifespan`` and the answer's ``refresh_expires_in``."""
     value = answer.refresh_token
     if not value:
         if previous is not None and previous.refresh_token is not None:
@@ -283,9 +417,11 @@ def _refresh_of(
         return None, None
     if previous is not None and previous.refresh_token == Secret(value):
         return previous.refresh_token, previous.refresh_expires_at
-    if profile.refresh_token_lifespan is not None:
-        return Secret(value), now + profile.refresh_token_lifespan
-    seconds = answer.refresh_expires_in
-    if seconds is not None:
-        return Secret(value), now + min(seconds, MAX_LIFETIME)
-    return Secret(value), None
+    bounds = [
+        seconds
+        for seconds in (profile.refresh_token_lifespan, answer.refresh_expires_in)
+        if seconds is not None
+    ]
+    if not bounds:
+        return Secret(value), None
+    return Secret(value), now + min(*bounds, MAX_LIFETIME)
