@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from oauthcli.errors import RegistryError, UsageError
 from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
@@ -29,7 +29,7 @@ from oauthcli.resolved import (
     ResolvedTLS,
 )
 from oauthcli.schema import Text, url_problem
-from oauthcli.secret import Secret, remember
+from oauthcli.secret import Secret
 from oauthcli.templates import TemplateError
 
 
@@ -438,11 +438,7 @@ def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> 
         and not _SPACE.search(url)
     ):
         return  # the usual case, and the one a batch repeats: no need to look closer
-    password = urlsplit(url).password if "@" in url else None
-    if password:
-        remember(password)
-        remember(unquote(password))
-    problem = url_problem(url)
+    problem = url_problem(url)  # remembers a password written into the URL, and masks it
     if problem is None and urlsplit(url).scheme == "http" and not allow_insecure_http:
         host = urlsplit(url).hostname
         if not is_loopback(host):

@@ -324,16 +324,43 @@ class Reader:
 
 
 def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be an http(s) URL, or ``None``."""
+    """Why ``url`` cannot be an http(s) URL, or ``None``. The reason never shows a
+    password written into the URL: it is masked, and remembered as a secret."""
+    import re
+    from urllib.parse import unquote
+
+    from oauthcli.secret import MASK, mask_url, remember, url_password
+
+    password = url_password(url)
+    if password:
+        remember(password)
+        remember(unquote(password))
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
+        problem = None
+        if parts.scheme not in ("http", "https"):
+            problem = "is not an http:// or https:// URL"
+        elif not parts.hostname:
+            problem = "has no host"
+        elif any(c.isspace() for c in url):
+            problem = "contains white space"
     except ValueError as exc:
-        return f"{url!r} is not a valid URL ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return f"{url!r} is not an http:// or https:// URL"
-    if not parts.hostname:
-        return f"{url!r} has no host"
-    if any(c.isspace() for c in url):
-        return f"{url!r} contains white space"
-    return None
+        problem = f"is not a valid URL ({exc})"
+    if problem is None:
+        return None
+    # The URL is unusable, so it may be misread: ``https://u:a/b@host`` is host ``u``
+    # with the port ``a``. Mask anything that can be a password, parsed or not.
+    loose = url_password(url, loose=True)
+    for hidden in {p for p in (password, loose) if p}:
+        remember(hidden)
+        remember(unquote(hidden))
+        problem = problem.replace(hidden, MASK)
+        # A parser's message quotes a piece of it ('Port could not be cast … as 'a'').
+        problem = re.sub(
+            r"'([^']+)'|\"([^\"]+)\"",
+            lambda m, h=hidden: f"'{MASK}'" if (m.group(1) or m.group(2)) in h else m.group(0),
+            problem,
+        )
+    shown = mask_url(url, loose=bool(loose))
+    return f"{shown!r} {problem}"

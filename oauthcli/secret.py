@@ -177,6 +177,40 @@ def contains_secret(data: bytes) -> bool:
     return _byte_pattern.search(data) is not None
 
 
+def _userinfo_span(url: str, loose: bool = False) -> tuple[int, int] | None:
+    """Where the password of ``scheme://user:password@host`` lies in ``url``, found
+    without parsing it strictly: the URL may be invalid (a bad port, white space).
+    ``loose``: a password may itself hold ``/`` (``https://u:a/b@host``, which a
+    parser reads as host ``u`` and a bad port), so the userinfo runs to the last
+    ``@`` before any query or fragment."""
+    start = url.find("://")
+    start = start + 3 if start >= 0 else 0
+    end = len(url)
+    for stop in "?#" if loose else "/?#":
+        found = url.find(stop, start)
+        if found >= 0:
+            end = min(end, found)
+    at = url.rfind("@", start, end)
+    if at < 0:
+        return None
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return None
+    return colon + 1, at
+
+
+def url_password(url: str, loose: bool = False) -> str | None:
+    """The password written into ``url``'s authority, as written (maybe percent-encoded)."""
+    span = _userinfo_span(url, loose)
+    return url[span[0] : span[1]] if span else None
+
+
+def mask_url(url: str, loose: bool = False) -> str:
+    """``url`` with the password of its userinfo replaced by the mask, valid URL or not."""
+    span = _userinfo_span(url, loose)
+    return url if span is None else url[: span[0]] + MASK + url[span[1] :]
+
+
 def mask_token(token: str) -> str:
     """A token's shape without its value: ``eyJh…(812 chars)``."""
     if len(token) <= 12:
