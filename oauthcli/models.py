@@ -9,6 +9,7 @@ Every problem in the file is collected (``file:line: key: message``) before
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,11 +43,12 @@ MAX_TIMEOUT = 86_400.0  # seconds: a day
 MAX_ATTEMPTS = 100
 MAX_LIFESPAN = 10 * 366 * 86_400  # seconds: ten years
 
+_AUTH_SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _PROFILE_KEYS = (
     "name description grant_type token_url client_id client_secret client_auth private_key "
     "key_id signing_alg scope audience resource extra_params username password refresh_token "
     "assertion authorization_url redirect_url revocation_url refresh_token_lifespan "
-    "token_leeway timeout tls allow_insecure_http"
+    "token_leeway token_scheme timeout tls allow_insecure_http"
 ).split()
 _SHARED_KEYS = "headers query variables timeout retry tls allow_insecure_http auth endpoint".split()
 _MESSAGE_KEYS = ["name", "description", "methods", *_SHARED_KEYS]
@@ -119,6 +121,7 @@ class Profile:
     revocation_url: Text | None = None
     refresh_token_lifespan: int | None = None
     token_leeway: int = 60
+    token_scheme: str | None = None
     timeout: float = 30.0
     tls: TLS = TLS()
     allow_insecure_http: bool = False
@@ -202,6 +205,7 @@ def parse_profile(doc: Document) -> Profile:
         ),
         token_leeway=r.integer(m, (), "token_leeway", minimum=0, maximum=MAX_LIFESPAN, default=60)
         or 0,
+        token_scheme=_token_scheme(r, m),
         timeout=r.number(m, (), "timeout", minimum=0.001, maximum=MAX_TIMEOUT, default=30.0)
         or 30.0,
         tls=_tls(r, m, ()),
@@ -214,6 +218,15 @@ def parse_profile(doc: Document) -> Profile:
     _check_profile(r, m, profile, grant is not None)
     r.raise_problems()
     return profile
+
+
+def _token_scheme(r: Reader, m: dict[str, Any]) -> str | None:
+    """``token_scheme``: an RFC 9110 auth-scheme (a token), e.g. ``Bearer`` or ``MAC``."""
+    scheme = r.plain(m, (), "token_scheme")
+    if scheme is not None and not _AUTH_SCHEME.fullmatch(scheme):
+        r.fail(("token_scheme",), "must be one word of letters, digits or !#$%&'*+-.^_`|~")
+        return None
+    return scheme
 
 
 def _check_profile(r: Reader, m: dict[str, Any], p: Profile, grant_known: bool) -> None:

@@ -307,6 +307,8 @@ def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
     name = credential_header(req)
     if name and not user_overrides_auth(req):
         value = {"basic": "Basic ", "oauth2": "Bearer ", "bearer": "Bearer "}.get(req.auth.type, "")
+        if req.auth.profile is not None:
+            value = req.auth.profile.authorization_scheme + " "
         headers[name] = value + MASK
     return headers
 

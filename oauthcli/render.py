@@ -45,6 +45,7 @@ def profile_lines(p: ResolvedProfile) -> list[str]:
         ("revocation_url", p.revocation_url),
         ("refresh_token_lifespan", p.refresh_token_lifespan),
         ("token_leeway", p.token_leeway),
+        ("token_scheme", p.token_scheme),
         ("timeout", p.timeout),
         ("tls.verify", p.tls.verify),
         ("tls.ca_bundle", p.tls.ca_bundle),

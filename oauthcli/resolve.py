@@ -94,6 +94,7 @@ def resolve_profile(profile: Profile) -> ResolvedProfile:
         revocation_url=r.opt(profile.revocation_url),
         refresh_token_lifespan=profile.refresh_token_lifespan,
         token_leeway=profile.token_leeway,
+        token_scheme=profile.token_scheme,
         timeout=profile.timeout,
         tls=_tls(r, profile.tls, TLS()),
     )

@@ -70,8 +70,14 @@ class ResolvedProfile:
     revocation_url: str | None = None
     refresh_token_lifespan: int | None = None
     token_leeway: int = 60
+    token_scheme: str | None = None  # the Authorization scheme; None: Bearer
     timeout: float = 30.0
     tls: ResolvedTLS = ResolvedTLS()
+
+    @property
+    def authorization_scheme(self) -> str:
+        """The scheme the token goes with: ``token_scheme``, else Bearer (SPEC §4)."""
+        return self.token_scheme or "Bearer"
 
 
 @dataclass(frozen=True, repr=False, eq=False)

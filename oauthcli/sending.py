@@ -173,7 +173,7 @@ class Sender:
                 if replacement is not None:
                     response.close()
                     creds = _Credentials(
-                        "Authorization", _authorization(replacement), held=replacement
+                        "Authorization", _authorization(replacement, req), held=replacement
                     )
                     renewed = True
                     tries -= 1  # the re-send after a renewal is not one of the retries
@@ -215,7 +215,7 @@ class Sender:
         if auth.type == "oauth2":
             assert auth.profile is not None
             held = self._token(auth.profile, trace)
-            return _Credentials("Authorization", _authorization(held), held=held)
+            return _Credentials("Authorization", _authorization(held, req), held=held)
         if auth.type == "basic":
             password = auth.secret.reveal() if auth.secret else ""
             return _Credentials("Authorization", basic_authorization(auth.username or "", password))
@@ -400,11 +400,11 @@ def basic_authorization(username: str, password: str) -> str:
     return value
 
 
-def _authorization(held: _Held) -> str:
-    token_type = held.token.token_type or "Bearer"
-    if token_type.lower() == "bearer":
-        token_type = "Bearer"
-    return f"{token_type} {held.token.access_token.reveal()}"
+def _authorization(held: _Held, req: ResolvedRequest) -> str:
+    """``Bearer <token>``, or the profile's ``token_scheme``: never the answer's token_type,
+    which providers fill with "bearer", "N_A" or nothing (SPEC §4)."""
+    assert req.auth.profile is not None
+    return f"{req.auth.profile.authorization_scheme} {held.token.access_token.reveal()}"
 
 
 def _due(held: _Held, profile: ResolvedProfile) -> bool:

@@ -48,7 +48,7 @@ from requests.auth import AuthBase
 from oauthcli.errors import RegistryError, TokenEndpointError
 from oauthcli.http import DEFAULT_HEADERS, retry_after
 from oauthcli.resolved import ResolvedProfile
-from oauthcli.secret import Secret, remember
+from oauthcli.secret import Secret, remember, scrub
 from oauthcli.tokens import answer, keys
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.trace import Trace
@@ -434,8 +434,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _truncate(text: str, limit: int) -> str:
-    """One line of at most ``limit`` characters, without terminal control characters."""
-    text = " ".join(_CONTROLS.sub(" ", text[: limit * 4]).split())
+    """One line of at most ``limit`` characters, without terminal control characters.
+
+    Scrubbed before it is cut: a secret the server echoed, cut in half, is no longer
+    one that :func:`~oauthcli.secret.scrub` would recognise when the line is printed.
+    """
+    text = " ".join(_CONTROLS.sub(" ", scrub(text[: limit * 8])).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
