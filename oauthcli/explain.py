@@ -13,6 +13,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -49,45 +50,123 @@ def parse_www_authenticate(value: str | None) -> dict[str, str]:
     return params
 
 
-def api_message(body: bytes, content_type: str | None) -> str | None:
-    """The API's own explanation from the common error shapes, on one line."""
+def api_message(body: bytes, content_type: str | None, status: int | None = None) -> str | None:
+    """The API's own explanation from the common error shapes, on one line; text that
+    only restates ``status`` ("403 Forbidden") is no explanation."""
+    return api_reason(body, content_type, status).message
+
+
+@dataclass(frozen=True)
+class ApiReason:
+    """What a refusal's body says: its message, and the scopes it asks for (DRF's
+    ``required_scopes``, a body's ``scope`` beside ``insufficient_scope``)."""
+
+    message: str | None = None
+    required_scopes: tuple[str, ...] = ()
+
+
+def api_reason(body: bytes, content_type: str | None, status: int | None = None) -> ApiReason:
     text = body[:65536].decode("utf-8", "replace").strip()
     if not text:
-        return None
-    if text[0] in "{[" or "json" in (content_type or ""):
+        return ApiReason()
+    media = (content_type or "").split(";")[0].strip().lower()
+    if text[0] in "{[" or "json" in media:
         try:
-            found = _message_in(json.loads(text))
+            doc = json.loads(text)
         except (ValueError, RecursionError):
-            pass  # not JSON after all: read it as text
+            pass  # not JSON after all (or cut at 64 KiB): read it as text
         else:
-            return _one_line(found) if found else None
-    if text.startswith("<"):
-        match = re.search(r"<(title|h1)[^>]*>(.*?)</\1>", text, re.I | re.S)
-        return _one_line(re.sub(r"<[^>]+>", "", match.group(2))) if match else None
-    return _one_line(text.splitlines()[0])
+            try:
+                found = _message_in(doc, status)
+                scopes = _required_scopes(doc)
+            except RecursionError:
+                return ApiReason()
+            return ApiReason(_one_line(found) if found else None, scopes)
+    if "html" in media or _HTML_START.match(text):
+        return ApiReason(_html_reason(text, status))
+    line = _one_line(text.splitlines()[0])
+    return ApiReason(None if _restates_status(line, status) else line)
 
 
-def _message_in(doc: Any) -> str | None:
+_HTML_START = re.compile(r"<(!doctype\s+html|html|head|body|\?xml[^>]*>\s*<html)", re.I)
+_HTML_DROP = re.compile(r"<(script|style|head|noscript)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_HTML_TEXT = re.compile(r"<(h1|h2|p)\b[^>]*>(.*?)</\1\s*>", re.I | re.S)
+_HTML_PAGE = "the API answered an HTML page"
+
+
+def _html_reason(text: str, status: int | None) -> str:
+    """An HTML error page: its <title> restates the status at best, so no reason is read
+    from it; the first heading or paragraph that says more than the status is."""
+    import html
+
+    page = _HTML_DROP.sub(" ", text)
+    for match in _HTML_TEXT.finditer(page):
+        said = _one_line(html.unescape(re.sub(r"<[^>]+>", " ", match.group(2))))
+        if len(said) >= 3 and not _restates_status(said, status):
+            return f"{_HTML_PAGE}: {said}"
+    return _HTML_PAGE
+
+
+def _restates_status(text: str, status: int | None) -> bool:
+    """``text`` says no more than the status line does: "403", "Forbidden", "Error 403 -
+    Forbidden", "HTTP 403 Forbidden"."""
+    if status is None:
+        return False
+    from http import HTTPStatus
+
+    words = re.sub(r"[^a-z0-9]+", " ", text.lower()).split()
+    try:
+        phrase = HTTPStatus(status).phrase.lower().split()
+    except ValueError:
+        phrase = []
+    rest = [w for w in words if w not in ("http", "error", "status", "code", str(status))]
+    return not rest or rest == phrase or rest == [w for w in phrase if w != "error"]
+
+
+def _message_in(doc: Any, status: int | None = None) -> str | None:
     if isinstance(doc, list):
-        return _message_in(doc[0]) if doc else None
+        return _message_in(doc[0], status) if doc else None
     if not isinstance(doc, dict):
         return doc if isinstance(doc, str) else None
     error = doc.get("error")
-    if isinstance(error, dict):
+    if isinstance(error, dict):  # Graph/Azure {code, message}, ServiceNow {message, detail}
         inner = _first_str(error, "message", "description", "detail", "title")
         if inner:
+            detail = _first_str(error, "detail")
+            if detail and detail != inner and detail not in inner:
+                inner = f"{inner}: {detail}"
             code = error.get("code")
             return f"{code}: {inner}" if isinstance(code, str) and code not in inner else inner
+    summary = _first_str(doc, "errorSummary")  # Okta
+    if summary:
+        causes = doc.get("errorCauses")
+        said = [
+            c["errorSummary"]
+            for c in (causes if isinstance(causes, list) else [])
+            if isinstance(c, dict)
+            and isinstance(c.get("errorSummary"), str)
+            and c["errorSummary"].strip()
+            and c["errorSummary"] != summary
+        ]
+        code = doc.get("errorCode")
+        head = f"{code}: {summary}" if isinstance(code, str) and code.strip() else summary
+        return f"{head} ({'; '.join(said)})" if said else head
     description = _first_str(doc, "error_description")
-    if isinstance(error, str):
-        return f"{error}: {description}" if description else error
+    message = _first_str(doc, "message")
+    if isinstance(error, str) and error.strip():
+        if description:
+            return f"{error}: {description}"
+        if message and _restates_status(error, status):
+            return message  # Spring's {"error": "Forbidden", "message": "Access Denied"}
+        return error
     if description:
         return description
-    message = _first_str(doc, "message")
     if message:
         return message
     detail = doc.get("detail")
     title = _first_str(doc, "title")
+    if title and _restates_status(title, status):
+        title = None  # problem+json's title is often just the status phrase
     if isinstance(detail, str) and detail:
         return f"{title}: {detail}" if title and title not in detail else detail
     if isinstance(detail, list) and detail:
@@ -101,6 +180,25 @@ def _message_in(doc: Any) -> str | None:
         if isinstance(first, dict):
             return _first_str(first, "message", "detail", "title", "msg")
     return title
+
+
+_SCOPE_KEYS = ("required_scopes", "requiredScopes", "required_scope", "missing_scopes")
+
+
+def _required_scopes(doc: Any) -> tuple[str, ...]:
+    if not isinstance(doc, dict):
+        return ()
+    for key in _SCOPE_KEYS:
+        if key in doc:
+            return tuple(s for s in _as_list(doc[key]) if _SCOPE_TOKEN.fullmatch(s))
+    error = doc.get("error")
+    if error == "insufficient_scope" and "scope" in doc:
+        return tuple(s for s in _as_list(doc["scope"]) if _SCOPE_TOKEN.fullmatch(s))
+    return ()
+
+
+# RFC 6749 §3.3 scope-token: printable ASCII but space, " and \ (and bounded here).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")
 
 
 def _first_str(doc: Mapping[str, Any], *keys: str) -> str | None:
@@ -121,25 +219,55 @@ def failure_lines(result: Result, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     req = result.request
     head = f"{result.status} {result.reason} from {result.http_method} {result.url}"
-    message = api_message(result.body, result.headers.get("Content-Type"))
+    reason = api_reason(result.body, result.headers.get("Content-Type"), result.status)
+    message = reason.message
     lines = [f"{head}: {message}" if message else head]
     challenge = parse_www_authenticate(result.headers.get("WWW-Authenticate"))
     if challenge.get("error"):
         said = challenge["error"]
         if challenge.get("error_description"):
             said += f": {challenge['error_description']}"
-        lines.append(f"  WWW-Authenticate says {said}")
-    if result.status == 401:
+        lines.append(f"  WWW-Authenticate says {_one_line(said)}")
+    needed = _needed_scopes(challenge, reason)
+    if reason.required_scopes:
+        lines.append(f"  the API says this call requires scope {' '.join(reason.required_scopes)}")
+    insufficient = challenge.get("error") == "insufficient_scope"
+    if result.status == 401 and not (insufficient and result.credentials_sent):
         lines += _unauthorized(result, challenge, now)
-    elif challenge.get("error") == "insufficient_scope":
-        lines += _insufficient_scope(result, challenge, now)
+    elif insufficient or (result.status == 403 and needed and _lacks(result, needed)):
+        lines += _insufficient_scope(result, needed, now)
     elif result.status == 403 and req.auth.type == "oauth2":
-        lines += _token_lines(result, challenge, now)
+        lines += _token_lines(result, challenge, now, needed)
         lines.append(
             f"  the API knows who you are but refuses: check the client's roles or permissions "
             f"at the authorization server, and scope in profile {_profile_ref(req.auth)}"
         )
     return lines
+
+
+def _needed_scopes(challenge: dict[str, str], reason: ApiReason) -> list[str]:
+    needed = [s for s in challenge.get("scope", "").split() if _SCOPE_TOKEN.fullmatch(s)]
+    return needed + [s for s in reason.required_scopes if s not in needed]
+
+
+def _lacks(result: Result, needed: list[str]) -> bool:
+    """Whether the token lacks one of ``needed`` (True when its scope is unknown)."""
+    token = result.token
+    if token is None:
+        return True
+    scopes, known = _token_scopes(token)
+    return not known or any(s not in scopes for s in needed)
+
+
+def _token_scopes(token: Any) -> tuple[list[str], bool]:
+    """The token's scopes (its JWT's ``scope``/``scp``, else the token answer's), and
+    whether its scope is known at all."""
+    claims = jwt_claims(token.access_token.reveal()) or {}
+    scopes = _as_list(claims.get("scope")) or _as_list(claims.get("scp"))
+    if not scopes and token.scope:
+        scopes = token.scope.split()
+    known = bool(scopes) or "scope" in claims or "scp" in claims or token.scope is not None
+    return scopes, known
 
 
 def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list[str]:
@@ -176,17 +304,18 @@ def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list
     return lines
 
 
-def _insufficient_scope(result: Result, challenge: dict[str, str], now: float) -> list[str]:
+def _insufficient_scope(result: Result, needed: list[str], now: float) -> list[str]:
     auth = result.request.auth
-    lines = _token_lines(result, challenge, now) if auth.type == "oauth2" else []
-    needed = challenge.get("scope")
-    hint = f" (the API asks for: {needed})" if needed else ""
+    lines = _token_lines(result, {}, now, needed) if auth.type == "oauth2" else []
+    hint = f" (the API asks for: {' '.join(needed)})" if needed else ""
     where = f"scope in profile {_profile_ref(auth)}" if auth.type == "oauth2" else "the credentials"
     lines.append(f"  the token lacks a scope this call needs{hint}: check {where}")
     return lines
 
 
-def _token_lines(result: Result, challenge: dict[str, str], now: float) -> list[str]:
+def _token_lines(
+    result: Result, challenge: dict[str, str], now: float, needed: list[str] | None = None
+) -> list[str]:
     """The token's identity, audience, scope and expiry, and what disagrees with the call."""
     token = result.token
     if token is None:
@@ -199,11 +328,8 @@ def _token_lines(result: Result, challenge: dict[str, str], now: float) -> list[
     auds = _as_list(claims.get("aud"))
     if auds:
         facts.append(f"aud {' '.join(auds)}")
-    scopes = _as_list(claims.get("scope")) or _as_list(claims.get("scp"))
-    if not scopes and token.scope:
-        scopes = token.scope.split()
+    scopes, scope_known = _token_scopes(token)
     roles = _as_list(claims.get("roles"))
-    scope_known = bool(scopes) or "scope" in claims or "scp" in claims or token.scope is not None
     if scopes:
         facts.append(f"scope {' '.join(scopes)}")
     else:
@@ -220,7 +346,8 @@ def _token_lines(result: Result, challenge: dict[str, str], now: float) -> list[
     host = urlsplit(result.url).netloc
     if auds and not any(_aud_matches(a, result.url) for a in auds):
         lines.append(f"  - the token's aud is {' '.join(auds)} but you are calling host {host}")
-    needed = challenge.get("scope", "").split()
+    if needed is None:
+        needed = challenge.get("scope", "").split()
     if needed and scope_known:
         missing = [s for s in needed if s not in scopes]
         for scope in missing:

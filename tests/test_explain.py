@@ -103,8 +103,9 @@ def test_api_message_text_and_html() -> None:
     assert api_message(b"Service down for maintenance\nsecond line", "text/plain") == (
         "Service down for maintenance"
     )
+    # An HTML page's <title> restates the status at best: no reason is read from it.
     html = b"<html><head><title>502 Bad Gateway</title></head><body>x</body></html>"
-    assert api_message(html, "text/html") == "502 Bad Gateway"
+    assert api_message(html, "text/html", 502) == "the API answered an HTML page"
     assert api_message(b"", None) is None
     assert len(api_message(b"x" * 5000, "text/plain") or "") <= 400
 
@@ -205,3 +206,152 @@ def test_lines_never_hold_the_token() -> None:
     token = jwt({"aud": "x", "scope": "s", "exp": time.time()})
     res = result(401, token=token, headers={"WWW-Authenticate": "Bearer"})
     assert all(token not in line for line in failure_lines(res))
+
+
+# -- reasons in the shapes real APIs send ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (  # Django REST framework
+            403,
+            {
+                "detail": "You do not have permission to perform this action.",
+                "required_scopes": ["write"],
+            },
+            "You do not have permission to perform this action.",
+        ),
+        (  # Okta
+            403,
+            {
+                "errorCode": "E0000006",
+                "errorSummary": "You do not have permission to perform the requested action",
+                "errorLink": "E0000006",
+                "errorId": "oae1",
+                "errorCauses": [{"errorSummary": "missing okta.users.read"}],
+            },
+            "E0000006: You do not have permission to perform the requested action"
+            " (missing okta.users.read)",
+        ),
+        (  # RFC 9457 problem+json: a title that is the status phrase says nothing more
+            403,
+            {
+                "type": "about:blank",
+                "title": "Forbidden",
+                "status": 403,
+                "detail": "not your tenant",
+            },
+            "not your tenant",
+        ),
+        (403, {"title": "Tenant locked", "detail": "ask an admin"}, "Tenant locked: ask an admin"),
+        (  # ServiceNow
+            403,
+            {
+                "error": {"message": "Insufficient rights", "detail": "ACL rejected the read"},
+                "status": "failure",
+            },
+            "Insufficient rights: ACL rejected the read",
+        ),
+        (  # Microsoft Graph / Azure
+            403,
+            {
+                "error": {
+                    "code": "Authorization_RequestDenied",
+                    "message": "Insufficient privileges",
+                }
+            },
+            "Authorization_RequestDenied: Insufficient privileges",
+        ),
+        (  # Spring Boot: "error" restates the status, "message" says why
+            403,
+            {"status": 403, "error": "Forbidden", "message": "Access Denied", "path": "/x"},
+            "Access Denied",
+        ),
+        (401, {"ok": False, "error": "not_authed"}, "not_authed"),
+    ],
+)
+def test_api_message_in_real_shapes(status: int, body: dict[str, Any], expected: str) -> None:
+    assert api_message(json.dumps(body).encode(), "application/json", status) == expected
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (
+            b"<html><head><title>403 Forbidden</title></head><body><center><h1>403 Forbidden"
+            b"</h1></center><hr><center>nginx</center></body></html>",
+            "the API answered an HTML page",
+        ),
+        (
+            b"<!DOCTYPE html><html><head><title>Error 403</title><style>p{x}</style>"
+            b"<script>var p='<p>no</p>'</script></head><body><h1>Forbidden</h1>"
+            b"<p>Your IP 10.1.2.3 is not on the &quot;allow&quot; list.</p></body></html>",
+            'the API answered an HTML page: Your IP 10.1.2.3 is not on the "allow" list.',
+        ),
+        (b"<html><body><p>  </p><p>403</p></body></html>", "the API answered an HTML page"),
+    ],
+)
+def test_an_html_page_title_is_not_a_reason(page: bytes, expected: str) -> None:
+    assert api_message(page, "text/html; charset=utf-8", 403) == expected
+
+
+def test_plain_text_that_restates_the_status_is_no_reason() -> None:
+    assert api_message(b"Forbidden", "text/plain", 403) is None
+    assert api_message(b"403 Forbidden\n", "text/plain", 403) is None
+    assert api_message(b"Forbidden: tenant locked", "text/plain", 403) == "Forbidden: tenant locked"
+
+
+def _drf_403(token: str | None, scope: str | None = None) -> Result:
+    body = {
+        "detail": "You do not have permission to perform this action.",
+        "required_scopes": ["write"],
+    }
+    return result(
+        403,
+        body=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        token=token,
+        scope=scope,
+    )
+
+
+def test_drf_required_scopes_are_compared_with_the_token() -> None:
+    lines = failure_lines(_drf_403(jwt({"scope": "read", "sub": "app"})), now=NOW)
+    assert lines[0].endswith(": You do not have permission to perform this action.")
+    text = "\n".join(lines)
+    assert "the API says this call requires scope write" in text
+    assert "scope write is not in the token" in text
+    assert "lacks a scope this call needs (the API asks for: write)" in text
+
+
+def test_drf_required_scopes_the_token_has_point_elsewhere() -> None:
+    text = "\n".join(failure_lines(_drf_403("opaque-abcdef", scope="read write"), now=NOW))
+    assert "requires scope write" in text and "not in the token" not in text
+    assert "roles or permissions" in text
+
+
+def test_401_insufficient_scope_is_explained_as_a_scope_problem() -> None:
+    challenge = 'Bearer error="insufficient_scope", scope="incidents.write"'
+    lines = failure_lines(
+        result(401, headers={"WWW-Authenticate": challenge}, token=jwt({"scope": "api.read"})),
+        now=NOW,
+    )
+    text = "\n".join(lines)
+    assert "WWW-Authenticate says insufficient_scope" in text
+    assert "scope incidents.write is not in the token" in text
+    assert "lacks a scope this call needs (the API asks for: incidents.write)" in text
+    assert "audience/resource" not in text  # not the refused-token advice
+
+
+def test_hostile_bodies_give_one_bounded_line() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert api_message(deep, "application/json", 403) is None
+    huge = json.dumps({"message": "x\n" * 100_000}).encode()
+    said = api_message(huge, "application/json", 403) or ""
+    assert "\n" not in said and len(said) <= 400
+    scopes = {"required_scopes": ["ok", "bad scope", 'q"x', {"a": 1}, "z" * 300]}
+    res = result(
+        403, body=json.dumps(scopes).encode(), headers={"Content-Type": "application/json"}
+    )
+    assert "requires scope ok\n" in "\n".join(failure_lines(res, now=NOW)) + "\n"
