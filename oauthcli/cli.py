@@ -264,12 +264,20 @@ def get_token(
     ] = False,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the access token.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show the token decision and exchange (secrets masked)."
+        ),
+    ] = False,
 ) -> None:
     """Get a token for a profile, as the "Get OAuth token" button does."""
     from oauthcli.commands.tokens import get_token_command
 
     raise typer.Exit(
-        get_token_command(open_registry(), profile, force=force, raw=raw, as_json=as_json)
+        get_token_command(
+            open_registry(), profile, force=force, raw=raw, as_json=as_json, verbose=verbose
+        )
     )
 
 

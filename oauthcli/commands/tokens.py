@@ -21,7 +21,13 @@ from oauthcli.tokens import Obtained, Token, cache, jwtinfo
 
 
 def get_token_command(
-    registry: Registry, profile_name: str, *, force: bool, raw: bool, as_json: bool
+    registry: Registry,
+    profile_name: str,
+    *,
+    force: bool,
+    raw: bool,
+    as_json: bool,
+    verbose: bool = False,
 ) -> int:
     from oauthcli.resolve import resolve_profile
     from oauthcli.tokens import obtain
@@ -29,7 +35,12 @@ def get_token_command(
     if raw and as_json:
         raise UsageError("--raw and --json cannot be used together")
     profile = resolve_profile(registry.profile(profile_name))
-    obtained = obtain(profile, force=force)
+    trace = None
+    if verbose:
+        from oauthcli.output import VerboseTrace
+
+        trace = VerboseTrace()
+    obtained = obtain(profile, force=force, trace=trace)
     for note in obtained.warnings:
         console.warn(note)
     token = obtained.token
