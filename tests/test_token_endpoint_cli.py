@@ -408,3 +408,28 @@ def test_authorization_code_without_a_terminal_fails_at_once(
         assert "no terminal" in done.err and "oauthcli get-token acme" in done.err, done
         assert "Opening a browser" not in done.err and done.err.count("\n") == 1
     assert loopback.requests == []
+
+
+# -- -v shows the token exchange --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grant", ["client_credentials", "password"])
+def test_verbose_shows_the_token_exchange_masked(
+    tmp_path: Path, loopback: LoopbackServer, grant: str
+) -> None:
+    issued = "at-verbose-LEAK-4711"
+    loopback.routes["/token"] = lambda rec: answer(
+        200, {"access_token": issued, "refresh_token": "rt-verbose-LEAK-9", "expires_in": 60}
+    )
+    api_echoing_authorization(loopback)
+    extra = "username: ann\npassword: ${env:E2E_PASSWORD}\n" if grant == "password" else ""
+    root = registry(tmp_path, loopback, extra, grant=grant)
+    for n, args in enumerate([("get-token", "-v", "acme"), ("send", "-v", "items.list")]):
+        own_cache = {"OAUTHCLI_CACHE_DIR": str(tmp_path / f"cache-{n}")}  # a token exchange each
+        done = cli(root, *args, env=own_cache)
+        assert done.code == 0, done
+        assert "> POST /token HTTP/1.1" in done.err, done
+        assert "> Authorization: Basic ****" in done.err, done
+        assert f"> User-Agent: oauthcli/{__version__}" in done.err, done
+        assert "< HTTP/1.1 200" in done.err, done
+        assert _leaks(done) == [] and "LEAK" not in done.err, done
