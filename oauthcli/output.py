@@ -1,9 +1,11 @@
 """Showing what ``send`` did: status line, body, ``--json``, ``-v`` traces, ``--dry-run``.
 
 Every line of text goes through :mod:`oauthcli.console` (which scrubs known
-secrets); credential headers are masked by name. A piped body is written as
-the bytes received, unless it contains a known secret value, which is masked
-with a warning. rich is imported only to colour JSON on a terminal.
+secrets); credential headers are masked by name. A piped body is the API's
+data: it is streamed to stdout byte for byte as received, secrets or not (SPEC
+§2). What is shown on a terminal, in ``--json`` and in ``--each`` lines is at
+most the Sender's body limit, with a note when cut. rich is imported only to
+colour JSON on a terminal.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ from oauthcli.sending import Result
 from oauthcli.trace import Trace
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
+_CUT_NOTE = (
+    "the response body is larger than {limit}: {where} shows its first {limit} "
+    "(redirect stdout to a file for all of it)"
+)
 _STATUS_COLORS = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 _print_lock = threading.Lock()
 
@@ -70,9 +76,11 @@ def show_result(result: Result, *, as_json: bool, no_fail: bool) -> None:
         console.err(status_line(result), color)
     if as_json:
         console.out(json.dumps(result_object(result), indent=2, ensure_ascii=False))
+        if result.body_cut:
+            console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="--json"))
     elif sys.stdout.isatty():
         _show_body_on_terminal(result)
-    else:
+    elif not result.streamed:
         write_body(result.body)
     if result.status >= 400:
         show_failure(result, no_fail=no_fail)
@@ -92,7 +100,7 @@ def show_failure(result: Result, *, no_fail: bool, prefix: str = "") -> None:
 
 def result_object(result: Result) -> dict[str, Any]:
     """The ``--json`` object (SPEC §2): body parsed when the response is JSON, else text."""
-    return {
+    shown = {
         "status": result.status,
         "reason": result.reason,
         "url": scrub(result.url),
@@ -102,12 +110,15 @@ def result_object(result: Result) -> dict[str, Any]:
         "elapsed_ms": round(result.elapsed_ms),
         "attempts": result.attempts,
     }
+    if result.body_cut:  # only then: "body" is the start of the text, not all of it
+        shown["body_truncated"] = True
+    return shown
 
 
 def body_value(result: Result) -> Any:
     if not result.body:
         return "" if not is_json(result) else None
-    if is_json(result):
+    if is_json(result) and not result.body_cut:
         document = _json_document(result.body)
         if document is not None:
             return document
@@ -135,19 +146,25 @@ def is_json(result: Result) -> bool:
 
 
 def write_body(body: bytes) -> None:
-    """The body on stdout exactly as received (a known secret in it is masked, loudly)."""
-    text = body.decode("latin-1")
-    cleaned = scrub(text)
-    if cleaned != text:
-        console.warn("the response body contains a secret value; it is masked in the output")
-        body = cleaned.encode("latin-1", "replace")
+    """Body bytes on stdout exactly as received: the API's data, secrets or not (SPEC §2).
+
+    Also the ``sink`` a piped ``send`` streams the body to, a chunk at a time.
+    """
     console.write_bytes(body)
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    return f"{n / 1024:.0f} KiB" if n < 1024**2 else f"{n / 1024**2:.0f} MiB"
 
 
 def _show_body_on_terminal(result: Result) -> None:
     if not result.body:
         return
-    if is_json(result):
+    if result.body_cut:
+        console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="the terminal"))
+    if is_json(result) and not result.body_cut:
         document = _json_document(result.body)
         if document is not None:
             text = scrub(json.dumps(document, indent=2, ensure_ascii=False))
@@ -161,7 +178,8 @@ def _show_body_on_terminal(result: Result) -> None:
             return
     if _looks_binary(result.body):
         ctype = result.headers.get("Content-Type")
-        console.err(_BINARY_NOTE.format(n=len(result.body), ctype=f", {ctype}" if ctype else ""))
+        size = f"{'over ' if result.body_cut else ''}{max(result.body_size, len(result.body))}"
+        console.err(_BINARY_NOTE.format(n=size, ctype=f", {ctype}" if ctype else ""))
         return
     console.out(result.body.decode(_charset(result), "replace").removesuffix("\n"))
 

@@ -15,7 +15,13 @@ What goes on the wire is decided here, not by requests' conveniences:
   origin (scheme, host or port) the credential header and cookies stay behind,
   and a 307/308 never re-sends a body that carries a secret;
 * retries follow the message's ``retry:`` (full-jitter backoff, ``Retry-After``
-  capped at ``max_delay``), for idempotent methods unless told otherwise.
+  capped at ``max_delay``), for idempotent methods unless told otherwise;
+* ``timeout`` is a deadline for each request: connecting, the headers and the
+  whole body (see :class:`~oauthcli.transport.Deadline`);
+* a body is read only once the response is final, and never all into memory: it
+  streams to a sink (stdout), or at most ``body_limit`` bytes are kept (a gzip
+  bomb stops being decoded there). A response that is retried, followed or
+  re-sent after a 401 is drained only when small, else its connection is closed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.auth import HTTPBasicAuth
 from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
@@ -47,11 +54,18 @@ from oauthcli.http import (
     secret_header_names,
     user_overrides_auth,
 )
-from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest
+from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest, ResolvedRetry
 from oauthcli.secret import remember
 from oauthcli.tokens.cache import entry_key
 from oauthcli.trace import Trace
-from oauthcli.transport import PooledAdapter, UnsendableURL, prepare, scheme_authority
+from oauthcli.transport import (
+    Deadline,
+    PooledAdapter,
+    UnsendableURL,
+    prepare,
+    scheme_authority,
+    watching,
+)
 
 if TYPE_CHECKING:
     from oauthcli.tokens import Token
@@ -60,6 +74,13 @@ MAX_REDIRECTS = 10
 #: Seconds a timed-out or 5xx token request stands before a call may try again.
 TRANSIENT_TOKEN_FAILURE = 5.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Bytes of a body kept in memory for the terminal, ``--json`` and ``--each`` lines.
+BODY_LIMIT = 8 * 1024 * 1024
+#: Bytes of a streamed body kept for explaining a failure (explain reads 64 KiB).
+EXPLAIN_LIMIT = 64 * 1024
+#: A response not used (retried, followed) is read to its end only up to this size.
+DRAIN_LIMIT = 64 * 1024
+_CHUNK = 64 * 1024
 
 
 @dataclass(repr=False, eq=False)
@@ -81,6 +102,22 @@ class Result:
     redirected_from_origin: bool = False
     secret_headers: frozenset[str] = SECRET_HEADERS
     notes: list[str] = field(default_factory=list)
+    #: Bytes of body received (decoded); more than len(body) when it was cut or streamed.
+    body_size: int = 0
+    #: ``body`` holds only the start of the body: it was larger than the Sender keeps.
+    body_cut: bool = False
+    #: The body went to the ``sink`` given to :meth:`Sender.send` as it arrived.
+    streamed: bool = False
+
+
+@dataclass(repr=False, eq=False)
+class _Answer:
+    """A response whose body is not read yet, the deadline it runs under, and how it came."""
+
+    response: requests.Response
+    deadline: Deadline
+    sent: bool  # credentials went with it
+    left: bool  # a redirect left the first origin
 
 
 @dataclass(repr=False, eq=False)
@@ -108,7 +145,9 @@ class Sender:
         pool_size: int = 10,
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] = console.warn,
+        body_limit: int = BODY_LIMIT,
     ) -> None:
+        self._body_limit = body_limit
         # The session only works out proxy and CA settings from the environment;
         # requests go straight to the adapter (see _send_one).
         self._session = requests.Session()
@@ -138,8 +177,18 @@ class Sender:
         self._adapter.close()
         self._session.close()
 
-    def send(self, req: ResolvedRequest, trace: Trace | None = None) -> Result:
-        """Send ``req``; raises NetworkError (7) or TokenError (6), never for an HTTP status."""
+    def send(
+        self,
+        req: ResolvedRequest,
+        trace: Trace | None = None,
+        *,
+        sink: Callable[[bytes], None] | None = None,
+    ) -> Result:
+        """Send ``req``; raises NetworkError (7) or TokenError (6), never for an HTTP status.
+
+        With ``sink``, the final body goes there as it arrives, whatever its size, and
+        the Result keeps only its start; without, at most ``body_limit`` bytes of it.
+        """
         trace = trace or Trace()
         if not req.tls.verify:
             self._warn(f"TLS certificate verification is off for {req.url} (tls.verify: false)")
@@ -156,14 +205,11 @@ class Sender:
             attempts += 1
             tries += 1
             try:
-                response, sent, left = self._exchange(req, creds, trace)
+                answer = self._exchange(req, creds, trace)
             except _Transient as exc:
-                if retryable and tries < retry.attempts:
-                    delay = backoff_delay(retry, tries)
-                    trace.note(f"retry {tries}/{retry.attempts - 1} in {delay:.2f} s: {exc.cause}")
-                    self._sleep(delay)
-                    continue
-                raise NetworkError(f"cannot reach {exc.url}: {exc.cause}") from None
+                self._wait_or_raise(exc, trace, tries if retryable else retry.attempts, retry)
+                continue
+            response, sent, left = answer.response, answer.sent, answer.left
             status = response.status_code
             held = creds.held
             if held is not None and sent and status != 401:
@@ -171,7 +217,7 @@ class Sender:
             if status == 401 and held is not None and sent and not renewed:
                 replacement = self._renew(req, held, trace)
                 if replacement is not None:
-                    response.close()
+                    _discard(answer)
                     creds = _Credentials(
                         "Authorization", _authorization(replacement, req), held=replacement
                     )
@@ -183,8 +229,13 @@ class Sender:
                 if wait is None:
                     wait = backoff_delay(retry, tries)
                 trace.note(f"retry {tries}/{retry.attempts - 1} in {wait:.2f} s: HTTP {status}")
-                response.close()
+                _discard(answer)
                 self._sleep(wait)
+                continue
+            try:
+                body, size, cut = self._read_body(answer, req, sink)
+            except _Transient as exc:
+                self._wait_or_raise(exc, trace, tries if retryable else retry.attempts, retry)
                 continue
             return Result(
                 request=req,
@@ -193,7 +244,7 @@ class Sender:
                 url=response.url,
                 http_method=response.request.method or req.http_method,
                 headers=response.headers,
-                body=response.content,
+                body=body,
                 elapsed_ms=(time.monotonic() - started) * 1000,
                 attempts=attempts,
                 token=held.token if held else None,
@@ -201,7 +252,59 @@ class Sender:
                 credentials_sent=sent,
                 redirected_from_origin=left,
                 secret_headers=secret_header_names(req),
+                body_size=size,
+                body_cut=cut,
+                streamed=sink is not None,
             )
+
+    def _wait_or_raise(
+        self, exc: _Transient, trace: Trace, tries: int, retry: ResolvedRetry
+    ) -> None:
+        """Back off before the next try of a failed attempt, or raise when none is left."""
+        if exc.retryable and tries < retry.attempts:
+            delay = backoff_delay(retry, tries)
+            trace.note(f"retry {tries}/{retry.attempts - 1} in {delay:.2f} s: {exc.cause}")
+            self._sleep(delay)
+            return
+        raise NetworkError(f"cannot reach {exc.url}: {exc.cause}") from None
+
+    def _read_body(
+        self, answer: _Answer, req: ResolvedRequest, sink: Callable[[bytes], None] | None
+    ) -> tuple[bytes, int, bool]:
+        """The body (or its start), its size, whether it was cut; under the request's deadline.
+
+        Decoding (gzip, deflate) goes a chunk at a time, so it stops where reading stops.
+        """
+        response, deadline = answer.response, answer.deadline
+        limit = EXPLAIN_LIMIT if sink is not None else self._body_limit
+        kept = bytearray()
+        size = 0
+        cut = complete = False
+        chunks = response.raw.stream(_CHUNK, decode_content=True)
+        try:
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    complete = True
+                    break
+                except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                    raise _body_failure(exc, req, response.url, deadline, size, sink) from None
+                size += len(chunk)
+                room = limit - len(kept)
+                if room > 0:
+                    kept += chunk[:room]
+                if len(chunk) > room:
+                    cut = True
+                    if sink is None:
+                        break  # the rest is neither read nor decoded
+                if sink is not None:
+                    sink(chunk)
+        finally:
+            deadline.finish()
+            if not complete:
+                response.close()
+        return bytes(kept), size, cut
 
     # -- credentials -------------------------------------------------------
 
@@ -290,10 +393,8 @@ class Sender:
 
     # -- one attempt: a request and its redirects --------------------------
 
-    def _exchange(
-        self, req: ResolvedRequest, creds: _Credentials, trace: Trace
-    ) -> tuple[requests.Response, bool, bool]:
-        """Send one attempt, following redirects; returns (response, credentials sent, left origin)."""
+    def _exchange(self, req: ResolvedRequest, creds: _Credentials, trace: Trace) -> _Answer:
+        """Send one attempt, following redirects; the final response's body is not read."""
         url, method, body = req.full_url, req.http_method, req.body
         left = False
         jar = RequestsCookieJar()
@@ -320,26 +421,27 @@ class Sender:
                     prepared.headers["Cookie"] = cookie
             sent = creds.header is not None and not left
             trace.request(prepared, secret_names)
-            response = self._send_one(prepared, req)
+            response, deadline = self._send_one(prepared, req)
+            answer = _Answer(response, deadline, sent, left)
             trace.response(response)
             if not left:
                 jar.update(response.cookies)
             status = response.status_code
             location = response.headers.get("Location")
             if status not in REDIRECT_STATUSES or not location:
-                return response, sent, left
+                return answer
             target = urldefrag(urljoin(url, location))[0]
             refusal = redirect_refusal(method, status, target, body)
             if refusal:
                 trace.note(f"not following {status} to {target}: {refusal}")
-                return response, sent, left
+                return answer
             if not left and origin(target) != origin(req.full_url):
                 left = True
                 trace.note(
                     f"redirect to another origin {origin(target)}: credentials and cookies stay behind"
                 )
             trace.note(f"following {status} to {target}")
-            response.close()
+            _discard(answer)
             url = target
             if status in (301, 302, 303):
                 body = None
@@ -347,7 +449,8 @@ class Sender:
 
     def _send_one(
         self, prepared: requests.PreparedRequest, req: ResolvedRequest
-    ) -> requests.Response:
+    ) -> tuple[requests.Response, Deadline]:
+        """The response's status and headers (its body unread), and its running deadline."""
         url = prepared.url or req.url
         key = (scheme_authority(url), req.tls.requests_verify, req.tls.requests_cert)
         settings = self._environment.get(key)
@@ -357,37 +460,90 @@ class Sender:
             )
             settings = {k: merged[k] for k in ("proxies", "verify", "cert")}
             self._environment[key] = settings
+        deadline = Deadline(req.timeout)
         try:
             # Not Session.send: its hooks, session cookie jar and redirect look-ahead
             # are not wanted here (cookies and redirects are handled in _exchange).
-            response = self._adapter.send(
-                prepared, stream=False, timeout=(req.timeout, req.timeout), **settings
-            )
-            response.content  # noqa: B018 - read the body now, inside the error mapping
-        except requests.exceptions.SSLError as exc:
-            raise NetworkError(f"cannot reach {url}: TLS error: {innermost(exc)}") from None
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            raise _Transient(
-                url, describe_failure(exc, req.timeout, urlsplit(url).hostname)
-            ) from None
+            with watching(deadline):
+                response = self._adapter.send(
+                    prepared,
+                    stream=True,
+                    timeout=(deadline.remaining(), req.timeout),
+                    **settings,
+                )
         except requests.exceptions.RequestException as exc:
-            raise NetworkError(
-                f"cannot reach {url}: {describe_failure(exc, req.timeout, urlsplit(url).hostname)}"
-            ) from None
-        return response
+            deadline.finish()
+            if deadline.expired:
+                raise _Transient(url, _no_response(req)) from None
+            if isinstance(exc, requests.exceptions.SSLError):
+                raise NetworkError(f"cannot reach {url}: TLS error: {innermost(exc)}") from None
+            cause = describe_failure(exc, req.timeout, urlsplit(url).hostname)
+            if isinstance(
+                exc,
+                (
+                    requests.exceptions.ConnectionError,
+                    requests.exceptions.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                ),
+            ):
+                raise _Transient(url, cause) from None
+            raise NetworkError(f"cannot reach {url}: {cause}") from None
+        return response, deadline
 
 
 class _Transient(Exception):
-    """A failure worth retrying: refused, reset, timed out."""
+    """A failure worth retrying: refused, reset, timed out (unless ``retryable`` is False:
+    part of the body was already written out)."""
 
-    def __init__(self, url: str, cause: str) -> None:
+    def __init__(self, url: str, cause: str, *, retryable: bool = True) -> None:
         super().__init__(cause)
         self.url = url
         self.cause = cause
+        self.retryable = retryable
+
+
+def _no_response(req: ResolvedRequest, *, started: bool = False) -> str:
+    if started:  # status and headers came, the body did not finish
+        return f"no complete response within {req.timeout:g} s (timeout, body still arriving)"
+    return f"no response within {req.timeout:g} s (timeout)"
+
+
+def _body_failure(
+    exc: BaseException,
+    req: ResolvedRequest,
+    url: str,
+    deadline: Deadline,
+    size: int,
+    sink: Callable[[bytes], None] | None,
+) -> Exception:
+    """What a failure while reading the body is: the deadline, a bad encoding, a broken line."""
+    if deadline.expired:
+        cause = _no_response(req, started=True)
+    elif isinstance(exc, urllib3.exceptions.DecodeError):
+        return NetworkError(
+            f"cannot read the response from {url}: the body could not be decoded (Content-Encoding)"
+        )
+    else:
+        cause = "the connection broke while reading the response"
+    if sink is not None and size:
+        cause += f", after {size} bytes of body had been written"
+    return _Transient(url, cause, retryable=not (sink is not None and size))
+
+
+def _discard(answer: _Answer) -> None:
+    """Let go of a response not used: a small body is read so the connection can be reused."""
+    response = answer.response
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        length = -1
+    try:
+        if 0 <= length <= DRAIN_LIMIT:
+            response.raw.drain_conn()
+        else:
+            response.close()
+    finally:
+        answer.deadline.finish()
 
 
 def basic_authorization(username: str, password: str) -> str:

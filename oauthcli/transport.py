@@ -10,12 +10,18 @@ by hand. Which headers, credentials and redirects go out is decided in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import heapq
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 
 class PooledAdapter(HTTPAdapter):
@@ -42,6 +48,7 @@ class PooledAdapter(HTTPAdapter):
         pool = self._pools.get(key)
         if pool is None or pool.pool is None:  # pool.pool is None once the manager closed it
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            pool.ConnectionCls = _WATCHED.get(pool.ConnectionCls, pool.ConnectionCls)
             self._pools[key] = pool
         return pool
 
@@ -117,3 +124,139 @@ def prepare(
     if "@" in url:  # requests turns user:password in a URL into basic auth
         prepared.prepare_auth(None, url)
     return prepared
+
+
+# -- a deadline for the whole response ------------------------------------------------------
+#
+# requests' timeout bounds each socket operation, so a server sending one byte every
+# half second keeps a call alive for ever. A Deadline bounds the whole exchange: when
+# it passes, the watchdog shuts the connection's socket down, and whatever read was
+# blocked (the status line, a header, the body) returns at once.
+
+
+class Deadline:
+    """When one request must have its complete response; :meth:`expire` cuts it off."""
+
+    __slots__ = ("at", "expired", "_connection", "_lock", "_done")
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._done = False
+        self._connection: HTTPConnection | None = None
+        self._lock = threading.Lock()
+        _watchdog.watch(self)
+
+    def remaining(self) -> float:
+        return max(self.at - time.monotonic(), 0.001)
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+            if self.expired:
+                _shut(connection)
+
+    def expire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            if self._connection is not None:
+                _shut(self._connection)
+
+    def finish(self) -> None:
+        """The response is complete (or given up): nothing more to cut off."""
+        with self._lock:
+            self._done = True
+            self._connection = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+
+def _shut(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:  # the plain socket's shutdown, also under TLS: no TLS close to wait for
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+_current = threading.local()
+
+
+@contextmanager
+def watching(deadline: Deadline) -> Iterator[None]:
+    """Connections opened or used by this thread meanwhile are cut off at ``deadline``."""
+    _current.deadline = deadline
+    try:
+        yield
+    finally:
+        _current.deadline = None
+
+
+class _Watched:
+    """A urllib3 connection that tells the current :class:`Deadline` it is the one in use."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def getresponse(self) -> Any:
+        deadline: Deadline | None = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.attach(self)  # type: ignore[arg-type]  # expired meanwhile: shut now
+        return super().getresponse()  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+_WATCHED: dict[type, type] = {
+    HTTPConnection: _WatchedHTTPConnection,
+    HTTPSConnection: _WatchedHTTPSConnection,
+}
+
+
+class _Watchdog:
+    """One daemon thread expiring deadlines in order; started on first use."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._thread: threading.Thread | None = None
+        self._count = 0
+
+    def watch(self, deadline: Deadline) -> None:
+        with self._cond:
+            self._count += 1
+            sooner = not self._heap or deadline.at < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline.at, self._count, deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="oauthcli-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif sooner:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _, _, deadline = heapq.heappop(self._heap)
+                    deadline.expire()
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_watchdog = _Watchdog()

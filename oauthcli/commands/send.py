@@ -83,8 +83,15 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
         return int(ExitCode.OK)
     from oauthcli.sending import Sender
 
+    # Piped, the body streams to stdout as it arrives (whatever its size); else the
+    # Sender keeps what a terminal or --json can show.
+    stream = not options.as_json and not sys.stdout.isatty()
     with Sender(pool_size=1) as sender:
-        result = sender.send(req, output.VerboseTrace() if options.verbose else None)
+        result = sender.send(
+            req,
+            output.VerboseTrace() if options.verbose else None,
+            sink=output.write_body if stream else None,
+        )
     output.show_result(result, as_json=options.as_json, no_fail=options.no_fail)
     return output.exit_code(result, options.no_fail)
 
