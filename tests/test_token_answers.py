@@ -350,3 +350,48 @@ def test_a_jwt_bearer_assertion_is_masked_when_echoed(token_profile: Make) -> No
 def test_token_answer_repr_shows_no_token() -> None:
     got = answer.read({"access_token": "at-secret-1", "refresh_token": "rt-secret-2"})
     assert "secret" not in repr(got) and json.dumps(got.scope) == "null"
+
+
+def test_any_answer_body_reads_or_is_refused_in_one_line() -> None:
+    """Seeded fuzz: bodies built from the pieces providers and attackers send."""
+    import random
+
+    rng = random.Random(11)
+    pieces = [
+        '"access_token"', '"token_type"', '"expires_in"', '"scope"', '"refresh_token"',
+        '"error"', '"ok"', ":", ",", "{", "}", "[", "]", '"', "\\n", "\\u0000", "\\ud800",
+        "1e400", "-0", "9" * 40, "true", "null", '"a b"', '"\\r\\n"', "é", "€", "\x00",
+        "=", "&", "%0A", "%E2%82%AC", "access_token=", "error=", " ",
+    ]  # fmt: skip
+    values: list[Any] = [
+        "at-1", "", " x", "x\r\n", "tok€", "\x85", "3600", "-1", "1e9", "²", 3600, -5, 1e300,
+        float("nan"), True, None, [], ["a", 1, "b c"], {"a": 1}, "a,b", "9" * 5000, "N_A",
+    ]  # fmt: skip
+    names = ["access_token", "token_type", "expires_in", "scope", "refresh_token",
+             "refresh_expires_in", "error", "ok"]  # fmt: skip
+    bodies = []
+    for _ in range(1500):
+        doc = {rng.choice(names): rng.choice(values) for _ in range(rng.randint(0, 6))}
+        if rng.random() < 0.7:
+            doc["access_token"] = rng.choice(values)
+        bodies.append(json.dumps(doc))
+    for _ in range(1500):
+        bodies.append("".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))))
+    read = 0
+    for text in bodies:
+        ctype = rng.choice([None, "application/json", "text/plain", FORM, "text/html"])
+        data = answer.decode(text.encode("utf-8", "surrogatepass"), ctype)
+        if data is None:
+            continue
+        try:
+            got = answer.read(data)
+        except answer.UnusableAnswer as exc:
+            assert "\n" not in str(exc) and len(str(exc)) < 300
+            continue
+        read += 1
+        for value in (got.access_token, got.token_type):
+            assert value and value == value.strip()
+            assert all(0x20 <= ord(c) <= 0x7E or 0xA0 <= ord(c) <= 0xFF for c in value)
+        assert got.expires_in is None or 0 <= got.expires_in <= 10**10
+        assert got.scope is None or (got.scope == got.scope.strip() and "," not in got.scope)
+    assert read > 50  # the fuzz reached answers that are used

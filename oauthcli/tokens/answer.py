@@ -180,4 +180,6 @@ def _kind(value: Any) -> str:
         return text if len(text) <= 24 else f"a {len(text)}-digit number"
     if isinstance(value, str):
         return repr(value) if len(value) <= 24 else f"a {len(value)}-character string"
-    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
