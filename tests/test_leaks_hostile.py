@@ -200,6 +200,14 @@ def registry(loopback: LoopbackServer, tmp_path: Path) -> Path:
                   list: {{http_method: GET}}
                   unauthorized: {{http_method: GET, endpoint: {base}/api/unauthorized}}
                 """,
+            "messages/closed.yaml": f"""\
+                endpoint: http://127.0.0.1:9/api/items
+                auth: {{type: basic, username: {BASIC_USER}, password: "${{env:HOSTILE_BASIC_PASSWORD}}"}}
+                timeout: 2
+                retry: {{attempts: 1}}
+                methods:
+                  list: {{http_method: GET}}
+                """,
             "rows.jsonl": '{"title": "one"}\n{"title": "two"}\n',
         },
     )
@@ -217,7 +225,6 @@ def cli(
     registry: Path, *args: str, debug: bool = False, extra_env: dict[str, str] | None = None
 ) -> Run:
     env = {
-        **(extra_env or {}),
         **os.environ,
         "HOSTILE_CLIENT_SECRET": CLIENT_SECRET,
         "HOSTILE_API_KEY": API_KEY,
@@ -225,6 +232,7 @@ def cli(
         "HOSTILE_STATIC_TOKEN": STATIC_TOKEN,
         "NO_COLOR": "1",
         "PYTHONIOENCODING": "utf-8",
+        **(extra_env or {}),
     }
     if debug:
         env["OAUTHCLI_DEBUG"] = "1"
@@ -250,7 +258,14 @@ def leaks(run: Run, *, stdout_is_body: bool = False) -> list[str]:
     ]
 
 
+def _piped_body(args: tuple[str, ...]) -> bool:
+    """``send`` with its body on stdout, piped: written byte for byte (SPEC §2)."""
+    rendered = {"--json", "--dry-run", "--each"}
+    return bool(args) and args[0] == "send" and not rendered & set(args)
+
+
 def check(run: Run, code: int, *, stdout_is_body: bool = False, traceback: bool = False) -> None:
+    stdout_is_body = stdout_is_body or _piped_body(run.args)
     assert run.code == code, (run.args, run.code, run.out[-2000:], run.err[-2000:])
     assert ("Traceback (most recent call last)" in run.err) == traceback, run.err[-3000:]
     found = leaks(run, stdout_is_body=stdout_is_body)
@@ -302,6 +317,44 @@ def test_a_piped_body_may_echo_a_secret_but_nothing_else_does(registry: Path, me
     check(cli(registry, "send", "-v", message), 0, stdout_is_body=True)
 
 
+EXCHANGES = [
+    ("get-token", "-v", "--force", "acme"),
+    ("get-token", "-v", "--force", "--json", "posted"),
+    ("send", "-v", "posted"),
+    ("send", "-v", "--json", "items.list"),
+]
+
+
+@pytest.mark.parametrize("args", EXCHANGES, ids=" ".join)
+def test_the_token_exchange_shown_with_v_masks_every_secret(
+    registry: Path, args: tuple[str, ...]
+) -> None:
+    check(cli(registry, *args), 0)
+
+
+OVERRIDE = 'Bearer ov+er/ri%de "tø\\ken"'
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("send", "-v", "-H", f"Authorization: {OVERRIDE}", "items.list"),
+        ("send", "--json", "-H", f"Authorization: {OVERRIDE}", "keyed.list"),
+        ("send", "--dry-run", "-H", f"Authorization: {OVERRIDE}", "items.list"),
+        ("send", "--dry-run", "--json", "-H", f"X-Api-Key: {OVERRIDE}", "keyed.list"),
+    ],
+    ids=lambda a: " ".join(a[:-3] + a[-1:]),
+)
+def test_a_header_given_with_h_is_masked_like_the_configured_one(
+    registry: Path, args: tuple[str, ...]
+) -> None:
+    run = cli(registry, *args)
+    check(run, 0)
+    shown = run.err if _piped_body(args) else run.out + run.err
+    for form, value in spellings(OVERRIDE.partition(" ")[2]).items():
+        assert value not in shown, form
+
+
 FAILURES = [
     (4, ("send", "items.denied")),
     (4, ("send", "-v", "--json", "items.denied")),
@@ -319,18 +372,58 @@ FAILURES = [
     "code, args", FAILURES, ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v)
 )
 def test_failures_mask_every_secret(registry: Path, code: int, args: tuple[str, ...]) -> None:
-    check(cli(registry, *args), code, stdout_is_body=args == ("send", "items.denied"))
+    check(cli(registry, *args), code)
 
 
-@pytest.mark.parametrize("args", [("send", "echo_post"), ("get-token", "echo_post")], ids=" ".join)
-def test_debug_tracebacks_mask_every_secret(registry: Path, args: tuple[str, ...]) -> None:
-    check(cli(registry, *args, debug=True), 6, traceback=True)
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason="helper B: grants' client_secret_basic must remember() the Basic credential it builds",
+@pytest.mark.parametrize(
+    "code, args",
+    [
+        (6, ("send", "echo_post")),
+        (6, ("get-token", "-v", "echo_post")),
+        (6, ("get-token", "--json", "echo_basic")),
+        (7, ("send", "-v", "closed.list")),
+        (3, ("send", "items.create")),  # no value for ${title}
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, tuple) else str(v),
 )
+def test_debug_tracebacks_mask_every_secret(
+    registry: Path, code: int, args: tuple[str, ...]
+) -> None:
+    check(cli(registry, *args, debug=True), code, traceback=True)
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("HOSTILE_API_KEY", API_KEY + "\r\nX-Injected: 1"),
+        ("HOSTILE_API_KEY", API_KEY + "\n"),
+        ("HOSTILE_API_KEY", "ключ-" + API_KEY),  # cannot go in a header (not Latin-1)
+        ("HOSTILE_BASIC_PASSWORD", BASIC_PASSWORD + "\n"),
+        ("HOSTILE_STATIC_TOKEN", STATIC_TOKEN + "\r\n"),
+    ],
+    ids=["api key CRLF", "api key LF", "api key non-Latin-1", "password LF", "token CRLF"],
+)
+@pytest.mark.parametrize("debug", [False, True], ids=["", "debug"])
+def test_a_credential_that_cannot_go_in_a_header_is_masked_and_exit_3(
+    registry: Path, variable: str, value: str, debug: bool
+) -> None:
+    message = {"HOSTILE_API_KEY": "keyed", "HOSTILE_BASIC_PASSWORD": "basic"}.get(
+        variable, "static"
+    )
+    run = cli(registry, "send", "-v", f"{message}.list", debug=debug, extra_env={variable: value})
+    assert ("Traceback (most recent call last)" in run.err) == (debug and run.code != 0), run.err
+    shown = run.err if run.code == 0 else run.out + run.err
+    for form, spelled in spellings(value.rstrip("\r\n")).items():
+        assert spelled not in shown, (form, run.err)
+    assert len(run.err.strip().splitlines()[-1]) < 500
+    if run.code != 3:
+        pytest.xfail(
+            f"not mine (resolve/sending): {variable}={value!r} oauthcli send -v {message}.list "
+            f"exits {run.code}, SPEC §4 says 3 (a header value with a line break or a character "
+            "that cannot go in a header)"
+        )
+
+
 @pytest.mark.parametrize("debug", [False, True])
 def test_a_token_endpoint_echoing_the_basic_credential(registry: Path, debug: bool) -> None:
     check(cli(registry, "get-token", "echo_basic", debug=debug), 6, traceback=debug)
