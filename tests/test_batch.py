@@ -159,8 +159,8 @@ def test_exit_code_is_the_worst_row_and_the_first_failure_is_explained(
 
 
 def test_a_token_expiring_mid_run_is_renewed_once_for_all_workers(api: Api, tmp_path: Path) -> None:
-    # With token_leeway 60, a token for 61 s is due for renewal after one second.
-    api.expires_in = 61
+    # A 2-second token is due after 1.5 s: a quarter of its lifetime before expiry (SPEC §4).
+    api.expires_in = 2
     path = rows_file(tmp_path, range(1, 31))
     r = api.send("--each", str(path), "--concurrency", "4", "--rate", "12/s")
     assert r.code == 0, r.err

@@ -83,7 +83,9 @@ class FakeTokens:
         self.dropped: list[str] = []
         self.lock = threading.Lock()
 
-    def obtain(self, profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+    def obtain(
+        self, profile: ResolvedProfile, *, force: bool = False, trace: Any = None
+    ) -> Obtained:
         with self.lock:
             self.calls += 1
             if force:
@@ -160,7 +162,7 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
 
     calls: list[int] = []
 
-    def failing(profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+    def failing(profile: ResolvedProfile, *, force: bool = False, trace: Any = None) -> Obtained:
         calls.append(1)
         raise GrantError(f"token request failed #{len(calls)}", transient=transient)
 
@@ -190,7 +192,7 @@ def test_a_token_failure_that_may_pass_is_not_remembered(
 
     calls: list[int] = []
 
-    def busy(profile: ResolvedProfile, *, force: bool = False) -> Obtained:
+    def busy(profile: ResolvedProfile, *, force: bool = False, trace: Any = None) -> Obtained:
         calls.append(1)
         raise TokenError("another oauthcli process has been renewing the token")
 

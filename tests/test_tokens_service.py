@@ -15,7 +15,7 @@ import responses
 from oauthcli.errors import ExitCode, TokenError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import Secret
-from oauthcli.tokens import cache, drop, obtain, service
+from oauthcli.tokens import Token, cache, drop, obtain, service
 
 URL = "https://login.test/oauth2/token"
 T0 = 1_800_000_000.0
@@ -332,3 +332,227 @@ def test_verify_false_warns_on_every_token_request(
     answer(rsps)
     result = obtain(token_profile(tls=ResolvedTLS(verify=False)))
     assert any("verification is off" in w for w in result.warnings)
+
+
+# -- SPEC §4: lifetime, identity, rotation --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "leeway", "reused_for"),
+    [(30, 60, 22.5), (5, 60, 3.75), (3600, 60, 3540), (3600, 1, 3599), (120, 10, 110)],
+)
+def test_a_token_is_renewed_at_min_of_leeway_and_a_quarter_of_its_lifetime(
+    token_profile: Make,
+    clock: Clock,
+    rsps: responses.RequestsMock,
+    expires_in: int,
+    leeway: int,
+    reused_for: float,
+) -> None:
+    profile = token_profile(token_leeway=leeway)
+    answer(rsps, expires_in=expires_in)
+    obtain(profile)
+    clock.now = T0 + reused_for - 0.01
+    assert obtain(profile).source == "cache"
+    clock.now = T0 + reused_for
+    assert obtain(profile).source == "grant"
+    assert stored(profile)["lifetime"] == expires_in
+
+
+def test_the_sender_and_the_cache_share_one_due_rule(token_profile: Make) -> None:
+
+    token = Token(Secret("at-x-123456"), "Bearer", T0 + 30, None, None, None, T0, lifetime=30)
+    assert not token.due(60, T0 + 22.49) and token.due(60, T0 + 22.5)
+    # An entry written before lifetimes were stored: from obtained_at to expires_at.
+    old = Token(Secret("at-x-123456"), "Bearer", T0 + 300, None, None, None, T0)
+    assert not old.due(60, T0 + 239.9) and old.due(60, T0 + 240)
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    import base64
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("claims", "expires_at", "lifetime"),
+    [
+        ({"exp": T0 + 600, "iat": T0}, T0 + 600, 600),
+        ({"exp": T0 + 600}, T0 + 600, 600),
+        ({"exp": T0 + 600, "iat": T0 - 3000}, T0 + 600, 3600),  # issued earlier, cached there
+        ({"exp": T0 - 5, "iat": T0 - 65}, T0 + 300, 300),  # already past: not believed
+        ({"exp": "soon"}, T0 + 300, 300),
+        ({"exp": True}, T0 + 300, 300),
+        ({"exp": 10**400}, T0 + 300, 300),
+        ({"exp": float("inf")}, T0 + 300, 300),
+    ],
+    ids=["exp-iat", "exp", "old-iat", "past", "string", "bool", "huge", "inf"],
+)
+def test_without_expires_in_a_sane_jwt_exp_is_the_expiry(
+    token_profile: Make,
+    clock: Clock,
+    rsps: responses.RequestsMock,
+    claims: dict[str, Any],
+    expires_at: float,
+    lifetime: float,
+) -> None:
+    body = json.dumps({"access_token": _jwt(claims)}).replace("Infinity", "1e999")
+    rsps.post(URL, body=body, content_type="application/json")
+    token = obtain(token_profile()).token
+    assert (token.expires_at, token.lifetime) == (expires_at, lifetime)
+    assert stored(token_profile())["expires_assumed"] is (expires_at == T0 + 300)
+
+
+@pytest.mark.parametrize(
+    ("lifespan", "refresh_expires_in", "until"),
+    [(None, 1800, T0 + 1800), (400, 1800, T0 + 400), (4000, 1800, T0 + 1800), (None, None, None)],
+)
+def test_refresh_expires_in_bounds_the_refresh_token_like_its_lifespan(
+    token_profile: Make,
+    clock: Clock,
+    rsps: responses.RequestsMock,
+    lifespan: int | None,
+    refresh_expires_in: int | None,
+    until: float | None,
+) -> None:
+    profile = token_profile(refresh_token_lifespan=lifespan)
+    answer(rsps, refresh_token="rt-first-0001", refresh_expires_in=refresh_expires_in)
+    assert obtain(profile).token.refresh_expires_at == until
+
+
+def test_the_key_covers_every_credential_and_never_holds_one(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    base = token_profile()
+    key = cache.entry_key(base)
+    for change in (
+        {"client_auth": "client_secret_post"},
+        {"client_secret": Secret("another-secret")},
+        {"private_key": Secret("-----BEGIN PRIVATE KEY-----")},
+        {"extra_params": {"tenant": "red"}},
+        {"assertion": Secret("eyJ.a.b")},
+        {"refresh_token": Secret("rt-x")},
+        {"password": Secret("pw")},
+        {"username": "ann"},
+    ):
+        assert cache.entry_key(token_profile(**change)) != key, change
+    assert cache.entry_key(token_profile(scope=("api.write", "api.read"))) == key
+    answer(rsps)
+    obtain(base)
+    text = cache.entry_path(key).read_text()
+    assert "s3cr3t-value" not in text and "s3cr3t-value" not in key
+
+
+def test_the_key_is_worked_out_once_per_resolved_profile(
+    token_profile: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = token_profile()
+    cache.entry_key(profile)
+    monkeypatch.setattr(cache, "_identity", lambda p: pytest.fail("hashed again"))
+    assert cache.entry_key(profile) == cache.entry_key(profile)
+
+
+@pytest.mark.parametrize("grant", ["refresh_token", "authorization_code"])
+def test_force_uses_the_cached_refresh_token_for_rotating_grants(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock, grant: str
+) -> None:
+    profile = token_profile(grant_type=grant, refresh_token=Secret("rt-seed-00001"))
+    if grant == "authorization_code":
+        profile = token_profile(grant_type=grant)
+        cache.write(
+            cache.entry_path(cache.entry_key(profile)),
+            cache.Entry(
+                token=Token(
+                    Secret("at-0-1234567"),
+                    "Bearer",
+                    T0 + 300,
+                    None,
+                    Secret("rt-rotated-002"),
+                    None,
+                    T0,
+                    300.0,
+                ),
+                profile="acme",
+                token_url=URL,
+            ),
+        )
+    else:
+        answer(rsps, refresh_token="rt-rotated-002")
+        obtain(profile)
+    answer(rsps, token="at-two-123456", refresh_token="rt-rotated-003")
+    assert obtain(profile, force=True).source == "refresh"
+    answer(rsps, token="at-three-1234", refresh_token="rt-rotated-004")
+    assert obtain(profile, force=True).source == "refresh"
+    sent = [parse_qs(c.request.body)["refresh_token"][0] for c in rsps.calls]
+    expected = ["rt-rotated-002", "rt-rotated-003"]
+    assert sent[-2:] == expected and grant_types(rsps)[-2:] == ["refresh_token"] * 2
+
+
+def test_force_runs_the_grant_for_other_grants_even_with_a_refresh_token(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    answer(rsps, refresh_token="rt-first-0001")
+    obtain(token_profile())
+    answer(rsps, token="at-two-123456")
+    assert obtain(token_profile(), force=True).source == "grant"
+    assert grant_types(rsps) == ["client_credentials"] * 2
+
+
+def test_a_refused_cached_refresh_token_falls_back_to_a_new_one_in_the_profile(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    """The user pasted a new refresh token into the profile after the old chain died."""
+    old = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-seed-00001"))
+    answer(rsps, refresh_token="rt-rotated-002")
+    obtain(old)
+    new = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-pasted-0003"))
+    answer(rsps, token="at-two-123456", refresh_token="rt-rotated-004")
+    assert obtain(new).source == "grant"  # its own entry: another credential, another key
+    assert parse_qs(rsps.calls[-1].request.body)["refresh_token"] == ["rt-pasted-0003"]
+
+
+def test_a_spent_profile_refresh_token_says_what_to_do(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    profile = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-seed-00001"))
+    rsps.post(URL, status=400, json={"error": "invalid_grant"})
+    with pytest.raises(TokenError, match="obtain a new one and update refresh_token"):
+        obtain(profile)
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def request(self, *args: Any) -> None:
+        pass
+
+    def response(self, *args: Any) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def test_the_trace_is_told_each_decision(
+    token_profile: Make, clock: Clock, rsps: responses.RequestsMock
+) -> None:
+    trace = Notes()
+    profile = token_profile(token_leeway=60)
+    answer(rsps, expires_in=60, refresh_token="rt-first-0001")
+    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    clock.now += 10
+    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    clock.now += 40
+    answer(rsps, token="at-two-123456", expires_in=60)
+    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    assert trace.notes == [
+        "token: none cached for profile 'acme'",
+        "token: running the client_credentials grant",
+        "token: cached for profile 'acme', 50 s of 60 s left, renewed under 15 s",
+        "token: renewing, 10 s left < min(token_leeway 60, lifetime/4 = 15 s)",
+        "token: refreshing with the cached refresh token",
+    ]
