@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "****"
 _known: set[str] = set()
-_pattern: re.Pattern[str] | None = None
-_byte_pattern: re.Pattern[bytes] | None = None
 # Values this short are too likely to occur in ordinary text to scrub safely.
 _MIN_SCRUB_LEN = 4
 
@@ -61,11 +60,68 @@ def reveal(value: str | Secret | None) -> str | None:
 
 def remember(value: str) -> None:
     """Make :func:`scrub` blank out ``value``, in every spelling it travels in, from now on."""
-    global _pattern, _byte_pattern
     if len(value) >= _MIN_SCRUB_LEN and value not in _known:
-        _known.add(value)
-        _pattern = None
-        _byte_pattern = None
+        with _lock:
+            if value not in _known:
+                _known.add(value)
+                _pending.append(value)
+
+
+class _Chunk:
+    """Some of the known secrets, with their patterns compiled when first needed."""
+
+    __slots__ = ("values", "text", "data")
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+        self.text: re.Pattern[str] | None = None
+        self.data: re.Pattern[bytes] | None = None
+
+    def text_pattern(self) -> re.Pattern[str]:
+        if self.text is None:
+            forms: set[str] = set()
+            for value in self.values:
+                forms |= _text_forms(value)
+            self.text = re.compile(_alternation(forms))
+        return self.text
+
+    def data_pattern(self) -> re.Pattern[bytes]:
+        if self.data is None:
+            forms: set[bytes] = set()
+            for value in self.values:
+                forms |= _byte_forms(value)
+            # Each byte stands for the Latin-1 character of the same number.
+            pattern = _alternation({f.decode("latin-1") for f in forms})
+            self.data = re.compile(pattern.encode("latin-1"))
+        return self.data
+
+
+# Secrets are compiled in chunks whose sizes halve from the first: one more secret
+# (a batch row's own key) compiles a small pattern, not all of them again; two chunks
+# of a size merge, so there are never more than log2(n) to search with.
+_chunks: list[_Chunk] = []
+_pending: list[str] = []
+_lock = threading.Lock()
+
+
+def _current() -> list[_Chunk]:
+    if _pending:
+        with _lock:
+            if _pending:
+                _chunks.append(_Chunk(list(_pending)))
+                _pending.clear()
+                while len(_chunks) >= 2 and len(_chunks[-1].values) >= len(_chunks[-2].values):
+                    last = _chunks.pop()
+                    _chunks[-1] = _Chunk(_chunks[-1].values + last.values)
+    return list(_chunks)
+
+
+def forget_all() -> None:
+    """Forget every remembered secret (tests)."""
+    with _lock:
+        _known.clear()
+        _pending.clear()
+        _chunks.clear()
 
 
 def _raw_bytes(value: str) -> list[bytes]:
@@ -107,6 +163,8 @@ def _text_forms(value: str) -> set[str]:
     forms |= {repr(value)[1:-1], ascii(value)[1:-1]}
     for raw in _raw_bytes(value):
         forms |= _encoded(raw)
+    # Its UTF-8 bytes read as Latin-1: what a body decoded byte for byte shows.
+    forms.add(_raw_bytes(value)[0].decode("latin-1"))
     forms.discard("")
     return forms
 
@@ -149,32 +207,53 @@ def _alternation(forms: set[str]) -> str:
 def scrub(text: str) -> str:
     """Replace every secret value seen in this process, in any of its spellings, by the mask:
     raw, form- and percent-encoded, base64 (standard and URL-safe, padded or not),
-    JSON-escaped, and quoted as Python's ``repr`` quotes it."""
-    global _pattern
-    if not _known:
+    JSON-escaped, and quoted as Python's ``repr`` quotes it. Where spellings overlap
+    (one secret's end is another's start) the whole run is masked, never a piece left."""
+    if not _known or not text:
         return text
-    if _pattern is None:
-        forms: set[str] = set()
-        for value in _known:
-            forms |= _text_forms(value)
-        _pattern = re.compile(_alternation(forms))
-    return _pattern.sub(MASK, text)
+    spans: list[tuple[int, int]] = []
+    for chunk in _current():
+        spans += _spans(chunk.text_pattern(), text)
+    if not spans:
+        return text
+    spans.sort()
+    pieces: list[str] = []
+    done = 0
+    start, end = spans[0]
+    for s_start, s_end in spans[1:]:
+        if s_start <= end:
+            end = max(end, s_end)
+            continue
+        pieces += [text[done:start], MASK]
+        done, start, end = end, s_start, s_end
+    pieces += [text[done:start], MASK, text[end:]]
+    return "".join(pieces)
+
+
+def _spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
+    """Where ``pattern`` matches in ``text``, a match that starts inside another and runs
+    past its end included (one secret's spelling overlapping another's)."""
+    spans = []
+    match = pattern.search(text)
+    while match:
+        start, end = match.span()
+        inside = start + 1
+        while inside < end:
+            more = pattern.match(text, inside)
+            if more and more.end() > end:
+                end = more.end()
+            inside += 1
+        spans.append((start, end))
+        match = pattern.search(text, end)
+    return spans
 
 
 def contains_secret(data: bytes) -> bool:
     """Whether ``data`` holds a known secret in any spelling: raw as UTF-8 or Latin-1,
     percent- or form-encoded, base64 (standard or URL-safe), JSON-escaped."""
-    global _byte_pattern
     if not _known or not data:
         return False
-    if _byte_pattern is None:
-        forms: set[bytes] = set()
-        for value in _known:
-            forms |= _byte_forms(value)
-        # Each byte stands for the Latin-1 character of the same number.
-        pattern = _alternation({f.decode("latin-1") for f in forms})
-        _byte_pattern = re.compile(pattern.encode("latin-1"))
-    return _byte_pattern.search(data) is not None
+    return any(chunk.data_pattern().search(data) for chunk in _current())
 
 
 def _userinfo_span(url: str, loose: bool = False) -> tuple[int, int] | None:

@@ -17,8 +17,8 @@ HOSTILE = 'pä ss+%:/"\\wörd'
 @pytest.fixture(autouse=True)
 def _fresh_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(secret, "_known", set())
-    monkeypatch.setattr(secret, "_pattern", None)
-    monkeypatch.setattr(secret, "_byte_pattern", None)
+    monkeypatch.setattr(secret, "_pending", [])
+    monkeypatch.setattr(secret, "_chunks", [])
 
 
 def _spellings(value: str) -> list[bytes]:
@@ -101,3 +101,21 @@ def test_scrub_of_a_mib_with_twenty_secrets_stays_fast() -> None:
     start = time.perf_counter()
     scrub(text)
     assert time.perf_counter() - start < 1.0
+
+
+def test_overlapping_secrets_leave_no_piece_unmasked() -> None:
+    remember("abcd1234")
+    remember("1234wxyz")
+    assert scrub("<abcd1234wxyz>") == f"<{MASK}>"
+    remember("zzzz")
+    for n in range(10):  # later secrets land in other chunks: still one run masked
+        remember(f"wxyzQQ{n}")
+    assert scrub("<abcd1234wxyzQQ7>") == f"<{MASK}>"
+    assert contains_secret(b"..1234wxyz..")
+
+
+def test_one_more_secret_does_not_recompile_them_all() -> None:
+    for n in range(300):
+        remember(f"row-key-{n:04d}-value")
+        assert scrub(f"k=row-key-{n:04d}-value") == f"k={MASK}"
+    assert len(secret._chunks) <= 9
