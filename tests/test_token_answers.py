@@ -37,19 +37,19 @@ def _answer(rsps: responses.RequestsMock, body: str, ctype: str | None, status: 
     ("body", "ctype", "expected"),
     [
         (
-            '{"access_token": "at-1", "token_type": "Bearer", "expires_in": "3600"}',
+            '{"access_token": "at-ans-1", "token_type": "Bearer", "expires_in": "3600"}',
             "application/json",
             ("Bearer", 3600, None),
         ),
-        ('{"access_token": "at-1", "expires_in": 3600.0}', "text/plain", ("Bearer", 3600, None)),
-        ('{"access_token": "at-1", "expires_in": " 60 "}', None, ("Bearer", 60, None)),
+        ('{"access_token": "at-ans-1", "expires_in": 3600.0}', "text/plain", ("Bearer", 3600, None)),
+        ('{"access_token": "at-ans-1", "expires_in": " 60 "}', None, ("Bearer", 60, None)),
         (
-            '{"access_token": "at-1", "token_type": "N_A", "scope": ["a", "b c"]}',
+            '{"access_token": "at-ans-1", "token_type": "N_A", "scope": ["a", "b c"]}',
             "application/json; charset=utf-8",
             ("N_A", None, "a b c"),
         ),
         (
-            '{"access_token": "at-1", "token_type": "BEARER", "scope": "a,b, c"}',
+            '{"access_token": "at-ans-1", "token_type": "BEARER", "scope": "a,b, c"}',
             "application/json",
             ("BEARER", None, "a b c"),
         ),
@@ -59,8 +59,8 @@ def _answer(rsps: responses.RequestsMock, body: str, ctype: str | None, status: 
             FORM,
             ("bearer", None, "repo gist"),
         ),
-        ("access_token=at-1&token_type=mac&expires_in=120", "text/plain", ("mac", 120, None)),
-        ('{"access_token": "at-1", "expires_in": ""}', "application/json", ("Bearer", None, None)),
+        ("access_token=at-ans-1&token_type=mac&expires_in=120", "text/plain", ("mac", 120, None)),
+        ('{"access_token": "at-ans-1", "expires_in": ""}', "application/json", ("Bearer", None, None)),
     ],
 )
 def test_answers_as_providers_send_them(
@@ -68,7 +68,7 @@ def test_answers_as_providers_send_them(
 ) -> None:
     _answer(responses.mock, body, ctype)
     got = grants.fetch(token_profile())
-    assert got.access_token.startswith(("at-1", "gho_"))
+    assert got.access_token.startswith(("at-ans-1", "gho_"))
     assert (got.token_type, got.expires_in, got.scope) == expected
 
 
@@ -85,7 +85,7 @@ def test_answers_as_providers_send_them(
 def test_refresh_token_lifetime(
     token_profile: Make, members: dict[str, Any], expected: Any
 ) -> None:
-    body = {"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 60, **members}
+    body = {"access_token": "at-ans-1", "refresh_token": "rt-ans-1", "expires_in": 60, **members}
     responses.post(URL, json=body)
     assert grants.fetch(token_profile()).refresh_expires_in == expected
 
@@ -95,9 +95,9 @@ def test_a_refresh_answer_without_refresh_token_does_not_echo_the_old_one(
     token_profile: Make,
 ) -> None:
     # Authlib puts the refresh token it sent into its result; the cache must keep its own.
-    responses.post(URL, json={"access_token": "at-2", "expires_in": 60})
+    responses.post(URL, json={"access_token": "at-ans-2", "expires_in": 60})
     got = grants.refresh(token_profile(), Secret("rt-old-1234"))
-    assert got.refresh_token is None and got.access_token == "at-2"
+    assert got.refresh_token is None and got.access_token == "at-ans-2"
 
 
 # -- refusals ------------------------------------------------------------------
@@ -159,7 +159,7 @@ def test_a_value_that_cannot_go_in_a_header_is_a_token_error(
     ids=repr,
 )
 def test_garbage_expires_in_is_a_token_error(token_profile: Make, value: Any) -> None:
-    responses.post(URL, json={"access_token": "at-1", "expires_in": value})
+    responses.post(URL, json={"access_token": "at-ans-1", "expires_in": value})
     with pytest.raises(grants.GrantError, match="expires_in as .*, not seconds") as caught:
         grants.fetch(token_profile())
     assert len(str(caught.value)) < 300
@@ -169,10 +169,10 @@ def test_garbage_expires_in_is_a_token_error(token_profile: Make, value: Any) ->
 @pytest.mark.parametrize(
     "body",
     [
-        '{"access_token": "at-1", "expires_in": 1e400}',  # json reads inf
-        '{"access_token": "at-1", "expires_in": ' + "9" * 5000 + "}",  # over int's digit limit
-        '{"access_token": "at-1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
-        '{"access_token": "at-1", "expires_at": 1e400, "expires_in": 60}',  # Authlib int()s it
+        '{"access_token": "at-ans-1", "expires_in": 1e400}',  # json reads inf
+        '{"access_token": "at-ans-1", "expires_in": ' + "9" * 5000 + "}",  # over int's digit limit
+        '{"access_token": "at-ans-1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        '{"access_token": "at-ans-1", "expires_at": 1e400, "expires_in": 60}',  # Authlib int()s it
     ],
     ids=["inf", "5000 digits", "deep nesting", "expires_at inf"],
 )
@@ -186,7 +186,7 @@ def test_answers_that_break_parsers_are_one_line_errors(token_profile: Make, bod
 
 @responses.activate
 def test_an_endless_answer_is_cut_off(token_profile: Make) -> None:
-    big = '{"access_token": "at-1", "pad": "' + "x" * (answer.MAX_ANSWER_BYTES + 10) + '"}'
+    big = '{"access_token": "at-ans-1", "pad": "' + "x" * (answer.MAX_ANSWER_BYTES + 10) + '"}'
     _answer(responses.mock, big, "application/json")
     with pytest.raises(grants.GrantError, match="answered more than 1024 KiB"):
         grants.fetch(token_profile())
@@ -275,7 +275,7 @@ def test_429_without_retry_after_is_not_retried(token_profile: Make, waits: list
 @responses.activate
 def test_token_refresh_and_revocation_requests_say_who_sends_them(token_profile: Make) -> None:
     revocation = "https://login.test/oauth2/revoke"
-    responses.post(URL, json={"access_token": "at-1", "expires_in": 60})
+    responses.post(URL, json={"access_token": "at-ans-1", "expires_in": 60})
     responses.post(revocation, body="")
     profile = token_profile(revocation_url=revocation)
     grants.fetch(profile)
@@ -329,7 +329,7 @@ def test_the_exchange_is_traced_with_its_final_headers_and_every_secret_is_known
 
 @responses.activate
 def test_a_client_assertion_is_known_as_a_secret(token_profile: Make) -> None:
-    responses.post(URL, json={"access_token": "at-1", "expires_in": 60})
+    responses.post(URL, json={"access_token": "at-ans-1", "expires_in": 60})
     grants.fetch(token_profile(client_auth="client_secret_jwt", client_secret=Secret("k" * 32)))
     body = responses.calls[0].request.body
     assertion = dict(p.split("=", 1) for p in body.split("&"))["client_assertion"]
@@ -364,7 +364,7 @@ def test_any_answer_body_reads_or_is_refused_in_one_line() -> None:
         "=", "&", "%0A", "%E2%82%AC", "access_token=", "error=", " ",
     ]  # fmt: skip
     values: list[Any] = [
-        "at-1", "", " x", "x\r\n", "tok€", "\x85", "3600", "-1", "1e9", "²", 3600, -5, 1e300,
+        "at-ans-1", "", " x", "x\r\n", "tok€", "\x85", "3600", "-1", "1e9", "²", 3600, -5, 1e300,
         float("nan"), True, None, [], ["a", 1, "b c"], {"a": 1}, "a,b", "9" * 5000, "N_A",
     ]  # fmt: skip
     names = ["access_token", "token_type", "expires_in", "scope", "refresh_token",

@@ -433,3 +433,70 @@ def test_verbose_shows_the_token_exchange_masked(
         assert f"> User-Agent: oauthcli/{__version__}" in done.err, done
         assert "< HTTP/1.1 200" in done.err, done
         assert _leaks(done) == [] and "LEAK" not in done.err, done
+
+
+# -- a token endpoint that dribbles ----------------------------------------------------------
+
+
+class Dribbler:
+    """A token endpoint on 127.0.0.1 that sends its answer one byte every ``pause`` s,
+    headers included (``from_headers``) or only the body."""
+
+    def __init__(self, from_headers: bool, pause: float = 0.3) -> None:
+        import socket
+        import threading
+
+        body = json.dumps({"access_token": "at-dribbled-1", "expires_in": 60}).encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.fast, self.slow = (
+            (b"", head.encode() + body) if from_headers else (head.encode(), body)
+        )
+        self.pause = pause
+        self.stop = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.fast)
+                    for i in range(len(self.slow)):
+                        if self.stop.wait(self.pause):
+                            return
+                        conn.sendall(self.slow[i : i + 1])
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("from_headers", [True, False], ids=["headers", "body"])
+def test_a_dribbling_token_endpoint_is_cut_off_at_the_timeout(
+    tmp_path: Path, from_headers: bool
+) -> None:
+    server = Dribbler(from_headers)
+    try:
+        profile = (
+            "grant_type: client_credentials\n"
+            f"token_url: {server.url}/token\n"
+            "client_id: app\nclient_secret: ${env:E2E_CLIENT_SECRET}\ntimeout: 1\n"
+        )
+        root = make_registry(tmp_path, {"profiles/acme.yaml": profile})
+        done = cli(root, "get-token", "acme")
+    finally:
+        server.close()
+    assert done.code == 6 and done.seconds < 4, done
+    assert "within 1 s" in done.err and done.err.count("\n") == 1, done

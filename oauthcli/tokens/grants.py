@@ -52,6 +52,7 @@ from oauthcli.secret import Secret, remember, scrub
 from oauthcli.tokens import answer, keys
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.trace import Trace
+from oauthcli.transport import Deadline, PooledAdapter, watching
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})
@@ -155,19 +156,36 @@ class _Session(OAuth2Client, requests.Session):
         self.what = what
         self.trace = trace
         self.answers: list[TokenAnswer] = []
+        # Its connections can be cut off at a deadline (requests' timeout bounds each read).
+        self.mount("https://", PooledAdapter())
+        self.mount("http://", PooledAdapter())
         OAuth2Client.__init__(
             self, session=self, client_id=client_id, client_secret=client_secret, **kw
         )
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        """One exchange: shown on the trace, its answer read whole but bounded."""
+        """One exchange: shown on the trace, its answer read whole but bounded in size and
+        time (the profile's ``timeout`` bounds the whole answer, headers dribbled included)."""
         self.trace.request(request, frozenset({"authorization"}))
         kwargs["stream"] = True
-        resp = super().send(request, **kwargs)
+        deadline = Deadline(self.profile.timeout)
         try:
-            resp._content = self._bounded_body(resp)
+            with watching(deadline):
+                resp = super().send(request, **kwargs)
+                try:
+                    resp._content = self._bounded_body(resp)
+                finally:
+                    resp.close()
+        except requests.RequestException:
+            if deadline.expired:
+                raise GrantError(
+                    f"{self.what} failed: no complete answer from {request.url} within "
+                    f"{self.profile.timeout:g} s",
+                    transient=True,
+                ) from None
+            raise
         finally:
-            resp.close()
+            deadline.finish()
         data = answer.decode(resp.content, resp.headers.get("Content-Type"))
         for name in _SECRET_MEMBERS:
             value = data.get(name) if data else None
@@ -177,10 +195,8 @@ class _Session(OAuth2Client, requests.Session):
         return resp
 
     def _bounded_body(self, resp: requests.Response) -> bytes:
-        # requests' timeout bounds each read, not the answer: a server sending a
-        # byte at a time, or without end, is cut off here.
+        # A server sending without end is cut off here; one sending slowly, by the deadline.
         limit = answer.MAX_ANSWER_BYTES
-        deadline = time.monotonic() + self.profile.timeout
         body = bytearray()
         for chunk in resp.iter_content(64 * 1024):
             body += chunk
@@ -188,12 +204,6 @@ class _Session(OAuth2Client, requests.Session):
                 raise GrantError(
                     f"{self.what} failed: {resp.url} answered more than {limit // 1024} KiB; "
                     "a token answer is a few KiB"
-                )
-            if time.monotonic() > deadline:
-                raise GrantError(
-                    f"{self.what} failed: {resp.url} did not finish its answer within "
-                    f"{self.profile.timeout:g} s",
-                    transient=True,
                 )
         return bytes(body)
 
