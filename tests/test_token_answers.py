@@ -41,7 +41,11 @@ def _answer(rsps: responses.RequestsMock, body: str, ctype: str | None, status: 
             "application/json",
             ("Bearer", 3600, None),
         ),
-        ('{"access_token": "at-ans-1", "expires_in": 3600.0}', "text/plain", ("Bearer", 3600, None)),
+        (
+            '{"access_token": "at-ans-1", "expires_in": 3600.0}',
+            "text/plain",
+            ("Bearer", 3600, None),
+        ),
         ('{"access_token": "at-ans-1", "expires_in": " 60 "}', None, ("Bearer", 60, None)),
         (
             '{"access_token": "at-ans-1", "token_type": "N_A", "scope": ["a", "b c"]}',
@@ -60,7 +64,11 @@ def _answer(rsps: responses.RequestsMock, body: str, ctype: str | None, status: 
             ("bearer", None, "repo gist"),
         ),
         ("access_token=at-ans-1&token_type=mac&expires_in=120", "text/plain", ("mac", 120, None)),
-        ('{"access_token": "at-ans-1", "expires_in": ""}', "application/json", ("Bearer", None, None)),
+        (
+            '{"access_token": "at-ans-1", "expires_in": ""}',
+            "application/json",
+            ("Bearer", None, None),
+        ),
     ],
 )
 def test_answers_as_providers_send_them(
