@@ -11,7 +11,8 @@ Memory stays flat whatever the number of rows: the input is read lazily, at most
 ``2 × concurrency`` rows are in flight or waiting for an earlier row to finish,
 and of the finished rows only counts are kept. Each row's result is one JSON
 line on stdout; progress (a rich bar on a terminal) and the summary go to
-stderr; the exit code is the worst row's (the highest), 130 after Ctrl-C.
+stderr; the exit code is the worst row's (the highest), 130 after Ctrl-C, 143 after
+SIGTERM (both stop the run the same way: no new rows, a result for every row sent).
 
 A malformed row stops the reading: the rows already started finish and are
 reported, then the error is raised (exit 2), since the rest of the file cannot
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 #: Rows kept in flight or waiting to be printed, per unit of concurrency.
 WINDOW_PER_WORKER = 2
 INTERRUPTED = 130
+#: What a shell reports for a program ended by SIGTERM (128 + 15).
+TERMINATED = 143
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
 #: Seconds between checks for Ctrl-C while waiting, and between writes of results.
@@ -131,6 +134,7 @@ class _Run:
         self._printed = 0  # the last row printed, or dropped unsent after Ctrl-C
         self.first_failure: tuple[int, Result] | None = None
         self.interrupted = threading.Event()
+        self.stopped_by = "interrupted"  # or "terminated": which signal set `interrupted`
         self.progress: _Progress | None = None
         self._window = WINDOW_PER_WORKER * options.concurrency
         self._rows = iter(rows)
@@ -192,8 +196,8 @@ class _Run:
                 if self.rows.total is not None
                 else f" (more may have followed on {self.rows.name})"
             )
-            console.err(f"interrupted after {self.done} of {total} rows sent{more}", "yellow")
-            return INTERRUPTED
+            console.err(f"{self.stopped_by} after {self.done} of {total} rows sent{more}", "yellow")
+            return TERMINATED if self.stopped_by == "terminated" else INTERRUPTED
         if self._error is not None:
             raise self._error
         return max(self.codes, default=int(ExitCode.OK))
@@ -236,20 +240,29 @@ class _Run:
             self._over.set()
 
     def _catch_ctrl_c(self) -> Callable[[], None]:
-        """Turn the first SIGINT into :attr:`interrupted`; what undoes it."""
+        """Turn the first SIGINT or SIGTERM into :attr:`interrupted`; what undoes it.
+
+        SIGTERM (``kill``, a CI job cancelled, ``timeout``) stops the run as Ctrl-C
+        does: every request already sent gets its result line, then the summary.
+        """
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
+        caught = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.getsignal(signum) for signum in caught}
 
         def first(signum: int, frame: Any) -> None:
+            if not self.interrupted.is_set():
+                self.stopped_by = "terminated" if signum == signal.SIGTERM else "interrupted"
             self.interrupted.set()
             self._over.set()
-            signal.signal(signal.SIGINT, previous)  # a second Ctrl-C is not polite
+            signal.signal(signum, previous[signum])  # a second one is not polite
 
         def restore() -> None:
-            signal.signal(signal.SIGINT, previous)
+            for signum in caught:
+                signal.signal(signum, previous[signum])
 
-        signal.signal(signal.SIGINT, first)
+        for signum in caught:
+            signal.signal(signum, first)
         return restore
 
     def _work(self, sender: Sender, cpu: int | None) -> None:
@@ -260,6 +273,9 @@ class _Run:
             outcome: _Outcome | None = None  # None: not sent (Ctrl-C while waiting for --rate)
             try:
                 outcome = self._one(sender, number, row)
+            except Exception as exc:  # a bug outside the send itself: still the row's result
+                message = f"internal error: {type(exc).__name__}: {exc}"
+                outcome = error_row(number, int(ExitCode.INTERNAL), message), None
             finally:  # whatever happened, the row leaves the window: the run never hangs on it
                 with self._state:
                     self._in_flight -= 1

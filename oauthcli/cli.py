@@ -424,10 +424,31 @@ def parse_vars(items: list[str]) -> dict[str, str]:
     variables = {}
     for item in items:
         name, sep, value = item.partition("=")
+        shown = _shown(name.strip())
         if not sep or not name.strip():
-            raise UsageError(f"--var takes NAME=VALUE, got {item!r}")
+            raise UsageError(f"--var takes NAME=VALUE, got {_shown(item)!r}")
+        if not _is_text(item):  # bytes that are not UTF-8 reach argv as lone surrogates
+            raise UsageError(f"--var {shown}: not UTF-8 text (bytes in another encoding?)")
         variables[name.strip()] = value
     return variables
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """``text`` as it can be printed: undecodable bytes as escapes, cut to ``limit``."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # argv's undecodable bytes, back as bytes
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def parse_headers(items: list[str]) -> list[tuple[str, str]]:

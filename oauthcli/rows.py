@@ -19,6 +19,10 @@ from typing import IO, Any
 from oauthcli.errors import UsageError
 
 _JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+#: The longest CSV field (csv's own default is 128 KiB); a field is one call variable.
+MAX_FIELD = 16 << 20
+#: The slowest --rate: one call a day. Slower is a typo (1e-320 is an infinite wait).
+MIN_RATE = 1 / 86_400
 
 
 class Rows:
@@ -70,14 +74,15 @@ class Rows:
 
     def _count(self) -> int | None:
         """How many rows the file holds: one cheap pass, so progress has an end and an ETA."""
+        import csv
+
+        csv.field_size_limit(MAX_FIELD)
         try:
             with open(self.name, encoding="utf-8-sig", newline="") as f:
                 if self.jsonl:
                     return sum(1 for line in f if line.strip())
-                import csv
-
                 return max(sum(1 for row in csv.reader(f) if row) - 1, 0)
-        except (OSError, UnicodeDecodeError, ValueError):
+        except (OSError, UnicodeDecodeError, ValueError, csv.Error):
             return None  # the real pass reports the problem with its line
 
     def __iter__(self) -> Iterator[dict[str, str]]:
@@ -92,17 +97,25 @@ class Rows:
                 continue
             try:
                 doc = json.loads(line)
+                if not isinstance(doc, dict):
+                    raise UsageError(
+                        f"--each {self.name}:{number}: expected a JSON object per line"
+                    )
+                row = {str(k): variable_text(v) for k, v in doc.items()}
             except json.JSONDecodeError as exc:
                 raise UsageError(
                     f"--each {self.name}:{number}: not valid JSON: {exc.msg}"
                 ) from None
-            if not isinstance(doc, dict):
-                raise UsageError(f"--each {self.name}:{number}: expected a JSON object per line")
-            yield {str(k): variable_text(v) for k, v in doc.items()}
+            except (ValueError, RecursionError) as exc:  # 4300+ digit numbers, deep nesting
+                raise UsageError(
+                    f"--each {self.name}:{number}: cannot be read: {json_problem(exc)}"
+                ) from None
+            yield row
 
     def _csv(self) -> Iterator[dict[str, str]]:
         import csv
 
+        csv.field_size_limit(MAX_FIELD)
         reader = csv.DictReader(self._lines())
         if not reader.fieldnames or not all(f and f.strip() for f in reader.fieldnames):
             raise UsageError(f"--each {self.name}: the first line must name the columns")
@@ -114,7 +127,11 @@ class Rows:
                 yield {k.strip(): v for k, v in row.items() if v is not None}
         except csv.Error as exc:
             line = reader.line_num + self._skipped
-            raise UsageError(f"--each {self.name}:{line}: {exc}") from None
+            reason = str(exc)
+            if "field larger than field limit" in reason:  # raised before its line is counted
+                line += 1
+                reason = f"a field is longer than {MAX_FIELD >> 20} MiB"
+            raise UsageError(f"--each {self.name}:{line}: {reason}") from None
 
     def close(self) -> None:
         if self._stream is not sys.stdin:
@@ -134,6 +151,15 @@ def variable_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+def json_problem(exc: BaseException) -> str:
+    """Why a JSON text that parses could still not be used, in a few words."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if "integer string conversion" in str(exc):
+        return "a number has more than 4300 digits"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def parse_rate(rate: str | None) -> float | None:
     """``10``, ``10/s``, ``600/m`` or ``3600/h`` → calls per second."""
     if rate is None:
@@ -144,8 +170,10 @@ def parse_rate(rate: str | None) -> float | None:
         value = float(number)
     except ValueError:
         value = -1.0
-    if per is None or not value > 0:
-        raise UsageError(f"--rate takes N/s, N/m or N/h with N > 0, got {rate!r}")
+    if per is None or not value > 0 or value == float("inf"):
+        raise UsageError(f"--rate takes N/s, N/m or N/h with N > 0, got {rate[:40]!r}")
+    if value / per < MIN_RATE:
+        raise UsageError(f"--rate {rate[:40]}: slower than one call a day; is it a typo?")
     return value / per
 
 

@@ -186,3 +186,59 @@ def test_a_cli_timeout_that_is_not_a_finite_number_is_a_usage_error(tmp_path: Pa
         result = run("-r", str(root), "send", "m", "--timeout", value)
         assert result.code == 2, (value, result.both)
         assert "--timeout" in result.err and "internal error" not in result.both
+
+
+# -- call values from argv and --vars-file ----------------------------------------------------
+
+
+def _items_registry(tmp_path: Path) -> Path:
+    message = MESSAGE + "  get:\n    path: /${id}\n"
+    return make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, "messages/m.yaml": message})
+
+
+@pytest.mark.parametrize(
+    "argument, shown",
+    [(b"id=\xff\xfe", "--var id: not UTF-8 text"), (b"i\xffd=1", "--var i\\xffd: not UTF-8 text")],
+)
+def test_a_var_that_is_not_utf8_is_a_usage_error_naming_it(
+    tmp_path: Path, argument: bytes, shown: str
+) -> None:
+    root = _items_registry(tmp_path)
+    for command in (["send", "m.get", "--dry-run"], ["show", "m.get"]):
+        done = subprocess.run(
+            [
+                *(a.encode() for a in OAUTHCLI),
+                b"-r",
+                bytes(root),
+                *(c.encode() for c in command),
+                b"-V",
+                argument,
+            ],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        err = done.stderr.decode("utf-8", "replace")
+        assert done.returncode == 2, err
+        assert shown in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "name, text, fragment",
+    [
+        ("v.json", '{"id": 1' + "0" * 5000 + "}", "more than 4300 digits"),
+        ("v.json", '{"id": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+        ("v.yaml", "id: 1" + "0" * 5000 + "\n", "too long"),
+        ("v.yaml", ALIAS_BOMB, "alias bomb"),
+    ],
+)
+def test_a_vars_file_that_cannot_be_used_is_a_usage_error(
+    tmp_path: Path, name: str, text: str, fragment: str
+) -> None:
+    root = _items_registry(tmp_path)
+    path = tmp_path / name
+    path.write_text(text)
+    result = run("-r", str(root), "send", "m.get", "--vars-file", str(path), "--dry-run")
+    assert result.code == 2, result.both
+    assert name in result.err and fragment in result.err
+    assert "internal error" not in result.both

@@ -195,6 +195,10 @@ def read_vars_file(path: Path) -> dict[str, str]:
             doc, written = document.data, document.scalars
     except json.JSONDecodeError as exc:
         raise UsageError(f"--vars-file {path}: not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # a 4300+ digit number, deep nesting
+        from oauthcli.rows import json_problem
+
+        raise UsageError(f"--vars-file {path}: cannot be read: {json_problem(exc)}") from None
     except Exception as exc:  # yamlsrc.YamlProblem
         problem = getattr(exc, "problem", exc)
         raise UsageError(f"--vars-file {problem}") from None
