@@ -304,6 +304,46 @@ def test_links_named_as_entries_are_never_followed(
     assert not path.is_symlink() and path.is_file()  # replaced by a real entry
 
 
+@as_root
+def test_an_entry_another_user_wrote_in_our_folder_is_not_used(
+    cli: Cli, provider: Provider
+) -> None:
+    path = entry_file(cli.root)
+    cli.cache.mkdir(mode=0o700)
+    path.write_text(planted_entry("acme", "at-planted-inside", f"{provider.server.base}/token"))
+    os.chown(path, NOBODY, NOBODY)
+    done = cli.run("send", "items")
+    assert done.code == 0 and "was not written by oauthcli for you" in done.err, done
+    assert provider.auths == [f"Bearer {provider.issued[0]}"]
+
+
+@as_root
+def test_a_cache_folder_reached_through_another_users_link_is_refused(
+    cli: Cli, provider: Provider, tmp_path: Path
+) -> None:
+    """/tmp/fixed -> a folder of ours, planted by someone who may point it elsewhere later."""
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    cli.cache.symlink_to(mine)
+    os.lchown(cli.cache, NOBODY, NOBODY)
+    done = cli.run("send", "items")
+    assert done.code == 3 and "is a symbolic link owned by uid 65534" in done.err, done
+    assert provider.token_requests() == 0
+
+
+def test_a_folder_named_as_an_entry_is_a_miss_and_cleared_when_empty(
+    cli: Cli, provider: Provider
+) -> None:
+    path = entry_file(cli.root)
+    path.mkdir(parents=True)
+    path.parent.chmod(0o700)
+    sent = cli.run("send", "items")
+    assert sent.code == 0 and "not a regular file" in sent.err, sent
+    assert provider.auths == [f"Bearer {provider.issued[0]}"]
+    cleared = cli.run("token", "clear")
+    assert cleared.code == 0 and not path.exists(), cleared
+
+
 # -- 2. token clear removes only entries it wrote ------------------------------------------
 
 

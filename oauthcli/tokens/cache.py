@@ -26,6 +26,7 @@ which callers treat as a miss.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -201,12 +202,13 @@ def check_folder(folder: Path) -> bool:
         raise _untrusted(folder, f"cannot be examined ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
         return False
-    if hasattr(os, "getuid"):
-        uid = os.getuid()
-        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
-            raise _untrusted(folder, f"is a symbolic link owned by uid {link.st_uid}, not by you")
-        if st.st_uid != uid:
-            raise _untrusted(folder, f"belongs to uid {st.st_uid}, not to you (uid {uid})")
+    if not hasattr(os, "getuid"):
+        return True  # Windows: no owner or mode bits to go by; the profile folder's ACLs apply
+    uid = os.getuid()
+    if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
+        raise _untrusted(folder, f"is a symbolic link owned by uid {link.st_uid}, not by you")
+    if st.st_uid != uid:
+        raise _untrusted(folder, f"belongs to uid {st.st_uid}, not to you (uid {uid})")
     loose = st.st_mode & 0o022
     if loose:
         who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
@@ -265,6 +267,8 @@ def read(path: Path) -> Entry | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise CorruptEntry(f"cache entry {path} is not a regular file")
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+            raise CorruptEntry(f"cache entry {path} was not written by oauthcli for you")
         raw = os.read(fd, MAX_ENTRY + 1)
     except OSError as exc:
         raise CorruptEntry(f"cannot read cache entry {path}: {exc.strerror}") from None
@@ -428,7 +432,7 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
     removed = 0
     for path, entry, _ in list(entries()):
         mine = profile is None or path == also or (entry is not None and entry.profile == profile)
-        if mine and remove(path):
+        if mine and _clear_one(path):
             removed += 1
     if profile is None:
         folder = cache_dir()
@@ -437,8 +441,24 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
         # Lock files too: a clear is a reset, run when no other oauthcli is renewing.
         for name in os.listdir(folder):
             if _OURS.fullmatch(name) and not name.endswith(".json"):
-                (folder / name).unlink(missing_ok=True)
+                _clear_one(folder / name)
         from oauthcli import parsecache
 
         parsecache.clear()
     return removed
+
+
+def _clear_one(path: Path) -> bool:
+    """Remove one file of ours (a link itself, an empty folder by that name); whether it was."""
+    try:
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            os.rmdir(path)  # only if empty: whatever someone put in it is not ours
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ENOTEMPTY:
+            return False
+        raise RegistryError(f"cannot remove {path} from the token cache: {exc.strerror}") from None
+    return True
