@@ -452,14 +452,24 @@ def _shown(text: str, limit: int = 40) -> str:
 
 
 def parse_headers(items: list[str]) -> list[tuple[str, str]]:
+    """``-H 'Name: value'`` options; a name or value that cannot be sent is a usage error
+    naming the header, never showing the value (it may be a credential)."""
+    import re
+
+    from oauthcli.headers import header_value_problem
+
     headers = []
     for item in items:
         name, sep, value = item.partition(":")
-        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            raise UsageError(f"--header takes 'Name: value', got {item.split(':')[0]!r}")
-        if "\r" in value or "\n" in value:
-            raise UsageError(f"--header {name.strip()}: value contains a line break")
-        headers.append((name.strip(), value.strip()))
+        name = name.strip()
+        if not sep or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            shown = item.split(":")[0][:40].encode("ascii", "backslashreplace").decode()
+            raise UsageError(f"--header takes 'Name: value' (an HTTP header name), got {shown!r}")
+        value = value.strip(" \t")
+        problem = header_value_problem(value)
+        if problem:
+            raise UsageError(f"--header {name}: the value {problem}")
+        headers.append((name, value))
     return headers
 
 

@@ -94,8 +94,8 @@ def retry_after(value: str | None, max_delay: float, now: float | None = None) -
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return min(float(value), max_delay)
+    if value.isascii() and value.isdigit():  # not "²" or "٣": str.isdigit takes those too
+        return min(float(value), max_delay) if len(value) < 16 else max_delay
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

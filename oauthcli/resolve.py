@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from oauthcli.errors import RegistryError, UsageError
+from oauthcli.headers import header_value_problem
 from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
 from oauthcli.registry import Registry
 from oauthcli.resolved import (
@@ -29,7 +30,7 @@ from oauthcli.resolved import (
     ResolvedTLS,
 )
 from oauthcli.schema import Text, url_problem
-from oauthcli.secret import Secret
+from oauthcli.secret import Secret, reveal
 from oauthcli.templates import TemplateError
 
 
@@ -219,10 +220,9 @@ class RequestPlan:
         headers: dict[str, str] = {}
         for name, text in self.headers.items():
             value = r(text)
-            if "\r" in value or "\n" in value:
-                raise RegistryError.at(
-                    message.source, text.line, text.key, "value contains a line break"
-                )
+            problem = header_value_problem(value)
+            if problem:
+                raise RegistryError.at(message.source, text.line, text.key, f"value {problem}")
             headers[name] = value
         params = [(name, r(text)) for name, text in self.query.items()]
 
@@ -266,12 +266,43 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
             registry.resolved_profiles[auth.profile] = resolved
         return ResolvedAuth("oauth2", profile=resolved)
     if auth.type == "basic":
-        return ResolvedAuth("basic", username=r.opt(auth.username), secret=r.secret(auth.password))
+        username, password = r.opt(auth.username), r.secret(auth.password)
+        if username and ":" in username:
+            _refuse(r, auth, auth.username, "contains ':', which Basic auth cannot carry")
+        for text, value in ((auth.username, username), (auth.password, reveal(password))):
+            if value and not value.isascii() and not _latin1(value):
+                _refuse(r, auth, text, "contains a character outside Latin-1 (Basic auth)")
+        return ResolvedAuth("basic", username=username, secret=password)
     if auth.type == "bearer":
-        return ResolvedAuth("bearer", secret=r.secret(auth.token))
+        token = r.secret(auth.token)
+        _header_safe(r, auth, auth.token, reveal(token))
+        return ResolvedAuth("bearer", secret=token)
     if auth.type == "api_key":
-        return ResolvedAuth("api_key", secret=r.secret(auth.value), header=auth.header)
+        value = r.secret(auth.value)
+        _header_safe(r, auth, auth.value, reveal(value))
+        return ResolvedAuth("api_key", secret=value, header=auth.header)
     return ResolvedAuth("none")
+
+
+def _header_safe(r: _Renderer, auth: Auth, text: Text | None, value: str | None) -> None:
+    problem = header_value_problem(value) if value else None
+    if problem:
+        _refuse(r, auth, text, problem)
+
+
+def _refuse(r: _Renderer, auth: Auth, text: Text | None, problem: str) -> None:
+    """A credential that cannot be sent; the message names the key, never the value."""
+    line = text.line if text is not None else auth.line
+    key = text.key if text is not None and text.key else None
+    raise RegistryError.at(r.source, line, key or "auth", f"the value {problem}")
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # A call variable whose whole value is one of these would not stay in its path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -299,3 +300,152 @@ def test_timeout_is_per_try_and_retries_follow_retry(tmp_path: Path) -> None:
         assert len(server.requests) == 2
     assert done.code == 7 and "no complete response within 0.5 s" in done.err
     assert done.seconds < 1 + 2
+
+
+# -- header values that cannot be sent ----------------------------------------------------
+
+
+@pytest.fixture
+def creds(loopback: LoopbackServer, tmp_path: Path) -> Path:
+    loopback.reply("/echo", 200, b"ok")
+    base = loopback.base
+    return make_registry(
+        tmp_path / "reg",
+        {
+            "messages/bearer.yaml": f"""\
+                endpoint: {base}/echo
+                auth: {{type: bearer, token: "${{env:API_TOKEN}}"}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+            "messages/keyed.yaml": f"""\
+                endpoint: {base}/echo
+                auth: {{type: api_key, header: X-Api-Key, value: "${{env:API_KEY}}"}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+            "messages/basic.yaml": f"""\
+                endpoint: {base}/echo
+                auth: {{type: basic, username: "${{env:BASIC_USER:-alice}}", password: "${{env:PW}}"}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+            "messages/headed.yaml": f"""\
+                endpoint: {base}/echo
+                headers: {{X-Note: "${{note}}"}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+            "messages/pinned.yaml": f"""\
+                endpoint: https://127.0.0.1:{loopback.port}/echo
+                tls: {{ca_bundle: no-such-ca.pem}}
+                methods: {{get: {{http_method: GET}}}}
+                """,
+        },
+    )
+
+
+BAD_CREDENTIALS = [
+    ("bearer", {"API_TOKEN": "tok-LEAK-4f1e\n"}, "auth.token", "line break"),
+    ("bearer", {"API_TOKEN": "tok-LEAK-4f1e\r\nX-Evil: 1"}, "auth.token", "line break"),
+    ("bearer", {"API_TOKEN": "tok-LEAK-ключ"}, "auth.token", "Latin-1"),
+    ("bearer", {"API_TOKEN": "tok-LEAK-\x01"}, "auth.token", "control character"),
+    ("keyed", {"API_KEY": "ak-LEAK-77c2\r\n"}, "auth.value", "line break"),
+    ("keyed", {"API_KEY": " ak-LEAK-77c2"}, "auth.value", "white space"),
+    ("basic", {"PW": "pw-LEAK-пароль"}, "auth.password", "Latin-1"),
+    ("basic", {"PW": "pw-LEAK-ok", "BASIC_USER": "ali:ce"}, "auth.username", "':'"),
+]
+
+
+@pytest.mark.parametrize(("message", "env", "key", "why"), BAD_CREDENTIALS)
+def test_a_credential_that_cannot_go_in_a_header_is_a_registry_error(
+    creds: Path, loopback: LoopbackServer, message: str, env: dict[str, str], key: str, why: str
+) -> None:
+    for extra in ([], ["-v"], ["--json"], ["--dry-run"]):
+        done = cli(creds, "send", message, *extra, env=env)
+        assert done.code == 3, done
+        assert f"{message}.yaml" in done.err and key in done.err and why in done.err, done.err
+        assert "LEAK" not in done.text, done.text
+        assert len(done.err.strip().splitlines()) == 1, done.err
+    assert loopback.requests == []
+
+
+def test_a_latin1_basic_password_still_works(creds: Path, loopback: LoopbackServer) -> None:
+    done = cli(creds, "send", "basic", env={"PW": "pässwörd"})
+    assert done.code == 0, done
+    assert loopback.requests[0].headers["authorization"].startswith("Basic ")
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("☃ snow", "Latin-1"), ("a\x01b", "control character"), ("a\x7fb", "control character")],
+)
+def test_a_header_value_that_cannot_be_sent(
+    creds: Path, loopback: LoopbackServer, value: str, why: str
+) -> None:
+    done = cli(creds, "send", "headed", "-V", f"note={value}")
+    assert done.code == 3 and "X-Note" in done.err and why in done.err, done
+    done = cli(creds, "send", "headed", "-V", "note=fine", "-H", f"X-Other: {value}")
+    assert done.code == 2 and "X-Other" in done.err and why in done.err, done
+    assert loopback.requests == []
+    done = cli(creds, "send", "headed", "-V", "note=tab\tinside and été")
+    assert done.code == 0, done
+    assert loopback.requests[0].headers["x-note"] == "tab\tinside and été"
+
+
+@pytest.mark.parametrize("option", ["Bad Name: x", "Bad\x01: x", "Nöme: x", ": x", "novalue"])
+def test_a_header_option_that_is_no_header_is_a_usage_error(creds: Path, option: str) -> None:
+    done = cli(creds, "send", "headed", "-V", "note=x", "-H", option)
+    assert done.code == 2 and "--header" in done.err, done
+    assert len(done.err.strip().splitlines()) == 1
+
+
+def test_a_header_option_in_another_encoding_is_a_usage_error(creds: Path) -> None:
+    done = subprocess.run(
+        [
+            os.fsencode(str(OAUTHCLI)),
+            b"-r",
+            os.fsencode(str(creds)),
+            b"send",
+            b"headed",
+            b"-V",
+            b"note=x",
+            b"-H",
+            b"X-Token: tok-LEAK-\xe9\xff",
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2 and "X-Token" in err and "Traceback" not in err, err
+    assert b"LEAK" not in done.stdout + done.stderr
+
+
+def test_a_missing_ca_bundle_is_a_registry_error_naming_it(creds: Path) -> None:
+    for extra in ([], ["--dry-run"]):
+        done = cli(creds, "send", "pinned", *extra)
+        assert done.code == 3, done
+        assert "pinned.yaml" in done.err and "ca_bundle" in done.err, done.err
+
+
+@pytest.mark.parametrize(
+    "value", ["²".encode(), "٣".encode(), b"\xb2", b"1e3", b"-5", b"9" * 5000, b"soon", b""]
+)
+def test_a_garbage_retry_after_is_never_a_crash(tmp_path: Path, value: bytes) -> None:
+    def busy(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(
+            b"HTTP/1.1 503 Busy\r\nRetry-After: " + value + b"\r\nContent-Length: 4\r\n"
+            b"Connection: close\r\n\r\nbusy"
+        )
+
+    with serving(busy) as server:
+        root = make_registry(
+            tmp_path / "reg",
+            {
+                "messages/busy.yaml": f"""\
+                    endpoint: {server.base}/busy
+                    retry: {{attempts: 2, backoff: 0.01, max_delay: 0.3}}
+                    methods: {{get: {{http_method: GET}}}}
+                    """
+            },
+        )
+        done = cli(root, "send", "busy")
+        assert len(server.requests) == 2
+    assert done.code == 5, done
+    assert done.seconds < 5

@@ -71,7 +71,11 @@ HOSTILE = [
 @pytest.fixture
 def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     monkeypatch.setenv("OAUTHCLI_T_PASSWORD", "pw-from-env")
-    make_registry(tmp_path, {"profiles/acme.yaml": PROFILE, "messages/things.yaml": INHERIT})
+    make_registry(
+        tmp_path,
+        # the CA file the message names must exist: a missing one is a registry error
+        {"profiles/acme.yaml": PROFILE, "messages/things.yaml": INHERIT, "messages/ca.pem": ""},
+    )
     return Registry(tmp_path)
 
 
