@@ -356,11 +356,12 @@ def url_problem(url: str) -> str | None:
         remember(hidden)
         remember(unquote(hidden))
         problem = problem.replace(hidden, MASK)
+
         # A parser's message quotes a piece of it ('Port could not be cast … as 'a'').
-        problem = re.sub(
-            r"'([^']+)'|\"([^\"]+)\"",
-            lambda m, h=hidden: f"'{MASK}'" if (m.group(1) or m.group(2)) in h else m.group(0),
-            problem,
-        )
+        def masked(match: re.Match[str], hidden: str = hidden) -> str:
+            quoted = match.group(1) or match.group(2)
+            return f"'{MASK}'" if quoted in hidden else match.group(0)
+
+        problem = re.sub(r"'([^']+)'|\"([^\"]+)\"", masked, problem)
     shown = mask_url(url, loose=bool(loose))
     return f"{shown!r} {problem}"
