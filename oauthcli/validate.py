@@ -1,24 +1,31 @@
-"""``oauthcli validate``: every file, every problem, nothing sent.
+"""``oauthcli validate``: every file, every problem, nothing sent, in one run.
 
 Beyond the schema this renders each ``${env:…}`` and ``${file:…}`` reference,
 checks each URL that does not wait for a call variable, and that every
 ``auth.profile`` names a profile, so a registry that validates can be sent.
+A file with schema errors still has its references and profile names checked
+(from the YAML as written), so fixing one round of problems does not reveal
+another; each problem is reported once, sorted by file and line.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+from oauthcli import yamlsrc
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
 from oauthcli.models import Message, Profile
-from oauthcli.registry import KINDS, Registry, duplicate_problems
+from oauthcli.registry import KINDS, Kind, Registry, duplicate_problems
 from oauthcli.resolve import pick_method, resolve_profile, resolve_request
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.schema import Text
 from oauthcli.templates import Template, TemplateError, Var
+from oauthcli.yamlsrc import Key
 
 _NO_VARIABLES: dict[str, str] = {}
 
@@ -37,11 +44,59 @@ def validate_registry(registry: Registry) -> tuple[list[Problem], int]:
                     item = registry.load(kind, path)
                 except RegistryProblems as exc:
                     problems += exc.problems
+                    problems += _check_written(registry, kind, path)
                     continue
                 problems += _check_references(item)
-                if not problems or all(p.file != path for p in problems):
-                    problems += _check_resolution(registry, item)
-    return problems, count
+                problems += _check_resolution(registry, item)
+    unique = dict.fromkeys(problems)  # a profile's problem also surfaces through its messages
+    return sorted(unique, key=lambda p: (str(p.file or ""), p.line or 0)), count
+
+
+def _check_written(registry: Registry, kind: Kind, path: Path) -> list[Problem]:
+    """What :func:`_check_references` and the profile lookup find, read from the YAML as
+    written: for a file that the schema refused, so there is no item to resolve."""
+    try:
+        doc = yamlsrc.load(path)
+    except yamlsrc.YamlProblem:
+        return []  # not YAML at all: the one problem is already reported
+    problems = []
+    for key, value in _strings(doc.data, ()):
+        try:
+            template = Template.parse(value)
+        except TemplateError:
+            continue  # the schema's round reports a malformed ${…}
+        refs = Template(tuple(p for p in template.parts if not isinstance(p, Var)))
+        try:
+            refs.render(_NO_VARIABLES, base_dir=path.parent)
+        except TemplateError as exc:
+            problems.append(doc.problem(key, str(exc)))
+    if kind == "messages" and isinstance(doc.data, dict):
+        methods = doc.data.get("methods")
+        places = [((), doc.data)] + [
+            (("methods", name), body)
+            for name, body in (methods.items() if isinstance(methods, dict) else ())
+        ]
+        for where, m in places:
+            auth = m.get("auth") if isinstance(m, dict) else None
+            name = auth.get("profile") if isinstance(auth, dict) else None
+            if auth and auth.get("type") == "oauth2" and isinstance(name, str):
+                if not registry.has("profiles", name):
+                    line = doc.line((*where, "auth", "profile"))
+                    problems.append(
+                        Problem(path, line, "auth.profile", f"no profile named '{name}'")
+                    )
+    return problems
+
+
+def _strings(value: Any, key: Key) -> Iterator[tuple[Key, str]]:
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*key, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*key, i))
 
 
 def _texts(value: Any) -> Iterator[Text]:
@@ -72,12 +127,21 @@ def _check_references(item: Profile | Message) -> list[Problem]:
 
 
 def _check_resolution(registry: Registry, item: Profile | Message) -> list[Problem]:
+    if isinstance(item, Profile):
+        return _problems_of(lambda: _check_keys(resolve_profile(item)), item)
+    problems = []
+    for name in item.methods:  # each method on its own: one's problem hides no other's
+        problems += _problems_of(partial(_resolve_method, registry, item, name), item)
+    return problems
+
+
+def _resolve_method(registry: Registry, message: Message, name: str) -> None:
+    resolve_request(registry, message, pick_method(message, name), lenient=True)
+
+
+def _problems_of(check: Callable[[], object], item: Profile | Message) -> list[Problem]:
     try:
-        if isinstance(item, Profile):
-            _check_keys(resolve_profile(item))
-        else:
-            for name in item.methods:
-                resolve_request(registry, item, pick_method(item, name), lenient=True)
+        check()
     except RegistryProblems as exc:
         return _with_lines(exc.problems, item)
     except RegistryError as exc:

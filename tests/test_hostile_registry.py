@@ -242,3 +242,77 @@ def test_a_vars_file_that_cannot_be_used_is_a_usage_error(
     assert result.code == 2, result.both
     assert name in result.err and fragment in result.err
     assert "internal error" not in result.both
+
+
+# -- validate: everything in one run ----------------------------------------------------------
+
+
+def test_validate_reports_schema_errors_references_and_profiles_in_one_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("E_UNSET_URL", raising=False)
+    monkeypatch.delenv("E_UNSET_H", raising=False)
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/p.yaml": """\
+                grant_type: client_credentials
+                token_url: ${env:E_UNSET_URL}
+                client_id: app
+                client_secret: ${file:nope.txt}
+                timeout: soon
+                """,
+            "messages/m.yaml": """\
+                endpoint: http://127.0.0.1:9/x
+                auth: {type: oauth2, profile: p}
+                headers: {X-K: "${env:E_UNSET_H}"}
+                bogus: 1
+                methods:
+                  a:
+                    auth: {type: oauth2, profile: ghost}
+                """,
+        },
+    )
+    monkeypatch.chdir(root)
+    result = run("validate")
+    assert result.code == 3
+    assert result.out.splitlines() == [
+        "messages/m.yaml:3: headers.X-K: environment variable E_UNSET_H is not set",
+        "messages/m.yaml:4: bogus: unknown key; expected one of: name, description, methods, "
+        "headers, query, variables, timeout, retry, tls, allow_insecure_http, auth, endpoint",
+        "messages/m.yaml:7: auth.profile: no profile named 'ghost'",
+        "profiles/p.yaml:2: token_url: environment variable E_UNSET_URL is not set",
+        f"profiles/p.yaml:4: client_secret: file nope.txt not found (looked at {root}/profiles/nope.txt)",
+        "profiles/p.yaml:5: timeout: expected a number, got a string",
+    ]
+    assert "6 problem(s) in 2 of 2 file(s)" in result.err
+
+
+def test_validate_reports_a_profile_problem_once_and_each_method_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("E_UNSET_SECRET", raising=False)
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/acme.yaml": PROFILE.replace("s3cr3t-value", "${env:E_UNSET_SECRET}"),
+            "messages/m.yaml": MESSAGE
+            + "  ghost:\n    auth: {type: oauth2, profile: ghost}\n"
+            + "  plain:\n    auth: {type: none}\n    endpoint: http://api.example.test/x\n",
+        },
+    )
+    monkeypatch.chdir(root)
+    result = run("validate")
+    lines = result.out.splitlines()
+    assert (
+        lines.count(
+            "profiles/acme.yaml:4: client_secret: environment variable E_UNSET_SECRET is not set"
+        )
+        == 1
+    )
+    assert "messages/m.yaml:7: auth.profile: no profile named 'ghost'" in lines
+    assert any(
+        line.startswith("messages/m.yaml:10: methods.plain.endpoint") and "plain http://" in line
+        for line in lines
+    ), lines
+    assert lines == sorted(lines, key=lambda x: (x.split(":")[0], int(x.split(":")[1])))
