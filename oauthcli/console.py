@@ -109,7 +109,10 @@ def err(text: str, color: str | None = None) -> None:
     if _stdout_line_open and _isatty(sys.stdout) and _isatty(sys.stderr):
         line = "\n" + line  # the body on the same terminal ended mid-line
     _stdout_line_open = False
-    sys.stderr.write(line)
+    try:
+        sys.stderr.write(line)
+    except (AttributeError, OSError, ValueError):
+        pass  # stderr closed (2>&-) or full: a diagnostic lost must not change the outcome
 
 
 # C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F: CSI is one).

@@ -182,3 +182,24 @@ def test_terminal_error_line_starts_on_its_own_line_in_a_real_pty(tmp_path: Path
     finally:
         os.close(main)
     assert screen.replace(b"\r\n", b"\n") == b'{"a": 1}\nerror: the API answered 403\n'
+
+
+@pytest.mark.parametrize("how", ["closed", "full"])
+def test_a_failing_stderr_does_not_change_the_exit_code(tmp_path: Path, how: str) -> None:
+
+    reg = tmp_path / "reg"
+    (reg / "profiles").mkdir(parents=True)
+    (reg / "messages").mkdir()
+    (reg / "messages" / "bad.yaml").write_text("endpoint: [\n")
+    args = [sys.executable, "-m", "oauthcli", "-r", str(reg), "validate"]
+    if how == "closed":
+        closing = ["sh", "-c", 'exec "$@" 2>&-', "sh", *args]
+        done = subprocess.run(closing, stdout=subprocess.PIPE, timeout=30, stdin=subprocess.DEVNULL)
+    else:
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full here")
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                args, stdout=subprocess.PIPE, stderr=full, timeout=30, stdin=subprocess.DEVNULL
+            )
+    assert done.returncode == 3, done
