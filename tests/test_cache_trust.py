@@ -280,6 +280,20 @@ def test_a_planted_parsed_link_is_never_deleted_through(cli: Cli, tmp_path: Path
     )
 
 
+@pytest.mark.parametrize("loose", ["top", "parsed"])
+def test_the_parse_cache_keeps_the_same_rule_and_is_never_an_error(cli: Cli, loose: str) -> None:
+    """A folder others may write is not used for parsed files either; commands that do not
+    need a token (show, validate) still work, they just parse again."""
+    cli.cache.mkdir(mode=0o700)
+    parsed = cli.cache / "parsed"
+    parsed.mkdir(mode=0o700)
+    (cli.cache if loose == "top" else parsed).chmod(0o777)
+    for args in (("show", "items"), ("validate",)):
+        done = cli.run(*args)
+        assert done.code == 0, (args, done)
+    assert list(parsed.iterdir()) == []
+
+
 def test_links_named_as_entries_are_never_followed(
     cli: Cli, provider: Provider, tmp_path: Path
 ) -> None:

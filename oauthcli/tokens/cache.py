@@ -242,10 +242,28 @@ def ensure_dir() -> Path:
     except FileExistsError:
         pass  # another process made it meanwhile: it is checked below like any other
     else:
-        os.chmod(folder, 0o700)  # ours: the umask may have taken bits away, never added
+        _tighten_created(folder)
     if not check_folder(folder):
         raise NotADirectoryError(f"{folder} is not a folder")
     return folder
+
+
+def _tighten_created(folder: Path) -> None:
+    """Make a folder oauthcli just created exactly 0700 (a umask may have taken bits away).
+
+    Through a handle opened without following links: the path is not trusted to still
+    be the folder that was made.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW
+    try:
+        fd = os.open(folder, flags)
+    except OSError:
+        return  # checked next, like any folder that is not ours
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
 
 
 # -- entries ---------------------------------------------------------------------------------
