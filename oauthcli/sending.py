@@ -266,7 +266,7 @@ class Sender:
             trace.note(f"retry {tries}/{retry.attempts - 1} in {delay:.2f} s: {exc.cause}")
             self._sleep(delay)
             return
-        raise NetworkError(f"cannot reach {exc.url}: {exc.cause}") from None
+        raise NetworkError(f"{exc.what} {exc.url}: {exc.cause}") from None
 
     def _read_body(
         self, answer: _Answer, req: ResolvedRequest, sink: Callable[[bytes], None] | None
@@ -290,6 +290,8 @@ class Sender:
                     break
                 except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
                     raise _body_failure(exc, req, response.url, deadline, size, sink) from None
+                if deadline.expired:  # a body that keeps flowing is cut here, not by the socket
+                    raise _body_failure(TimeoutError(), req, response.url, deadline, size, sink)
                 size += len(chunk)
                 room = limit - len(kept)
                 if room > 0:
@@ -495,11 +497,14 @@ class _Transient(Exception):
     """A failure worth retrying: refused, reset, timed out (unless ``retryable`` is False:
     part of the body was already written out)."""
 
-    def __init__(self, url: str, cause: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, url: str, cause: str, *, retryable: bool = True, what: str = "cannot reach"
+    ) -> None:
         super().__init__(cause)
         self.url = url
         self.cause = cause
         self.retryable = retryable
+        self.what = what
 
 
 def _no_response(req: ResolvedRequest, *, started: bool = False) -> str:
@@ -527,7 +532,9 @@ def _body_failure(
         cause = "the connection broke while reading the response"
     if sink is not None and size:
         cause += f", after {size} bytes of body had been written"
-    return _Transient(url, cause, retryable=not (sink is not None and size))
+    return _Transient(
+        url, cause, retryable=not (sink is not None and size), what="incomplete response from"
+    )
 
 
 def _discard(answer: _Answer) -> None:

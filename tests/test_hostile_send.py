@@ -449,3 +449,15 @@ def test_a_garbage_retry_after_is_never_a_crash(tmp_path: Path, value: bytes) ->
         assert len(server.requests) == 2
     assert done.code == 5, done
     assert done.seconds < 5
+
+
+def test_timeout_bounds_a_body_that_keeps_flowing(tmp_path: Path) -> None:
+    with serving(streaming(64 << 30)) as server:  # far more than can arrive in 0.5 s
+        root = one_message(tmp_path, server.base)
+        done = cli(root, "send", "big", "--timeout", "0.5")  # piped: all of it is wanted
+        assert done.code == 7, done
+        assert "incomplete response from" in done.err and "within 0.5 s" in done.err
+        assert done.seconds < 0.5 + 2
+        # --json needs only what it shows: reading stops there, well before the deadline
+        done = cli(root, "send", "big", "--timeout", "0.5", "--json")
+        assert done.code == 0 and json.loads(done.out)["body_truncated"] is True
