@@ -142,7 +142,7 @@ def provider(loopback: LoopbackServer) -> Provider:
 
 def registry(tmp_path: Path, server: LoopbackServer, **profiles: str) -> Path:
     """A registry whose message ``items`` uses profile ``acme`` (given, or client_credentials)."""
-    files = {
+    files: dict[str, str | bytes] = {
         "messages/items.yaml": f"""\
             endpoint: {server.base}/api/items
             auth: {{type: oauth2, profile: acme}}
