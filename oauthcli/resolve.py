@@ -269,8 +269,8 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
         username, password = r.opt(auth.username), r.secret(auth.password)
         if username and ":" in username:
             _refuse(r, auth, auth.username, "contains ':', which Basic auth cannot carry")
-        for text, value in ((auth.username, username), (auth.password, reveal(password))):
-            if value and not value.isascii() and not _latin1(value):
+        for text, plain in ((auth.username, username), (auth.password, reveal(password))):
+            if plain and not plain.isascii() and not _latin1(plain):
                 _refuse(r, auth, text, "contains a character outside Latin-1 (Basic auth)")
         return ResolvedAuth("basic", username=username, secret=password)
     if auth.type == "bearer":
@@ -278,9 +278,9 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
         _header_safe(r, auth, auth.token, reveal(token))
         return ResolvedAuth("bearer", secret=token)
     if auth.type == "api_key":
-        value = r.secret(auth.value)
-        _header_safe(r, auth, auth.value, reveal(value))
-        return ResolvedAuth("api_key", secret=value, header=auth.header)
+        key = r.secret(auth.value)
+        _header_safe(r, auth, auth.value, reveal(key))
+        return ResolvedAuth("api_key", secret=key, header=auth.header)
     return ResolvedAuth("none")
 
 

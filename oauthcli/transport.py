@@ -48,7 +48,9 @@ class PooledAdapter(HTTPAdapter):
         pool = self._pools.get(key)
         if pool is None or pool.pool is None:  # pool.pool is None once the manager closed it
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
-            pool.ConnectionCls = _WATCHED.get(pool.ConnectionCls, pool.ConnectionCls)
+            # Connections that a Deadline can cut off (see below).
+            cls: Any = getattr(pool, "ConnectionCls", None)
+            pool.ConnectionCls = _WATCHED.get(cls, cls)  # type: ignore[attr-defined]
             self._pools[key] = pool
         return pool
 
