@@ -19,13 +19,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 1 100); do
-  python3 - "$OAUTHCLI_SANDBOX_URL" <<'PY' && break
+# Wait for the sandbox to answer (quietly: "not yet" is no error), at most 10 s.
+ready() {
+  python3 - "$OAUTHCLI_SANDBOX_URL" <<'PY'
 import sys, urllib.request
-urllib.request.urlopen(sys.argv[1] + "/.well-known/oauth-authorization-server", timeout=1).close()
+try:
+    urllib.request.urlopen(sys.argv[1] + "/.well-known/oauth-authorization-server", timeout=1).close()
+except OSError:
+    sys.exit(1)
 PY
+}
+up=0
+for _ in $(seq 1 100); do
+  if ready; then up=1; break; fi
+  kill -0 "$sandbox_pid" 2>/dev/null || break  # it exited: waiting longer is pointless
   sleep 0.1
 done
+if [ "$up" -ne 1 ]; then
+  echo "demo: the sandbox did not start on $OAUTHCLI_SANDBOX_URL; its log:"
+  cat "$demo_dir/sandbox.log"
+  exit 1
+fi
 
 failures=0
 step() {  # step "title" expected-exit command...
