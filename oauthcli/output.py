@@ -162,8 +162,6 @@ def _size(n: int) -> str:
 def _show_body_on_terminal(result: Result) -> None:
     if not result.body:
         return
-    if result.body_cut:
-        console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="the terminal"))
     if is_json(result) and not result.body_cut:
         document = _json_document(result.body)
         if document is not None:
@@ -178,10 +176,21 @@ def _show_body_on_terminal(result: Result) -> None:
             return
     if _looks_binary(result.body):
         ctype = result.headers.get("Content-Type")
-        size = f"{'over ' if result.body_cut else ''}{max(result.body_size, len(result.body))}"
-        console.err(_BINARY_NOTE.format(n=size, ctype=f", {ctype}" if ctype else ""))
+        console.err(_BINARY_NOTE.format(n=_full_size(result), ctype=f", {ctype}" if ctype else ""))
         return
+    if result.body_cut:
+        console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="the terminal"))
     console.out(result.body.decode(_charset(result), "replace").removesuffix("\n"))
+
+
+def _full_size(result: Result) -> str:
+    """The body's size: as received, or for a cut body what Content-Length announced."""
+    if not result.body_cut:
+        return str(result.body_size or len(result.body))
+    announced = result.headers.get("Content-Length", "")
+    if announced.isascii() and announced.isdigit() and len(announced) < 20:
+        return announced
+    return f"over {result.body_size}"
 
 
 def _looks_binary(body: bytes) -> bool:

@@ -76,9 +76,9 @@ def serving(handler: Handler) -> Iterator[RawServer]:
         server.close()
 
 
-def streaming(size: int, chunk: int = 1 << 20) -> Handler:
+def streaming(size: int, chunk: int = 1 << 20, fill: bytes = b"Z") -> Handler:
     """``size`` bytes of body (Content-Length), written as fast as the client reads."""
-    block = memoryview(b"\x5a" * chunk)
+    block = memoryview(fill * chunk)
 
     def handler(conn: socket.socket, head: bytes) -> None:
         conn.sendall(
