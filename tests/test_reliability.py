@@ -42,7 +42,7 @@ def test_an_absurd_expires_in_is_a_token_error(
         grants.fetch(token_profile())
 
     message = str(caught.value)
-    assert message.endswith(", not seconds") and "answered expires_in=" in message
+    assert "answered expires_in as " in message and ", not seconds from 0 to " in message
     assert len(message) < 200  # a 400-digit number is cut short
 
 

@@ -131,7 +131,10 @@ def seconds(value: Any) -> int | None:
         number = int(match.group(1))
     else:
         return None
-    if not math.isfinite(number) or number < 0 or number > MAX_LIFETIME:
+    # A huge int is compared as an int: math.isfinite() would overflow converting it.
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if number < 0 or number > MAX_LIFETIME:
         return None
     return int(number)
 
@@ -148,9 +151,12 @@ def _scope(value: Any) -> str | None:
 
 def _refresh_expires_in(data: dict[str, Any]) -> int | None:
     for key in ("refresh_expires_in", "refresh_token_expires_in"):
-        value = seconds(data.get(key))
+        raw = data.get(key)
+        value = seconds(raw)
         if value:  # Keycloak's 0 means an offline token that does not expire
             return value
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw > MAX_LIFETIME:
+            return MAX_LIFETIME  # "practically forever", bounded so that it stays a date
     return None
 
 

@@ -107,7 +107,7 @@ TOKEN_FAILURES: dict[str, tuple[Callable[[Cli, BadTokenEndpoint], str], str]] = 
             cli.op.fail_next_token_requests(2, status=0, delay=1.0),
             cli.add_profile("slow", "client_secret_post", timeout=0.5),
         )[1],
-        "no answer from {url} within 0.5 s",
+        "no complete answer from {url} within 0.5 s",
     ),
     "provider-500": (
         lambda cli, bad: (
@@ -130,7 +130,7 @@ TOKEN_FAILURES: dict[str, tuple[Callable[[Cli, BadTokenEndpoint], str], str]] = 
     ),
     "absurd-expires-in": (
         lambda cli, bad: _bad_profile(cli, "forever", f"{bad.url}/absurd-expires-in"),
-        "answered expires_in=1e+30, not seconds",
+        "answered expires_in as 1e+30, not seconds",
     ),
     "wrong-secret": (
         lambda cli, bad: (
