@@ -248,7 +248,7 @@ class _Run:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         caught = (signal.SIGINT, signal.SIGTERM)
-        previous = {signum: signal.getsignal(signum) for signum in caught}
+        previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in caught}
 
         def first(signum: int, frame: Any) -> None:
             if not self.interrupted.is_set():
