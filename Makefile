@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROVIDER := tests/e2e/provider
+# pip's errors still show; its warnings (such as index folders that a machine's own pip
+# configuration names but does not have) would fill the first screen of every setup.
+PIP_INSTALL := -m pip install -qq
 
 .PHONY: venv test test-unit test-e2e lint format demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) scripts/make_venv.py $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python $(PIP_INSTALL) --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python $(PIP_INSTALL) -e '.[dev]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -42,7 +45,7 @@ demo: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python $(PIP_INSTALL) -e '.[dev,bench]'
 	@touch $@
 
 # Start-up, cold start, 12 processes, batch vs xargs+curl, memory; ~4 minutes.

@@ -106,8 +106,8 @@ def err(text: str, color: str | None = None) -> None:
     global _stdout_line_open
     text = _CONTROL.sub(_escape_control, scrub(text).replace("\r\n", "\n"))
     line = (style(text, color, sys.stderr) if color else text) + "\n"
-    if _stdout_line_open and _isatty(sys.stdout) and _isatty(sys.stderr):
-        line = "\n" + line  # the body on the same terminal ended mid-line
+    if _stdout_line_open and _same_place(sys.stdout, sys.stderr):
+        line = "\n" + line  # the body shown just before, in the same place, ended mid-line
     _stdout_line_open = False
     try:
         sys.stderr.write(line)
@@ -121,6 +121,18 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def _escape_control(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group()):02x}"
+
+
+def _same_place(out: TextIO | None, err: TextIO | None) -> bool:
+    """Both streams end up before one reader: two terminals, or one file or pipe (``2>&1``,
+    a CI log). The newline then goes to stderr, so stdout's bytes stay exactly the body's."""
+    if _isatty(out) and _isatty(err):
+        return True
+    try:
+        a, b = os.fstat(out.fileno()), os.fstat(err.fileno())  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _isatty(stream: TextIO | None) -> bool:
