@@ -210,7 +210,10 @@ def _first_str(doc: Mapping[str, Any], *keys: str) -> str | None:
 
 
 def _one_line(text: str) -> str:
-    text = " ".join(text.split())
+    from oauthcli.secret import scrub_spread
+
+    # Scrubbed before it is cut: half a secret is no longer one that scrub recognises.
+    text = " ".join(scrub_spread(" ".join(text.split())[: 1 << 16]).split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 

@@ -28,7 +28,7 @@ from oauthcli.http import (
     user_overrides_auth,
 )
 from oauthcli.resolved import ResolvedRequest
-from oauthcli.secret import MASK, scrub
+from oauthcli.secret import MASK, scrub, url_password
 from oauthcli.sending import Result
 from oauthcli.trace import Trace
 
@@ -246,7 +246,9 @@ class VerboseTrace(Trace):
 
         parts = urlsplit(prepared.url or "")
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"> {prepared.method} {target} HTTP/1.1", f"> Host: {parts.netloc}"]
+        # The Host header carries no userinfo: requests sends user:password as Basic auth.
+        host = parts.netloc.rpartition("@")[2]
+        lines = [f"> {prepared.method} {target} HTTP/1.1", f"> Host: {host}"]
         lines += [
             f"> {k}: {mask_header(k, v, secret_headers)}" for k, v in prepared.headers.items()
         ]
@@ -337,6 +339,8 @@ def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
         if req.auth.profile is not None:
             value = req.auth.profile.authorization_scheme + " "
         headers[name] = value + MASK
+    if "Authorization" not in headers and url_password(req.full_url) is not None:
+        headers["Authorization"] = "Basic " + MASK  # user:password in the URL, as requests sends it
     return headers
 
 

@@ -468,6 +468,7 @@ def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> 
         sep
         and _good_origin(scheme + sep + authority, allow_insecure_http)
         and not _SPACE.search(url)
+        and "@" not in authority  # a password in it is remembered as a secret below
     ):
         return  # the usual case, and the one a batch repeats: no need to look closer
     problem = url_problem(url)  # remembers a password written into the URL, and masks it

@@ -329,12 +329,10 @@ def url_problem(url: str) -> str | None:
     import re
     from urllib.parse import unquote
 
-    from oauthcli.secret import MASK, mask_url, remember, url_password
+    from oauthcli.secret import MASK, mask_url, remember, remember_url, url_password
 
     password = url_password(url)
-    if password:
-        remember(password)
-        remember(unquote(password))
+    remember_url(url)
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port

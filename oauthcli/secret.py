@@ -165,6 +165,11 @@ def _text_forms(value: str) -> set[str]:
         forms |= _encoded(raw)
     # Its UTF-8 bytes read as Latin-1: what a body decoded byte for byte shows.
     forms.add(_raw_bytes(value)[0].decode("latin-1"))
+    if any(c in value for c in "&<>\"'"):  # as an HTML error page escapes it
+        escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        forms.add(escaped)
+        for dq, sq in (("&quot;", "&#x27;"), ("&quot;", "&#39;"), ("&#34;", "&#39;")):
+            forms.add(escaped.replace('"', dq).replace("'", sq))
     forms.discard("")
     return forms
 
@@ -209,7 +214,11 @@ def scrub(text: str) -> str:
     raw, form- and percent-encoded, base64 (standard and URL-safe, padded or not),
     JSON-escaped, and quoted as Python's ``repr`` quotes it. Where spellings overlap
     (one secret's end is another's start) the whole run is masked, never a piece left."""
-    if not _known or not text:
+    if not text:
+        return text
+    if "://" in text:
+        text = mask_userinfo(text)
+    if not _known:
         return text
     spans: list[tuple[int, int]] = []
     for chunk in _current():
@@ -228,6 +237,33 @@ def scrub(text: str) -> str:
         done, start, end = end, s_start, s_end
     pieces += [text[done:start], MASK, text[end:]]
     return "".join(pieces)
+
+
+def scrub_spread(text: str) -> str:
+    """:func:`scrub`, and a secret broken up by white space masked too: a server that
+    wraps what it echoes (base64 in 76-character lines, a value split over lines).
+    For server text shown in one line; a value interrupted by a space is masked across it."""
+    text = scrub(text)
+    if not _known or not _SPACE.search(text):
+        return text
+    kept = [i for i, c in enumerate(text) if not c.isspace()]
+    joined = "".join(text[i] for i in kept)
+    spans: list[tuple[int, int]] = []
+    for chunk in _current():
+        spans += [(kept[s], kept[e - 1] + 1) for s, e in _spans(chunk.text_pattern(), joined)]
+    pieces: list[str] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start < done:  # overlaps the run just masked
+            done = max(done, end)
+            continue
+        pieces += [text[done:start], MASK]
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+_SPACE = re.compile(r"\s")
 
 
 def _spans(pattern: re.Pattern[str], text: str) -> list[tuple[int, int]]:
@@ -282,6 +318,34 @@ def url_password(url: str, loose: bool = False) -> str | None:
     """The password written into ``url``'s authority, as written (maybe percent-encoded)."""
     span = _userinfo_span(url, loose)
     return url[span[0] : span[1]] if span else None
+
+
+# ``scheme://user:password@`` in any text: the password, however short, is masked.
+# The look-behind starts a match only where a scheme can start: linear on a long word.
+_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:\"'<>\\]*:)([^\s/?#\"'<>\\]+)@"
+)
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` in it masked:
+    scrub's list of known secrets skips values under four characters, a URL's does not."""
+    return _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+
+
+def remember_url(url: str) -> None:
+    """Remember the password written into ``url`` and its whole ``user:password`` (what
+    Basic auth base64-encodes), as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    span = _userinfo_span(url)
+    if span is None:
+        return
+    start = url.find("://")
+    userinfo = url[start + 3 if start >= 0 else 0 : span[1]]
+    for value in (url[span[0] : span[1]], userinfo):
+        remember(value)
+        remember(unquote(value))
 
 
 def mask_url(url: str, loose: bool = False) -> str:

@@ -560,6 +560,7 @@ def basic_authorization(username: str, password: str) -> str:
     HTTPBasicAuth(username, password)(probe)
     value = probe.headers["Authorization"]
     remember(value.partition(" ")[2])
+    remember(f"{username}:{password}")  # so its base64 without padding or URL-safe is masked too
     return value
 
 

@@ -123,7 +123,9 @@ def prepare(
     _prepare_url(prepared, url)
     prepared.prepare_headers(headers)
     prepared.prepare_body(body, None)
-    if "@" in url:  # requests turns user:password in a URL into basic auth
+    if "@" in url and "Authorization" not in prepared.headers:
+        # requests turns user:password in a URL into Basic auth, over any Authorization
+        # header: the configured auth (a bearer token) wins, as a -H does with curl.
         prepared.prepare_auth(None, url)
     return prepared
 

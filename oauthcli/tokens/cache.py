@@ -115,13 +115,19 @@ class Entry:
 def cache_dir() -> Path:
     """``$OAUTHCLI_CACHE_DIR``, else the platform's user cache folder for oauthcli."""
     configured = os.environ.get("OAUTHCLI_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    if sys.platform.startswith("linux"):
-        # What platformdirs answers on Linux, without importing it on every run.
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-        return base / "oauthcli"
+    try:
+        if configured:
+            return Path(configured).expanduser()
+        if sys.platform.startswith("linux"):
+            # What platformdirs answers on Linux, without importing it on every run.
+            xdg = os.environ.get("XDG_CACHE_HOME", "")
+            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+            return base / "oauthcli"
+    except RuntimeError as exc:  # '~nobody/x', or no $HOME and no passwd entry
+        where = f"OAUTHCLI_CACHE_DIR={configured!r}" if configured else "the token cache folder"
+        raise RegistryError(
+            f"{where} cannot be found ({exc}); set OAUTHCLI_CACHE_DIR to a folder of your own"
+        ) from None
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("oauthcli", appauthor=False))
@@ -212,10 +218,16 @@ def check_folder(folder: Path) -> bool:
     loose = st.st_mode & 0o022
     if loose:
         who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
+        # A sticky folder (/tmp) is shared by design: never advise taking its mode away.
+        hint = (
+            "it is a shared folder"
+            if st.st_mode & stat.S_ISVTX
+            else f"run 'chmod go-w {folder}' if it is yours alone"
+        )
         raise _untrusted(
             folder,
             f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so tokens in it "
-            f"could be planted or swapped; run 'chmod go-w {folder}' if it is yours alone",
+            f"could be planted or swapped; {hint}",
         )
     return True
 

@@ -48,7 +48,7 @@ from requests.auth import AuthBase
 from oauthcli.errors import RegistryError, TokenEndpointError
 from oauthcli.http import DEFAULT_HEADERS, retry_after
 from oauthcli.resolved import ResolvedProfile
-from oauthcli.secret import Secret, remember, scrub
+from oauthcli.secret import Secret, remember, scrub_spread
 from oauthcli.tokens import answer, keys
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.trace import Trace
@@ -99,6 +99,7 @@ def _encode_client_secret_basic(
     pair = f"{quote_plus(client.client_id, safe='')}:{quote_plus(secret, safe='')}"
     credential = base64.b64encode(pair.encode()).decode()
     remember(credential)
+    remember(pair)  # so its base64 without padding or URL-safe is masked too
     headers["Authorization"] = "Basic " + credential
     return uri, headers, body
 
@@ -449,7 +450,7 @@ def _truncate(text: str, limit: int) -> str:
     Scrubbed before it is cut: a secret the server echoed, cut in half, is no longer
     one that :func:`~oauthcli.secret.scrub` would recognise when the line is printed.
     """
-    text = " ".join(_CONTROLS.sub(" ", scrub(text[: limit * 8])).split())
+    text = " ".join(_CONTROLS.sub(" ", scrub_spread(text[: limit * 8])).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

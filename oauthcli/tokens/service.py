@@ -63,7 +63,7 @@ def obtain(
     if force:
         trace.note(f"token: a new token for profile '{profile.name}' is asked for")
     else:
-        entry = _read(path, notes)
+        entry = _read(path, notes, profile)
         now = clock()
         if entry is None:
             trace.note(f"token: none cached for profile '{profile.name}'")
@@ -102,14 +102,14 @@ def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
         )
     notes: list[str] = []
     path = cache.entry_path(cache.entry_key(profile))
-    if _read(path, notes) is None:
+    if _read(path, notes, profile) is None:
         return [], notes
     from oauthcli.tokens import grants
 
     _tls_note(profile, notes)
     revoked: list[str] = []
     with _locked(profile, path, notes):
-        entry = _read(path, notes)
+        entry = _read(path, notes, profile)
         if entry is None:
             return [], notes
         if entry.token.refresh_token is not None:
@@ -156,16 +156,34 @@ def _holds(path: Path, token: Token) -> bool:
     return entry is not None and entry.token.access_token == token.access_token
 
 
-def _read(path: Path, notes: list[str]) -> cache.Entry | None:
+def _read(
+    path: Path, notes: list[str], profile: ResolvedProfile | None = None
+) -> cache.Entry | None:
     """The entry, or None; an unreadable one is a miss with a note (RegistryError if the
-    folder is not ours)."""
+    folder is not ours). With ``profile``, an entry that records another token URL,
+    client or grant (a file copied or renamed into place) is a miss too."""
     try:
-        return cache.read(path)
+        entry = cache.read(path)
     except cache.CorruptEntry as exc:
         note = f"{exc}; discarded"
-        if note not in notes:
-            notes.append(note)
-        return None
+    else:
+        if entry is None or profile is None or _same_client(entry, profile):
+            return entry
+        note = (
+            f"cache entry {path} records a token of another client "
+            f"(profile '{entry.profile}'), not of profile '{profile.name}'; discarded"
+        )
+    if note not in notes:
+        notes.append(note)
+    return None
+
+
+def _same_client(entry: cache.Entry, profile: ResolvedProfile) -> bool:
+    return (
+        entry.token_url == profile.token_url
+        and entry.client_id in ("", profile.client_id)
+        and entry.grant_type in ("", profile.grant_type)
+    )
 
 
 def _write(path: Path, entry: cache.Entry, notes: list[str]) -> None:
@@ -253,7 +271,7 @@ def _renew(
     trace: Trace,
 ) -> Obtained:
     with _locked(profile, path, notes):
-        entry = _read(path, notes)
+        entry = _read(path, notes, profile)
         if entry is not None:
             token = entry.token
             # Renewed by another process while this one waited for the lock.
