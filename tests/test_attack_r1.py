@@ -329,3 +329,46 @@ def test_masking_a_url_password_stays_linear_on_a_long_word() -> None:
         mask_userinfo(text)
     assert time.monotonic() - started < 3  # quadratic backtracking took minutes
     assert mask_userinfo("GET https://u:p@ss@h/x") == "GET https://u:****@h/x"
+
+
+# -- TLS to loopback with a certificate that does not fit -----------------------------------
+
+from tests.test_http_tls import _server, pki  # noqa: E402, F401 - the CA and server certificate
+
+
+def test_a_token_endpoint_with_a_wrong_certificate_is_exit_6_with_the_whole_reason(
+    pki: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    server = _server(pki, require_client_cert=False)
+    try:
+        registry = make_registry(
+            tmp_path / "reg",
+            {
+                "profiles/unknown-ca.yaml": f"""\
+                    grant_type: client_credentials
+                    token_url: https://127.0.0.1:{server.port}/token
+                    client_id: {CLIENT_ID}
+                    client_secret: ${{env:R1_SECRET}}
+                    timeout: 5
+                    """,
+                "profiles/wrong-host.yaml": f"""\
+                    grant_type: client_credentials
+                    token_url: https://localhost:{server.port}/token
+                    client_id: {CLIENT_ID}
+                    client_secret: ${{env:R1_SECRET}}
+                    timeout: 5
+                    tls: {{ca_bundle: {pki / "ca.pem"}}}
+                    """,
+            },
+        )
+        unknown = cli(registry, "get-token", "unknown-ca")
+        wrong = cli(registry, "get-token", "wrong-host")
+    finally:
+        server.close()
+    for run in (unknown, wrong):
+        assert run.code == 6, run.err
+        assert "certificate verify failed" in run.err and "(_ssl" not in run.err, run.err
+        assert len(run.err.strip().splitlines()) == 1
+    # The host the certificate does not fit is named (it was cut at its opening quote).
+    assert "not valid for 'localhost'" in wrong.err, wrong.err

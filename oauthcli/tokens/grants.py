@@ -433,6 +433,8 @@ def _transport(profile: ResolvedProfile, what: str, fn: Callable[[], Any], url: 
 def _reason(exc: Exception) -> str:
     text = str(exc)
     for pattern in (
+        # Up to OpenSSL's "(_ssl.c:1006)": the host the certificate is not valid for is quoted.
+        r"(certificate verify failed.*?)\.? \(_ssl\.c:\d+\)",
         r"(certificate verify failed[^'\")]*)",
         r"\[Errno -?\d+\] ([^'\")]+)",
         r"(Failed to resolve[^'\")(]*)",
