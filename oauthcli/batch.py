@@ -52,6 +52,13 @@ INTERRUPTED = 130
 TERMINATED = 143
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
+#: ... or fewer, once they hold this many characters (rows of big bodies).
+_CHARS_PER_WRITE = 4 << 20
+#: What the bodies of the rows in the window may hold together: each row's body is kept
+#: up to this over the window's size (at most the Sender's limit, at least 256 KiB), so a
+#: gzip bomb in every row costs the same memory at --concurrency 256 as at 4.
+_WINDOW_BODIES = 128 << 20
+_MIN_ROW_BODY = 256 << 10
 #: Seconds between checks for Ctrl-C while waiting, and between writes of results.
 _TICK = 0.1
 _EMPTY_RESULT = dict.fromkeys(
@@ -147,12 +154,16 @@ class _Run:
         self._error: BaseException | None = None  # a malformed row, a closed stdout
         self._over = threading.Event()  # wakes the main thread: all done, or Ctrl-C
         self._lines: list[str] = []  # results printed but not yet written
+        self._held = 0  # characters in _lines
 
     def run(self) -> int:
         from oauthcli.sending import Sender
 
         started = time.monotonic()
-        sender = Sender(pool_size=self.options.concurrency)
+        from oauthcli.sending import BODY_LIMIT
+
+        body_limit = min(BODY_LIMIT, max(_MIN_ROW_BODY, _WINDOW_BODIES // self._window))
+        sender = Sender(pool_size=self.options.concurrency, body_limit=body_limit)
         # Workers share one interpreter lock: on one CPU it does not bounce between them.
         cpu = choose_cpu() if self.options.concurrency > 1 else None
         workers = [
@@ -231,6 +242,7 @@ class _Run:
         if self._lines:
             text = "\n".join(self._lines)
             self._lines.clear()
+            self._held = 0
             console.out(text)
         console.flush()
 
@@ -322,8 +334,10 @@ class _Run:
 
     def _emit(self, number: int, obj: dict[str, Any], failed: Result | None) -> None:
         """Print one row's result (called in row order, holding the state lock)."""
-        self._lines.append(json.dumps(obj, ensure_ascii=False))
-        if len(self._lines) >= _LINES_PER_WRITE:
+        line = json.dumps(obj, ensure_ascii=False)
+        self._lines.append(line)
+        self._held += len(line)
+        if len(self._lines) >= _LINES_PER_WRITE or self._held >= _CHARS_PER_WRITE:
             self._write()
         self.codes[obj["exit_code"]] += 1
         self.done += 1

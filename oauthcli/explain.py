@@ -217,11 +217,21 @@ def _one_line(text: str) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
+def _cut(text: str | None, limit: int = 300) -> str:
+    """A URL or reason phrase fit for one line: a 1 MiB URL (a huge path variable that the
+    server answered 414 to) is not repeated in full on the error line (-v shows it)."""
+    from oauthcli.secret import scrub
+
+    text = text or ""
+    # Scrubbed before it is cut: half a secret is no longer one that scrub recognises.
+    return text if len(text) <= limit else scrub(text)[: limit - 1] + "…"
+
+
 def failure_lines(result: Result, now: float | None = None) -> list[str]:
     """What to print for a 4xx/5xx: the status and message, then the explanation."""
     now = time.time() if now is None else now
     req = result.request
-    head = f"{result.status} {result.reason} from {result.http_method} {result.url}"
+    head = f"{result.status} {_cut(result.reason)} from {result.http_method} {_cut(result.url)}"
     reason = api_reason(result.body, result.headers.get("Content-Type"), result.status)
     message = reason.message
     lines = [f"{head}: {message}" if message else head]

@@ -44,9 +44,17 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def redirect_refusal(method: str, status: int, target: str, body: bytes | None) -> str | None:
-    if urlsplit(target).scheme not in ("http", "https"):
+def redirect_refusal(
+    method: str, status: int, target: str, body: bytes | None, start: str = ""
+) -> str | None:
+    """Why a redirect from a call to ``start`` is not followed to ``target``, or None."""
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https"):
         return "only http and https are followed"
+    if parts.scheme == "http" and not _plain_http_allowed(parts.hostname, start):
+        return "it would leave https or loopback for plain http:// to another host"
+    if method in ("GET", "HEAD"):
+        return None
     if method in ("GET", "HEAD"):
         return None
     if status not in (307, 308):
@@ -54,6 +62,18 @@ def redirect_refusal(method: str, status: int, target: str, body: bytes | None) 
     if body and carries_secret(body):
         return "the request body carries credentials"
     return None
+
+
+def _plain_http_allowed(host: str | None, start: str) -> bool:
+    """A redirect may lead to plain http:// on loopback, or when the call itself went over
+    plain http:// to a host that is not loopback (which takes ``allow_insecure_http``):
+    an https call is never downgraded, nor a loopback one sent off the machine unencrypted."""
+    from oauthcli.resolve import is_loopback
+
+    if is_loopback(host):
+        return True
+    first = urlsplit(start)
+    return first.scheme == "http" and not is_loopback(first.hostname)
 
 
 def secret_header_names(req: ResolvedRequest) -> frozenset[str]:

@@ -272,6 +272,9 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
         for text, plain in ((auth.username, username), (auth.password, reveal(password))):
             if plain and not plain.isascii() and not _latin1(plain):
                 _refuse(r, auth, text, "contains a character outside Latin-1 (Basic auth)")
+            if plain and _CONTROL.search(plain):  # a stray "\n" from $(cat file) or an env var
+                what = "a line break" if "\r" in plain or "\n" in plain else "a control character"
+                _refuse(r, auth, text, f"contains {what} (Basic auth)")
         return ResolvedAuth("basic", username=username, secret=password)
     if auth.type == "bearer":
         token = r.secret(auth.token)
@@ -295,6 +298,9 @@ def _refuse(r: _Renderer, auth: Auth, text: Text | None, problem: str) -> None:
     line = text.line if text is not None else auth.line
     key = text.key if text is not None and text.key else None
     raise RegistryError.at(r.source, line, key or "auth", f"the value {problem}")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")  # a tab may stay
 
 
 def _latin1(value: str) -> bool:

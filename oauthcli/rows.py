@@ -102,6 +102,9 @@ class Rows:
                         f"--each {self.name}:{number}: expected a JSON object per line"
                     )
                 row = {str(k): variable_text(v) for k, v in doc.items()}
+                problem = not_text(row)
+                if problem:
+                    raise UsageError(f"--each {self.name}:{number}: {problem}")
             except json.JSONDecodeError as exc:
                 raise UsageError(
                     f"--each {self.name}:{number}: not valid JSON: {exc.msg}"
@@ -149,6 +152,19 @@ def variable_text(value: Any) -> str:
     if isinstance(value, (int, float)):
         return str(value)
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def not_text(variables: dict[str, str]) -> str | None:
+    """Why a variable read from JSON cannot be sent: a lone surrogate (``"\\ud800"``) is
+    valid JSON but no Unicode text, so it has no UTF-8 bytes to go on the wire."""
+    for name, value in variables.items():
+        try:
+            name.encode("utf-8")
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = name.encode("utf-8", "backslashreplace").decode("utf-8")[:40]
+            return f"variable '{shown}' holds a lone surrogate escape (not Unicode text)"
+    return None
 
 
 def json_problem(exc: BaseException) -> str:

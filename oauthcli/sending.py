@@ -289,6 +289,10 @@ class Sender:
                     complete = True
                     break
                 except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                    if isinstance(exc, urllib3.exceptions.DecodeError) and (
+                        response.status_code >= 400
+                    ):
+                        break  # the status is the answer (exit 4/5); the body only explains it
                     raise _body_failure(exc, req, response.url, deadline, size, sink) from None
                 if deadline.expired:  # a body that keeps flowing is cut here, not by the socket
                     raise _body_failure(TimeoutError(), req, response.url, deadline, size, sink)
@@ -432,10 +436,21 @@ class Sender:
             location = response.headers.get("Location")
             if status not in REDIRECT_STATUSES or not location:
                 return answer
-            target = urldefrag(urljoin(url, location))[0]
-            refusal = redirect_refusal(method, status, target, body)
+            try:
+                target = urldefrag(urljoin(url, location))[0]
+                origin(target)  # a port out of range raises here
+            except ValueError as exc:  # Location: http://[::1 or http://host:99999/
+                _discard(answer)
+                shown = location if len(location) <= 200 else location[:199] + "…"
+                raise NetworkError(
+                    f"cannot follow the {status} redirect from {url}: "
+                    f"Location {shown!r} is not a valid URL ({exc})"
+                ) from None
+            refusal = redirect_refusal(method, status, target, body, req.full_url)
             if refusal:
                 trace.note(f"not following {status} to {target}: {refusal}")
+                if "plain http" in refusal:
+                    self._warn(f"not following the {status} redirect to {target}: {refusal}")
                 return answer
             if not left and origin(target) != origin(req.full_url):
                 left = True

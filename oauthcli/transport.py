@@ -11,6 +11,7 @@ by hand. Which headers, credentials and redirects go out is decided in
 from __future__ import annotations
 
 import heapq
+import http.client
 import socket
 import threading
 import time
@@ -201,8 +202,25 @@ def watching(deadline: Deadline) -> Iterator[None]:
         _current.deadline = None
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """http.client skips only ``100 Continue``; a ``102 Processing`` or ``103 Early Hints``
+    would be taken as the answer (exit 0 for a call the server then answered 500, the
+    real response left unread). Interim 1xx responses are skipped, as curl does; their
+    number is bounded only by the call's Deadline, like the rest of the response."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if 101 < status < 200:
+                http.client._read_headers(self.fp)  # type: ignore[attr-defined]
+                continue
+            return version, status, reason
+
+
 class _Watched:
     """A urllib3 connection that tells the current :class:`Deadline` it is the one in use."""
+
+    response_class: Any = _FinalResponse
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         deadline: Deadline | None = getattr(_current, "deadline", None)

@@ -208,7 +208,11 @@ def read_vars_file(path: Path) -> dict[str, str]:
         raise UsageError(
             f"--vars-file {path}: expected an object of NAME: value, got {type(doc).__name__}"
         )
-    from oauthcli.rows import variable_text
+    from oauthcli.rows import not_text, variable_text
 
     # A plain YAML scalar is taken as written (012345 stays 012345, not 5349).
-    return {str(k): written.get((k,)) or variable_text(v) for k, v in doc.items()}
+    variables = {str(k): written.get((k,)) or variable_text(v) for k, v in doc.items()}
+    problem = not_text(variables)
+    if problem:
+        raise UsageError(f"--vars-file {path}: {problem}")
+    return variables
