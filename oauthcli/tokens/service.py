@@ -383,7 +383,14 @@ def _store(
         grant_type=profile.grant_type,
         expires_assumed=assumed,
     )
-    _write(path, entry, notes)
+    if expires_at > now:
+        _write(path, entry, notes)
+    else:
+        notes.append(
+            f"the token endpoint answered profile '{profile.name}' a token that its JWT exp says "
+            f"expired {int(now - expires_at)} s ago (and no expires_in); it is used for this call "
+            "only, not cached: check this machine's clock against the server's"
+        )
     return token
 
 
@@ -399,6 +406,8 @@ def _expiry(answer: TokenAnswer, now: float) -> tuple[float, float, bool]:
         iat = _time_claim(claims, "iat")
         issued = iat if iat is not None and iat < exp else now
         return exp - issued, exp, False
+    if exp is not None and now - MAX_LIFETIME <= exp <= now:  # expired as issued: clock skew?
+        return 0.0, exp, False
     return float(DEFAULT_LIFETIME), now + DEFAULT_LIFETIME, True
 
 
