@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from oauthcli.errors import RegistryError, UsageError
+from oauthcli.errors import Problem, RegistryError, UsageError
 from oauthcli.headers import header_value_problem
 from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
 from oauthcli.registry import Registry
@@ -35,17 +35,41 @@ from oauthcli.templates import TemplateError
 
 
 class _Renderer:
-    """Renders one item's templates, turning template errors into registry errors."""
+    """Renders one item's templates, turning template errors into registry errors.
 
-    def __init__(self, source: Path, variables: Mapping[str, str] | None = None) -> None:
+    With ``problems`` (``validate``) a problem is recorded and rendering goes on with an
+    empty value, so that one bad key hides no other key's problem.
+    """
+
+    def __init__(
+        self,
+        source: Path,
+        variables: Mapping[str, str] | None = None,
+        problems: list[Problem] | None = None,
+    ) -> None:
         self.source = source
         self.variables = variables
+        self.problems = problems
 
     def __call__(self, text: Text, encode: Callable[[str], str] | None = None) -> str:
         try:
             return text.template.render(self.variables, base_dir=self.source.parent, encode=encode)
         except TemplateError as exc:
-            raise RegistryError.at(self.source, text.line, text.key or None, str(exc)) from None
+            return self._fail(RegistryError.at(self.source, text.line, text.key or None, str(exc)))
+
+    def _fail(self, exc: RegistryError) -> str:
+        if self.problems is None:
+            raise exc
+        self.problems += getattr(exc, "problems", [])
+        return ""
+
+    def url(self, text: Text, allow_insecure_http: bool) -> str:
+        url = self(text)
+        try:
+            check_url(url, allow_insecure_http, self.source, text)
+        except RegistryError as exc:
+            self._fail(exc)
+        return url
 
     def opt(self, text: Text | None) -> str | None:
         return None if text is None else self(text)
@@ -60,17 +84,20 @@ class _Renderer:
         path = path if path.is_absolute() else self.source.parent / path
         if not path.is_file():  # found now, not as a crash inside the TLS layer
             missing = "is not a file" if path.exists() else "not found"
-            raise RegistryError.at(self.source, text.line, text.key or None, f"{path} {missing}")
+            self._fail(
+                RegistryError.at(self.source, text.line, text.key or None, f"{path} {missing}")
+            )
         return str(path)
 
 
-def resolve_profile(profile: Profile) -> ResolvedProfile:
-    r = _Renderer(profile.source)
-    token_url = r(profile.token_url)
-    check_url(token_url, profile.allow_insecure_http, profile.source, profile.token_url)
+def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) -> ResolvedProfile:
+    """The profile with its values rendered; raises RegistryError at the first problem, or,
+    given ``problems``, records every one there and goes on."""
+    r = _Renderer(profile.source, problems=problems)
+    token_url = r.url(profile.token_url, profile.allow_insecure_http)
     for text in (profile.revocation_url, profile.authorization_url):
         if text is not None:
-            check_url(r(text), profile.allow_insecure_http, profile.source, text)
+            r.url(text, profile.allow_insecure_http)
     return ResolvedProfile(
         name=profile.name,
         source=profile.source,

@@ -128,7 +128,11 @@ def _check_references(item: Profile | Message) -> list[Problem]:
 
 def _check_resolution(registry: Registry, item: Profile | Message) -> list[Problem]:
     if isinstance(item, Profile):
-        return _problems_of(lambda: _check_keys(resolve_profile(item)), item)
+        found: list[Problem] = []
+        resolved = resolve_profile(item, problems=found)
+        if found:  # every key's problem at once; the key is only worth loading without them
+            return _with_lines(found, item)
+        return _problems_of(lambda: _check_keys(resolved), item)
     problems = []
     for name in item.methods:  # each method on its own: one's problem hides no other's
         problems += _problems_of(partial(_resolve_method, registry, item, name), item)

@@ -170,3 +170,28 @@ def test_a_closed_stdout_is_a_one_line_error() -> None:
     )
     assert proc.returncode == 1
     assert proc.stderr == "error: cannot write to standard output: it is closed\n"
+
+
+def test_validate_reports_every_problem_of_a_profile_in_one_run(tmp_path: Path) -> None:
+    """A refused token_url used to hide the missing CA file and the unset variable after it."""
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/acme.yaml": """\
+                grant_type: client_credentials
+                token_url: http://login.example.test/token
+                revocation_url: ${env:OAUTHCLI_TEST_UNSET_URL:-http://login.example.test/r}
+                client_id: app
+                client_secret: ${env:OAUTHCLI_TEST_UNSET_SECRET}
+                tls: {ca_bundle: no-such-ca.pem}
+                """
+        },
+    )
+    result = run("-r", str(root), "validate")
+    assert result.code == 3
+    lines = result.out.splitlines()
+    assert any(":2: token_url: plain http:// to login.example.test is refused" in x for x in lines)
+    assert any(":3: revocation_url: plain http://" in x for x in lines)
+    assert any(":5: client_secret: environment variable" in x for x in lines)
+    assert any(":6: tls.ca_bundle:" in x and "no-such-ca.pem not found" in x for x in lines)
+    assert len(lines) == len(set(lines)) == 4, lines
