@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from oauthcli.headers import header_value_problem
 from oauthcli.tokens.service import MAX_LIFETIME
 
 #: Bytes of a token answer read at most; real ones are a few KiB (a JWT with many claims).
 MAX_ANSWER_BYTES = 1024 * 1024
 
-# Visible ASCII, space and visible Latin-1: what an HTTP header value can carry (RFC 9110 §5.5).
-_HEADER_SAFE = re.compile(r"[\x20-\x7e\xa0-\xff]+")
 _SECONDS = re.compile(r"\s*\+?([0-9]{1,12})(?:\.[0-9]*)?\s*")
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -161,16 +160,9 @@ def _refresh_expires_in(data: dict[str, Any]) -> int | None:
 
 
 def _header_safe(name: str, value: str) -> None:
-    if _HEADER_SAFE.fullmatch(value) and value == value.strip():
+    why = header_value_problem(value, word=True)
+    if why is None:
         return
-    if any(c in "\r\n" for c in value):
-        why = "holds a line break"
-    elif any(ord(c) > 0xFF for c in value):
-        why = "holds a character beyond Latin-1"
-    elif value != value.strip():
-        why = "begins or ends with white space"
-    else:
-        why = "holds a control character"
     article = "an" if name[0] in "aeiou" else "a"
     raise UnusableAnswer(
         f"{article} {name} that {why}; it cannot go in an HTTP header, so it is not used"

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oauthcli.errors import RegistryError
+from oauthcli.headers import header_value_problem
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token
 
@@ -75,7 +76,6 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "expires_assumed": bool,
 }
 #: Values that may go in an HTTP header: visible Latin-1 and spaces, no line breaks.
-_HEADER_SAFE = re.compile(r"[\x20-\x7e\xa0-\xff]+")
 
 
 class CorruptEntry(Exception):
@@ -335,7 +335,7 @@ def parse(raw: bytes, path: Path) -> Entry:
         raise CorruptEntry(f"cache entry {path}: 'access_token' is empty")
     for name in ("access_token", "token_type"):
         # Whoever wrote it, it goes into a header: never a line break or a non-Latin-1 letter.
-        if not _HEADER_SAFE.fullmatch(data[name]):
+        if header_value_problem(data[name], word=True) is not None:
             raise CorruptEntry(f"cache entry {path}: '{name}' cannot go in an HTTP header")
     for name in ("expires_at", "obtained_at", "refresh_expires_at", "lifetime"):
         value = data.get(name)
