@@ -11,14 +11,12 @@ import html
 import json
 import os
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
 
+from tests.cliproc import Done, oauthcli
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
 
@@ -28,36 +26,9 @@ PASSWORD = "r1-pässwörd!X9"
 ISSUED = "r1-issued-access-token-0123456789"
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def both(self) -> str:
-        return self.out + self.err
-
-
-def cli(registry: Path, *args: str, env: dict[str, str] | None = None) -> Run:
-    done = subprocess.run(
-        [sys.executable, "-m", "oauthcli", "-r", str(registry), *args],
-        capture_output=True,
-        timeout=30,
-        env={
-            **os.environ,
-            "R1_SECRET": CLIENT_SECRET,
-            "R1_PASSWORD": PASSWORD,
-            "NO_COLOR": "1",
-            "PYTHONIOENCODING": "utf-8",
-            **(env or {}),
-        },
-        stdin=subprocess.DEVNULL,
-    )
-    out, err = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
-    if (env or {}).get("OAUTHCLI_DEBUG") != "1":
-        assert "Traceback" not in out + err, err
-    return Run(done.returncode, out, err)
+def cli(registry: Path, *args: str, env: dict[str, str] | None = None) -> Done:
+    secrets = {"R1_SECRET": CLIENT_SECRET, "R1_PASSWORD": PASSWORD}
+    return oauthcli(*args, registry=registry, env={**secrets, **(env or {})})
 
 
 def _token(rec: Recorded) -> tuple[int, dict[str, str], bytes]:

@@ -28,6 +28,7 @@ from oauthcli.registry import Registry
 from oauthcli.resolve import resolve_profile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache
+from tests.cliproc import Done, oauthcli
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
 
@@ -49,25 +50,8 @@ class Cli:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, timeout: float = 20, prefix: tuple[str, ...] = ()) -> Done:
-        env = {**os.environ, "OAUTHCLI_CACHE_DIR": str(self.cache), **self.env}
-        env.pop("OAUTHCLI_DEBUG", None)
-        done = subprocess.run(
-            [*prefix, sys.executable, "-m", "oauthcli", "-r", str(self.root), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-        )
-        result = Done(done.returncode, done.stdout, done.stderr)
-        assert "Traceback" not in result.err, result
-        return result
-
-
-@dataclass
-class Done:
-    code: int
-    out: str
-    err: str
+        env = {"OAUTHCLI_CACHE_DIR": str(self.cache), **self.env}
+        return oauthcli(*args, registry=self.root, env=env, timeout=timeout, prefix=prefix)
 
 
 @dataclass

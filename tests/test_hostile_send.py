@@ -11,11 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cliproc import Done, oauthcli
 from tests.conftest import LoopbackServer
 from tests.hostile_servers_d import dribbling, gzip_bomb, serving, streaming
 from tests.registry_factory import make_registry
@@ -24,32 +24,8 @@ OAUTHCLI = Path(sys.executable).parent / "oauthcli"
 JSON = {"Content-Type": "application/json"}
 
 
-@dataclass
-class Done:
-    code: int
-    out: bytes
-    err: str
-    seconds: float
-
-    @property
-    def text(self) -> str:
-        return self.out.decode("utf-8", "replace") + self.err
-
-
 def cli(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30) -> Done:
-    import time
-
-    started = time.monotonic()
-    done = subprocess.run(
-        [str(OAUTHCLI), "-r", str(root), *args],
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-    err = done.stderr.decode("utf-8", "replace")
-    assert "Traceback" not in err, err
-    return Done(done.returncode, done.stdout, err, time.monotonic() - started)
+    return oauthcli(*args, registry=root, env=env, timeout=timeout)
 
 
 # -- requests go where the user meant -----------------------------------------------------
@@ -125,7 +101,7 @@ def test_dry_run_shows_exactly_the_url_the_server_receives(
     catch_all(loopback)
     text = cli(items, "send", "items.delete", "-V", f"id={value}", "--dry-run")
     assert text.code == 0, text
-    planned = text.out.decode().splitlines()[0]
+    planned = text.out.splitlines()[0]
     as_json = cli(items, "send", "items.delete", "-V", f"id={value}", "--dry-run", "--json")
     assert json.loads(as_json.out)["url"] == planned.partition(" ")[2]
     sent = cli(items, "send", "items.delete", "-V", f"id={value}")
@@ -175,9 +151,9 @@ def test_a_piped_body_is_byte_exact_even_when_it_holds_a_secret(
         },
     )
     done = cli(root, "send", "blob")
-    assert (done.code, done.out, done.err) == (0, download, "")
+    assert (done.code, done.data, done.err) == (0, download, "")
     done = cli(root, "send", "flag")
-    assert (done.code, done.out, done.err) == (0, b'{"enabled": true, "id": "pw-9f2"}', "")
+    assert (done.code, done.data, done.err) == (0, b'{"enabled": true, "id": "pw-9f2"}', "")
     # what oauthcli renders itself still masks: -v on stderr, the --json object
     done = cli(root, "send", "blob", "-v", "--json")
     assert "xxxxxxxx" not in done.err and "X-Api-Key: ****" in done.err
@@ -367,7 +343,7 @@ def test_a_credential_that_cannot_go_in_a_header_is_a_registry_error(
         done = cli(creds, "send", message, *extra, env=env)
         assert done.code == 3, done
         assert f"{message}.yaml" in done.err and key in done.err and why in done.err, done.err
-        assert "LEAK" not in done.text, done.text
+        assert "LEAK" not in done.both, done.both
         assert len(done.err.strip().splitlines()) == 1, done.err
     assert loopback.requests == []
 

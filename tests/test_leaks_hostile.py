@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus
 
 import pytest
 
+from tests.cliproc import Done, oauthcli
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
 
@@ -213,45 +210,22 @@ def registry(loopback: LoopbackServer, tmp_path: Path) -> Path:
     )
 
 
-@dataclass
-class Run:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-
 def cli(
     registry: Path, *args: str, debug: bool = False, extra_env: dict[str, str] | None = None
-) -> Run:
+) -> Done:
     env = {
-        **os.environ,
         "HOSTILE_CLIENT_SECRET": CLIENT_SECRET,
         "HOSTILE_API_KEY": API_KEY,
         "HOSTILE_BASIC_PASSWORD": BASIC_PASSWORD,
         "HOSTILE_STATIC_TOKEN": STATIC_TOKEN,
-        "NO_COLOR": "1",
-        "PYTHONIOENCODING": "utf-8",
         **(extra_env or {}),
     }
     if debug:
         env["OAUTHCLI_DEBUG"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "oauthcli", "-r", str(registry), *args],
-        capture_output=True,
-        timeout=30,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
-    return Run(
-        args,
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
-    )
+    return oauthcli(*args, registry=registry, env=env)
 
 
-def leaks(run: Run, *, stdout_is_body: bool = False) -> list[str]:
+def leaks(run: Done, *, stdout_is_body: bool = False) -> list[str]:
     shown = run.err if stdout_is_body else run.out + run.err
     return [
         f"oauthcli {' '.join(run.args)}: {what}" for what, v in all_forms().items() if v in shown
@@ -264,7 +238,7 @@ def _piped_body(args: tuple[str, ...]) -> bool:
     return bool(args) and args[0] == "send" and not rendered & set(args)
 
 
-def check(run: Run, code: int, *, stdout_is_body: bool = False, traceback: bool = False) -> None:
+def check(run: Done, code: int, *, stdout_is_body: bool = False, traceback: bool = False) -> None:
     stdout_is_body = stdout_is_body or _piped_body(run.args)
     assert run.code == code, (run.args, run.code, run.out[-2000:], run.err[-2000:])
     assert ("Traceback (most recent call last)" in run.err) == traceback, run.err[-3000:]
@@ -432,7 +406,7 @@ def test_tokens_views_mask_every_secret(registry: Path) -> None:
     check(cli(registry, "token", "clear"), 0)
     raw = cli(registry, "get-token", "--raw", "acme")
     assert raw.code == 0 and raw.out == ISSUED_TOKEN + "\n"
-    check(Run(raw.args, raw.code, "", raw.err), 0)
+    check(Done(raw.args, raw.code, b"", raw.err, raw.seconds), 0)
 
 
 # -- a password written into a URL that cannot be used -------------------------------
@@ -460,7 +434,7 @@ def bad_url_registry(tmp_path: Path) -> Path:
     return make_registry(tmp_path / "bad", files)
 
 
-def _url_password_shown(run: Run, password: str) -> bool:
+def _url_password_shown(run: Done, password: str) -> bool:
     shown = run.out + run.err
     return any(f"u:{form}@" in shown for form in {password, quote(password, safe="")}) or (
         len(password) >= 4 and any(v in shown for v in spellings(password).values())

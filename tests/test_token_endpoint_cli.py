@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus
@@ -24,6 +19,7 @@ from urllib.parse import parse_qsl, quote, quote_plus
 import pytest
 
 from oauthcli import __version__
+from tests.cliproc import Done, oauthcli
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
 
@@ -41,37 +37,11 @@ SECRETS = {
 }
 
 
-@dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-    seconds: float
-
-    @property
-    def both(self) -> str:
-        return self.out + self.err
-
-
 def cli(root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 20) -> Done:
-    """The CLI in a fresh interpreter, with no terminal and no proxy; never a traceback
-    unless OAUTHCLI_DEBUG asks for one."""
-    base = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    base.update(NO_COLOR="1", OAUTHCLI_REGISTRY=str(root), **SECRETS, **(env or {}))
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "oauthcli", *args],
-        env=base,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    """The CLI in a fresh interpreter, the registry and the secrets in its environment."""
+    return oauthcli(
+        *args, env={"OAUTHCLI_REGISTRY": str(root), **SECRETS, **(env or {})}, timeout=timeout
     )
-    done = Done(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-    if "OAUTHCLI_DEBUG" not in (env or {}):
-        assert "Traceback" not in done.err, done
-    return done
 
 
 def profile_yaml(server: LoopbackServer, extra: str = "", grant: str = "client_credentials") -> str:
