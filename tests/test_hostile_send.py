@@ -469,3 +469,17 @@ def test_a_terminal_shows_a_huge_body_cut_and_says_so(tmp_path: Path) -> None:
     assert f"binary body ({1 << 30} bytes" in screen, screen[-2000:]
     assert "warning" not in screen, screen[-2000:]
     assert "Traceback" not in screen and len(screen) < 2000
+
+
+def test_a_finished_deadline_is_not_kept_until_its_time() -> None:
+    """Every request of a batch has a deadline a whole timeout away; keeping the finished
+    ones that long grew a 100,000-row batch by 29 MiB."""
+    import gc
+
+    from oauthcli.transport import Deadline
+
+    for _ in range(5000):
+        Deadline(60).finish()
+    gc.collect()
+    alive = sum(isinstance(o, Deadline) for o in gc.get_objects())
+    assert alive < 50, f"{alive} finished deadlines still held"
