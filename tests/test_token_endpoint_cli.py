@@ -412,7 +412,7 @@ class Dribbler:
     """A token endpoint on 127.0.0.1 that sends its answer one byte every ``pause`` s,
     headers included (``from_headers``) or only the body."""
 
-    def __init__(self, from_headers: bool, pause: float = 0.3) -> None:
+    def __init__(self, from_headers: bool, pause: float = 0.3, by_line: bool = False) -> None:
         import socket
         import threading
 
@@ -422,6 +422,13 @@ class Dribbler:
             (b"", head.encode() + body) if from_headers else (head.encode(), body)
         )
         self.pause = pause
+        # By line: the status line at once, then one header line each pause (what a proxy
+        # stalling upstream looks like); else one byte each pause.
+        self.pieces = (
+            [line + b"\r\n" for line in self.slow.split(b"\r\n")]
+            if by_line
+            else [self.slow[i : i + 1] for i in range(len(self.slow))]
+        )
         self.stop = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
@@ -440,10 +447,10 @@ class Dribbler:
                 try:
                     conn.recv(65536)
                     conn.sendall(self.fast)
-                    for i in range(len(self.slow)):
+                    for piece in self.pieces:
                         if self.stop.wait(self.pause):
                             return
-                        conn.sendall(self.slow[i : i + 1])
+                        conn.sendall(piece)
                 except OSError:
                     pass
 
@@ -453,11 +460,15 @@ class Dribbler:
         self.sock.close()
 
 
-@pytest.mark.parametrize("from_headers", [True, False], ids=["headers", "body"])
+@pytest.mark.parametrize(
+    ("from_headers", "by_line"),
+    [(True, False), (True, True), (False, False)],
+    ids=["headers", "header-lines", "body"],
+)
 def test_a_dribbling_token_endpoint_is_cut_off_at_the_timeout(
-    tmp_path: Path, from_headers: bool
+    tmp_path: Path, from_headers: bool, by_line: bool
 ) -> None:
-    server = Dribbler(from_headers)
+    server = Dribbler(from_headers, pause=0.5 if by_line else 0.3, by_line=by_line)
     try:
         profile = (
             "grant_type: client_credentials\n"

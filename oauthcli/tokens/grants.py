@@ -179,14 +179,12 @@ class _Session(OAuth2Client, requests.Session):
                     resp.close()
         except requests.RequestException:
             if deadline.expired:
-                raise GrantError(
-                    f"{self.what} failed: no complete answer from {request.url} within "
-                    f"{self.profile.timeout:g} s",
-                    transient=True,
-                ) from None
+                raise self._timed_out(request) from None
             raise
         finally:
             deadline.finish()
+        if deadline.expired:  # cut off mid-headers, http.client may take what came as all
+            raise self._timed_out(request)
         data = answer.decode(resp.content, resp.headers.get("Content-Type"))
         for name in _SECRET_MEMBERS:
             value = data.get(name) if data else None
@@ -194,6 +192,13 @@ class _Session(OAuth2Client, requests.Session):
                 remember(value)
         self.trace.response(resp)
         return resp
+
+    def _timed_out(self, request: requests.PreparedRequest) -> GrantError:
+        return GrantError(
+            f"{self.what} failed: no complete answer from {request.url} within "
+            f"{self.profile.timeout:g} s",
+            transient=True,
+        )
 
     def _bounded_body(self, resp: requests.Response) -> bytes:
         # A server sending without end is cut off here; one sending slowly, by the deadline.
