@@ -81,7 +81,7 @@ def test_a_basic_credential_with_a_line_break_is_a_registry_error(
         done = cli(root, "send", "m.basic", *extra, env=env)
         assert done.code == 3, done
         assert "m.yaml" in done.err and key in done.err and why in done.err, done.err
-        assert "LEAK" not in done.text and "cHctTEVBSy" not in done.text, done.text
+        assert "LEAK" not in done.both and "cHctTEVBSy" not in done.both, done.both
         assert len(done.err.strip().splitlines()) == 1, done.err
     assert loopback.requests == []
 
@@ -107,7 +107,7 @@ def test_a_lone_surrogate_from_json_input_is_a_usage_error(
     assert len(done.err.strip().splitlines()) == 1
     done = cli(root, "send", f"m.{method}", "--each", str(rows))
     assert done.code == 2 and "rows.jsonl:2" in done.err and "'v'" in done.err, done
-    assert "internal error" not in done.text
+    assert "internal error" not in done.both
     [first] = [json.loads(line) for line in done.out.splitlines()]
     assert first["row"] == 1
 
@@ -141,7 +141,7 @@ def test_interim_1xx_responses_are_skipped_not_taken_as_the_answer(
     with serving(answer(raw)) as server:
         root = reg(tmp_path, server.base)
         done = cli(root, "send", "m.get")
-        assert done.code == code and done.out == b'{"real": 1}', done
+        assert done.code == code and done.data == b'{"real": 1}', done
         done = cli(root, "send", "m.get", "--json")
         assert json.loads(done.out)["status"] == int(final[:3]), done
         done = subprocess.run(
