@@ -67,8 +67,23 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+class YamlProblem(Exception):
+    """A YAML file that cannot be used at all; the registry reports its ``problem``."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
 class OAuthCliError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class OutputError(OAuthCliError):
+    """stdout cannot be written: a full disk, a closed descriptor (exit 1, not a bug)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to standard output: {exc.strerror or exc}")
 
 
 class UsageError(OAuthCliError):
@@ -105,6 +120,24 @@ class TokenEndpointError(TokenError):
         super().__init__(message)
         self.error = error
         self.transient = transient
+
+
+class GrantError(TokenEndpointError):
+    """The token endpoint refused, answered garbage or could not be reached.
+
+    ``retry_after``: seconds a 429/503 answer asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, error=error, transient=transient)
+        self.retry_after = retry_after
 
 
 class NetworkError(OAuthCliError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from oauthcli.errors import Problem, RegistryProblems
 from oauthcli.schema import Reader, Text
-from oauthcli.yamlsrc import Document
+from oauthcli.yamldoc import Document
 
 GRANT_TYPES = (
     "client_credentials",

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from oauthcli.errors import Problem, RegistryProblems
 from oauthcli.templates import Template, TemplateError
-from oauthcli.yamlsrc import Document, Key
+from oauthcli.yamldoc import Document, Key
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 

@@ -25,7 +25,7 @@ from oauthcli.resolve import pick_method, resolve_profile, resolve_request
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.schema import Text
 from oauthcli.templates import Template, TemplateError, Var
-from oauthcli.yamlsrc import Key
+from oauthcli.yamldoc import Key
 
 _NO_VARIABLES: dict[str, str] = {}
 
@@ -156,7 +156,7 @@ def _problems_of(check: Callable[[], object], item: Profile | Message) -> list[P
 def _check_keys(profile: ResolvedProfile) -> None:
     """The signing key parses and fits signing_alg, as the grant will need it."""
     if profile.client_auth == "private_key_jwt":
-        from oauthcli.tokens import keys
+        import oauthcli.tokens.keys as keys
 
         keys.load_private_key(profile)
 

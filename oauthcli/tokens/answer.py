@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from oauthcli.headers import header_value_problem
-from oauthcli.tokens.service import MAX_LIFETIME
+from oauthcli.tokens.model import MAX_LIFETIME
 
 #: Bytes of a token answer read at most; real ones are a few KiB (a JWT with many claims).
 MAX_ANSWER_BYTES = 1024 * 1024

@@ -24,10 +24,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from oauthcli import console
 from oauthcli.cpu import unpinned
-from oauthcli.errors import RegistryError, TokenError
+from oauthcli.errors import GrantError, RegistryError, TokenError
 from oauthcli.resolved import ResolvedProfile
 from oauthcli.secret import remember
-from oauthcli.tokens.grants import GrantError
 
 #: Seconds to wait for the browser to come back to redirect_url.
 WAIT = 300
