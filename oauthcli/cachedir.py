@@ -1,7 +1,7 @@
 """The cache folder: where it is, and whether it is ours (SPEC §4).
 
 The token cache (:mod:`oauthcli.tokens.cache`) and the parse cache
-(:mod:`oauthcli.parsecache`) both live in it. It is trusted only if it is owned
+(:mod:`oauthcli.registry.parsecache`) both live in it. It is trusted only if it is owned
 by this user and not writable by group or others; its mode is set only when
 oauthcli creates it.
 """

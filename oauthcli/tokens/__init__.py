@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from oauthcli.tokens.model import Obtained, Token
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedProfile
+    from oauthcli.request.resolved import ResolvedProfile
     from oauthcli.trace import Trace
 
 __all__ = ["Obtained", "Token", "drop", "obtain"]

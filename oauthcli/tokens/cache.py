@@ -48,7 +48,7 @@ from oauthcli.tokens.model import Token
 if TYPE_CHECKING:
     from filelock import BaseFileLock
 
-    from oauthcli.resolved import ResolvedProfile
+    from oauthcli.request.resolved import ResolvedProfile
 
 VERSION = 1
 #: Bytes beyond which a file is not an entry (a token answer is a few KiB).
@@ -363,7 +363,7 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
         for name in os.listdir(folder):
             if _OURS.fullmatch(name) and not name.endswith(".json"):
                 _clear_one(folder / name)
-        from oauthcli import parsecache
+        from oauthcli.registry import parsecache
 
         parsecache.clear()
     return removed

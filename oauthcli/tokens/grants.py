@@ -48,12 +48,12 @@ from requests.auth import AuthBase
 import oauthcli.tokens.answer as answer
 import oauthcli.tokens.keys as keys
 from oauthcli.errors import GrantError, RegistryError
-from oauthcli.http import DEFAULT_HEADERS, retry_after
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, remember, scrub_spread
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.trace import Trace
-from oauthcli.transport import Deadline, PooledAdapter, watching
+from oauthcli.transport.adapter import Deadline, PooledAdapter, watching
+from oauthcli.transport.http import DEFAULT_HEADERS, retry_after
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})

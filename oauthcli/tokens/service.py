@@ -37,7 +37,7 @@ from oauthcli.tokens.model import MAX_LIFETIME, Obtained, Token
 from oauthcli.trace import Trace
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedProfile
+    from oauthcli.request.resolved import ResolvedProfile
     from oauthcli.tokens.answer import TokenAnswer
 
 #: Seconds a token with neither ``expires_in`` nor a JWT ``exp`` is assumed to stay valid.

@@ -1,8 +1,8 @@
 """YAML files read safely, with the line of every key kept for error messages.
 
-A registry file's parse is kept in :mod:`oauthcli.parsecache` and used again
+A registry file's parse is kept in :mod:`oauthcli.registry.parsecache` and used again
 while the file's bytes are unchanged, so a warm ``send`` does not import PyYAML
-(~10 ms); :mod:`oauthcli.yamlparse` parses the others.
+(~10 ms); :mod:`oauthcli.registry.yamlparse` parses the others.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oauthcli.errors import Problem, YamlProblem
-from oauthcli.yamldoc import Document
+from oauthcli.registry.document import Document
 
 
 def load(path: Path) -> Document:
@@ -26,7 +26,7 @@ def load(path: Path) -> Document:
         raise YamlProblem(
             Problem(path, line, None, "not UTF-8 text (is it a binary file?)")
         ) from None
-    from oauthcli import parsecache
+    from oauthcli.registry import parsecache
 
     source = parsecache.digest(raw)
     cached = parsecache.get(path, source)
@@ -40,6 +40,6 @@ def load(path: Path) -> Document:
 
 def loads(text: str, path: Path) -> Document:
     """Parse ``text`` (read from ``path``); raises :class:`YamlProblem`."""
-    from oauthcli.yamlparse import parse
+    from oauthcli.registry.yamlparse import parse
 
     return parse(text, path)

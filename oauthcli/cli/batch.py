@@ -31,16 +31,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from oauthcli import console
-from oauthcli.cpu import choose as choose_cpu
-from oauthcli.cpu import pin_thread
 from oauthcli.errors import ExitCode, OAuthCliError
-from oauthcli.rows import RateLimiter, Rows, parse_rate
+from oauthcli.present import console
+from oauthcli.request.rows import RateLimiter, Rows, parse_rate
 from oauthcli.secret import scrub
+from oauthcli.transport.cpu import choose as choose_cpu
+from oauthcli.transport.cpu import pin_thread
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedRequest
-    from oauthcli.sending import Result, Sender
+    from oauthcli.request.resolved import ResolvedRequest
+    from oauthcli.transport.sending import Result, Sender
 
     #: A row's JSON result, and the Result to explain when it failed.
     _Outcome = tuple[dict[str, Any], Result | None]
@@ -104,7 +104,7 @@ def run_batch(build: Build, spec: str, options: BatchOptions) -> int:
 
 
 def _dry_run(build: Build, rows: Rows, as_json: bool) -> int:
-    from oauthcli import output
+    from oauthcli.present import output
 
     for number, row in enumerate(rows, 1):
         if as_json:
@@ -157,10 +157,10 @@ class _Run:
         self._held = 0  # characters in _lines
 
     def run(self) -> int:
-        from oauthcli.sending import Sender
+        from oauthcli.transport.sending import Sender
 
         started = time.monotonic()
-        from oauthcli.sending import BODY_LIMIT
+        from oauthcli.transport.sending import BODY_LIMIT
 
         body_limit = min(BODY_LIMIT, max(_MIN_ROW_BODY, _WINDOW_BODIES // self._window))
         sender = Sender(pool_size=self.options.concurrency, body_limit=body_limit)
@@ -196,7 +196,7 @@ class _Run:
             self._write()
         console.err(summary(self.codes, time.monotonic() - started))
         if self.first_failure is not None:
-            from oauthcli import output
+            from oauthcli.present import output
 
             number, failed = self.first_failure
             output.show_failure(failed, no_fail=self.options.no_fail, prefix=f"row {number}: ")
@@ -348,7 +348,7 @@ class _Run:
 
     def _one(self, sender: Sender, number: int, row: dict[str, str]) -> _Outcome | None:
         """Send one row; its JSON result (and the Result to explain), None if never sent."""
-        from oauthcli import output
+        from oauthcli.present import output
 
         if not self.limiter.wait(self.interrupted):
             return None
@@ -359,7 +359,7 @@ class _Run:
             code = output.exit_code(result, self.options.no_fail)
             error = None
             if result.status >= 400:
-                from oauthcli.explain import failure_lines
+                from oauthcli.present.explain import failure_lines
 
                 error = failure_lines(result)[0]
             obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}

@@ -1,6 +1,6 @@
 """What resolving gives: one concrete request, its auth, profile, retry and TLS settings.
 
-:mod:`oauthcli.resolve` builds these from the registry's messages and profiles;
+:mod:`oauthcli.request.resolve` builds these from the registry's messages and profiles;
 sending, the token code, output and rendering read them.
 """
 
