@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from oauthcli.registry.discovery import Kind, Registry
 
 
-# What a shell reports for a program killed by SIGPIPE (128 + 13).
-SIGPIPE_EXIT = 141
-
-
 class BoundaryGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -43,7 +39,7 @@ class BoundaryGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except BrokenPipeError:
             _quiet_stdout()
-            raise typer.Exit(SIGPIPE_EXIT) from None
+            raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -494,10 +490,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         app(args=argv, prog_name="oauthcli")
     except KeyboardInterrupt:
         console.err("interrupted", "yellow")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         _quiet_stdout()
-        sys.exit(SIGPIPE_EXIT)
+        sys.exit(int(ExitCode.BROKEN_PIPE))
     except OAuthCliError as exc:  # raised while the command line was parsed (an eager option)
         _report(exc)
         sys.exit(int(exc.exit_code))

@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 
 #: Rows kept in flight or waiting to be printed, per unit of concurrency.
 WINDOW_PER_WORKER = 2
-INTERRUPTED = 130
-#: What a shell reports for a program ended by SIGTERM (128 + 15).
-TERMINATED = 143
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
 #: ... or fewer, once they hold this many characters (rows of big bodies).
@@ -208,7 +205,7 @@ class _Run:
                 else f" (more may have followed on {self.rows.name})"
             )
             console.err(f"{self.stopped_by} after {self.done} of {total} rows sent{more}", "yellow")
-            return TERMINATED if self.stopped_by == "terminated" else INTERRUPTED
+            return ExitCode.TERMINATED if self.stopped_by == "terminated" else ExitCode.INTERRUPTED
         if self._error is not None:
             raise self._error
         return max(self.codes, default=int(ExitCode.OK))

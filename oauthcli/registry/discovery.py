@@ -53,7 +53,6 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._index: dict[Kind, dict[str, list[Path]]] = {}
-        self._unreadable: dict[Path, Problem] = {}
         self._items: dict[Path, Profile | Message] = {}
         # Profiles as oauthcli.request.resolve renders them, once per run: a batch resolves
         # one message per row, and would otherwise read env and key files each time.

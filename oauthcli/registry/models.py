@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oauthcli.errors import Problem, RegistryProblems
 from oauthcli.registry.document import Document
 from oauthcli.registry.reader import Reader, Text
 
@@ -378,7 +377,3 @@ def _retry(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Retry:
         on_status=r.statuses(t, key, "on_status"),
         idempotent_only=r.boolean(t, key, "idempotent_only"),
     )
-
-
-def problems_of(exc: RegistryProblems) -> list[Problem]:
-    return exc.problems

@@ -35,10 +35,6 @@ class Text:
     def empty(cls) -> Text:
         return cls(Template(("",)))
 
-    @classmethod
-    def literal(cls, value: str) -> Text:
-        return cls(Template((value,)))
-
     @property
     def key(self) -> str:
         return ".".join(str(k) for k in self.key_path)

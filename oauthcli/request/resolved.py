@@ -112,7 +112,3 @@ class ResolvedRequest:
         if not self.params:
             return self.url
         return f"{self.url}{'&' if '?' in self.url else '?'}{urlencode(self.params)}"
-
-    @property
-    def retryable_method(self) -> bool:
-        return self.http_method in IDEMPOTENT or not self.retry.idempotent_only

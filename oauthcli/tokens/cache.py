@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oauthcli.cachedir import cache_dir, check_folder, ensure_dir
-from oauthcli.errors import RegistryError
+from oauthcli.errors import CorruptEntry, RegistryError
 from oauthcli.headers import header_value_problem
 from oauthcli.secret import Secret
 from oauthcli.tokens.model import Token
@@ -76,10 +76,6 @@ _OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "expires_assumed": bool,
 }
 #: Values that may go in an HTTP header: visible Latin-1 and spaces, no line breaks.
-
-
-class CorruptEntry(Exception):
-    """A cache file that is not a valid entry; the caller discards it with a warning."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from oauthcli.errors import UnsendableURL
+
 
 class PooledAdapter(HTTPAdapter):
     """requests' adapter, remembering the connection pool per origin and TLS settings.
@@ -84,10 +86,6 @@ def scheme_authority(url: str) -> str:
     """``http://host:port`` of a prepared URL, as a cache key: cheaper than urlsplit."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}".lower()
-
-
-class UnsendableURL(ValueError):
-    """requests cannot send to this URL (a host that is no valid IDNA name, say)."""
 
 
 def wire_url(url: str) -> str:
