@@ -158,7 +158,7 @@ def test_oauth2_token_is_obtained_once_and_reused(
 def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
     loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, transient: bool
 ) -> None:
-    from oauthcli.tokens.grants import GrantError
+    from oauthcli.errors import GrantError
 
     calls: list[int] = []
 
