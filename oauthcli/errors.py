@@ -1,17 +1,31 @@
-"""Exceptions and exit codes.
+"""Exceptions and exit codes: every exception that crosses a module boundary is here.
 
-Every failure the CLI reports is one of these; the CLI's single error boundary
-turns it into one line on stderr and ``exit_code``::
+Every failure the CLI reports is an :class:`OAuthCliError`; the CLI's single
+error boundary turns it into one line on stderr and ``exit_code``::
 
     OAuthCliError                 (1, a bug unless a subclass says otherwise)
+    ├── OutputError               (1) stdout cannot be written (a full disk, a closed descriptor)
     ├── UsageError                (2) bad flag value, malformed --var or -H
     ├── RegistryError             (3) bad YAML, unknown key, missing variable,
     │   └── RegistryProblems          unset ${env:…}; carries every Problem found
     ├── TokenError                (6) no token: a lock timeout, a sign-in that did not come,
     │   └── TokenEndpointError        the token endpoint refused, answered garbage, unreachable
+    │       └── GrantError            ... as Authlib's call of it reported (retry_after of a 429/503)
     └── NetworkError              (7) the API could not be reached
 
-HTTP answers from the API (exit 4 and 5) are results, not exceptions.
+Raised by one module and caught by another inside the library, never shown as
+such (the catcher turns each into one of the above, or a warning)::
+
+    YamlProblem                   a YAML file that cannot be used at all (carries its Problem)
+    TemplateError                 a ${…} reference that cannot be resolved
+    └── MissingVariable           a call variable with no value
+    UnsendableURL (ValueError)    a URL requests cannot send to
+    UnusableAnswer (ValueError)   a token answer that cannot be used
+    CorruptEntry                  a token cache file that is not a valid entry (a miss)
+
+HTTP answers from the API (exit 4 and 5) are results, not exceptions; 130, 141
+and 143 (Ctrl-C, a closed pipe, SIGTERM) are :class:`ExitCode` members the CLI
+exits with, not exceptions.
 """
 
 from __future__ import annotations
@@ -30,6 +44,12 @@ class ExitCode(enum.IntEnum):
     API_SERVER_ERROR = 5
     TOKEN = 6
     NETWORK = 7
+    #: What a shell reports for a program ended by Ctrl-C (128 + SIGINT).
+    INTERRUPTED = 130
+    #: ... by SIGPIPE (128 + 13): the reader of stdout went away.
+    BROKEN_PIPE = 141
+    #: ... by SIGTERM (128 + 15).
+    TERMINATED = 143
 
     @classmethod
     def for_status(cls, status: int) -> ExitCode:
@@ -67,8 +87,48 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+# -- raised and caught inside the library, between its modules; never reach the user as such --
+
+
+class YamlProblem(Exception):
+    """A YAML file that cannot be used at all; the registry reports its ``problem``."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+class TemplateError(Exception):
+    """A reference that cannot be resolved; the caller adds file, line and key."""
+
+
+class MissingVariable(TemplateError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"variable '{name}' has no value (give it with --var {name}=VALUE)")
+
+
+class UnsendableURL(ValueError):
+    """requests cannot send to this URL (a host that is no valid IDNA name, say)."""
+
+
+class UnusableAnswer(ValueError):
+    """The answer cannot be used; the message says which field and why, never its value."""
+
+
+class CorruptEntry(Exception):
+    """A cache file that is not a valid entry; the caller discards it with a warning."""
+
+
 class OAuthCliError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class OutputError(OAuthCliError):
+    """stdout cannot be written: a full disk, a closed descriptor (exit 1, not a bug)."""
+
+    def __init__(self, exc: OSError) -> None:
+        super().__init__(f"cannot write to standard output: {exc.strerror or exc}")
 
 
 class UsageError(OAuthCliError):
@@ -105,6 +165,24 @@ class TokenEndpointError(TokenError):
         super().__init__(message)
         self.error = error
         self.transient = transient
+
+
+class GrantError(TokenEndpointError):
+    """The token endpoint refused, answered garbage or could not be reached.
+
+    ``retry_after``: seconds a 429/503 answer asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, error=error, transient=transient)
+        self.retry_after = retry_after
 
 
 class NetworkError(OAuthCliError):

@@ -116,14 +116,6 @@ def _current() -> list[_Chunk]:
     return list(_chunks)
 
 
-def forget_all() -> None:
-    """Forget every remembered secret (tests)."""
-    with _lock:
-        _known.clear()
-        _pending.clear()
-        _chunks.clear()
-
-
 def _raw_bytes(value: str) -> list[bytes]:
     """The bytes ``value`` is sent as: UTF-8 (lone surrogates from a non-UTF-8 argv
     back to the bytes they stood for), and Latin-1 when it has a Latin-1 spelling."""

@@ -1,6 +1,6 @@
 """Hooks that show an exchange as it happens (``-v``), for API and token requests alike.
 
-:class:`Trace` does nothing; :class:`oauthcli.output.VerboseTrace` prints. The
+:class:`Trace` does nothing; :class:`oauthcli.present.output.VerboseTrace` prints. The
 sender passes the same trace to the token code, so ``-v`` shows the token
 request a ``send`` makes as well as the call itself.
 """

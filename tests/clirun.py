@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from typer.testing import CliRunner
 
-from oauthcli.cli import app
+from oauthcli.cli.app import app
 
 
 @dataclass
@@ -40,7 +40,7 @@ import atexit, sys
 watched = sys.argv.pop(1).split(",")
 atexit.register(lambda: sys.stderr.write(
     "\\nLOADED:" + ",".join(m for m in watched if m in sys.modules) + "\\n"))
-from oauthcli.cli import main
+from oauthcli.cli.app import main
 main(sys.argv[1:])
 """
 

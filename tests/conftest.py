@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 
 

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from oauthcli.batch import BatchOptions, _Run, summary
+from oauthcli.cli.batch import BatchOptions, _Run, summary
 from oauthcli.errors import UsageError
-from oauthcli.rows import RateLimiter, Rows, parse_rate
+from oauthcli.request.rows import RateLimiter, Rows, parse_rate
 from tests.clirun import Result, run
 from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
@@ -244,7 +244,7 @@ class _BlockingSender:
 def test_rows_are_read_no_further_than_the_window(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("oauthcli.sending.Sender", _BlockingSender)
+    monkeypatch.setattr("oauthcli.transport.sending.Sender", _BlockingSender)
     rows = Rows(str(rows_file(tmp_path, range(1, 1001))))
     assert rows.total == 1000
     batch = _Run(lambda row: row["id"], rows, BatchOptions(concurrency=2), RateLimiter(None))
@@ -294,16 +294,16 @@ def test_a_registry_error_no_row_can_fix_stops_the_run_before_any_row(
 def test_a_bug_while_building_a_result_is_that_rows_error_not_a_hang(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import oauthcli.output
+    import oauthcli.present.output
 
-    real = oauthcli.output.result_object
+    real = oauthcli.present.output.result_object
 
     def flaky(result: Any) -> Any:
         if result.url.endswith("id=3"):
             raise RuntimeError("cannot show row 3")
         return real(result)
 
-    monkeypatch.setattr(oauthcli.output, "result_object", flaky)
+    monkeypatch.setattr(oauthcli.present.output, "result_object", flaky)
     r = api.send("--each", str(rows_file(tmp_path, range(1, 7))), "--concurrency", "2")
     assert r.code == 1
     got = results(r.out)

@@ -91,7 +91,7 @@ def test_csv_fields_up_to_16_mib_are_read_and_longer_ones_named(api: Api, tmp_pa
 def test_a_bug_outside_the_send_still_gives_the_row_a_result(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oauthcli.rows import RateLimiter
+    from oauthcli.request.rows import RateLimiter
 
     def broken(self: RateLimiter, stop: object = None) -> bool:
         raise OverflowError("timeout value is too large")

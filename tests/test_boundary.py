@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from oauthcli import cli, console
+from oauthcli.cli import app as cli
 from oauthcli.errors import TokenError
+from oauthcli.present import console
 from oauthcli.secret import MASK, Secret
 
 SECRET = 'dbg+sé cret/%:"\\x'
@@ -163,7 +164,7 @@ def test_terminal_error_line_starts_on_its_own_line_in_a_real_pty(tmp_path: Path
     from tests.terminal import drain
 
     program = (
-        "from oauthcli import console\n"
+        "from oauthcli.present import console\n"
         "console.write_bytes(b'{\"a\": 1}')\n"
         "console.error('the API answered 403')\n"
     )

@@ -18,7 +18,7 @@ import pytest
 import responses
 
 from oauthcli.errors import RegistryError, TokenError
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, obtain, service
 
@@ -253,7 +253,7 @@ def test_a_held_lock_times_out_readably_and_a_dead_holder_releases_it(
 
 LIGHT = """
 import sys
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import obtain
 from pathlib import Path
@@ -289,7 +289,7 @@ COLD = """
 import sys
 from pathlib import Path
 import responses
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import grants, obtain
 def jwt_code():

@@ -24,8 +24,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from oauthcli.registry import Registry
-from oauthcli.resolve import resolve_profile
+from oauthcli.registry.discovery import Registry
+from oauthcli.request.resolve import resolve_profile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache
 from tests.cliproc import Done, oauthcli

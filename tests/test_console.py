@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oauthcli import console
+from oauthcli.present import console
 from tests.conftest import LoopbackServer
 from tests.registry_factory import make_registry
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from oauthcli import cpu
-from oauthcli.batch import BatchOptions, _Run
+from oauthcli.cli.batch import BatchOptions, _Run
 from oauthcli.errors import UsageError
-from oauthcli.rows import RateLimiter, Rows
+from oauthcli.request.rows import RateLimiter, Rows
+from oauthcli.transport import cpu
 
 
 def _affinity(monkeypatch: pytest.MonkeyPatch, allowed: set[int], current: int | None) -> None:
@@ -87,10 +87,11 @@ def test_every_worker_is_pinned_to_the_chosen_cpu(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency: int, pinned: int
 ) -> None:
     calls: list[tuple[str, int]] = []
-    monkeypatch.setattr("oauthcli.sending.Sender", _Sender)
-    monkeypatch.setattr("oauthcli.batch.choose_cpu", lambda: 1)
+    monkeypatch.setattr("oauthcli.transport.sending.Sender", _Sender)
+    monkeypatch.setattr("oauthcli.cli.batch.choose_cpu", lambda: 1)
     monkeypatch.setattr(
-        "oauthcli.batch.pin_thread", lambda n: calls.append((threading.current_thread().name, n))
+        "oauthcli.cli.batch.pin_thread",
+        lambda n: calls.append((threading.current_thread().name, n)),
     )
     path = tmp_path / "rows.csv"
     path.write_text("id\n" + "".join(f"{i}\n" for i in range(20)))

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from oauthcli.explain import api_message, failure_lines, jwt_claims, parse_www_authenticate
-from oauthcli.resolved import ResolvedAuth
+from oauthcli.present.explain import api_message, failure_lines, jwt_claims, parse_www_authenticate
+from oauthcli.request.resolved import ResolvedAuth
 from oauthcli.secret import Secret
-from oauthcli.sending import Result
 from oauthcli.tokens import Token
+from oauthcli.transport.sending import Result
 from tests.test_sending import OAUTH2, PROFILE, request
 
 NOW = 1_800_000_000.0

@@ -9,10 +9,10 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from oauthcli.http import carries_secret
-from oauthcli.resolved import ResolvedAuth, ResolvedRequest, ResolvedRetry, ResolvedTLS
+from oauthcli.request.resolved import ResolvedAuth, ResolvedRequest, ResolvedRetry, ResolvedTLS
 from oauthcli.secret import Secret
-from oauthcli.sending import Sender
+from oauthcli.transport.http import carries_secret
+from oauthcli.transport.sending import Sender
 from tests.conftest import LoopbackServer
 
 SECRET = "mot-de-passe-été-ключ-🔑"

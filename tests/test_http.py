@@ -7,15 +7,15 @@ from email.utils import formatdate
 
 import requests
 
-from oauthcli.http import (
+from oauthcli.request.resolved import ResolvedRetry
+from oauthcli.secret import Secret
+from oauthcli.transport.http import (
     backoff_delay,
     carries_secret,
     describe_failure,
     origin,
     retry_after,
 )
-from oauthcli.resolved import ResolvedRetry
-from oauthcli.secret import Secret
 
 
 def test_retry_after_seconds_and_dates() -> None:

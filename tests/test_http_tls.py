@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from oauthcli.errors import NetworkError
-from oauthcli.resolved import ResolvedProfile, ResolvedTLS
+from oauthcli.request.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
-from oauthcli.sending import Sender
 from oauthcli.tokens import grants
+from oauthcli.transport.sending import Sender
 from tests.conftest import LoopbackServer
 from tests.test_sending import request
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from oauthcli import parsecache, yamlsrc
 from oauthcli.errors import RegistryError
-from oauthcli.registry import Registry
+from oauthcli.registry import parsecache, yamlsrc
+from oauthcli.registry.discovery import Registry
 from tests.clirun import run_watching
 from tests.registry_factory import make_registry
 
@@ -38,7 +38,7 @@ def test_a_second_load_is_the_same_document_without_parsing(
     def no_parsing(text: str, where: Path) -> yamlsrc.Document:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr("oauthcli.yamlparse.parse", no_parsing)
+    monkeypatch.setattr("oauthcli.registry.yamlparse.parse", no_parsing)
     again = yamlsrc.load(path)
     assert (again.data, again.lines, again.scalars) == (first.data, first.lines, first.scalars)
     assert again.scalars[("variables", "limit")] == "012345"

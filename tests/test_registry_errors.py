@@ -295,8 +295,8 @@ def test_missing_variable_names_variable_and_message(tmp_path: Path) -> None:
         tmp_path,
         {"profiles/acme.yaml": PROFILE, "messages/m.yaml": MESSAGE + "    path: /${sys_id}\n"},
     )
-    from oauthcli.registry import Registry
-    from oauthcli.resolve import resolve_request, split_target
+    from oauthcli.registry.discovery import Registry
+    from oauthcli.request.resolve import resolve_request, split_target
 
     registry = Registry(tmp_path)
     message, method = split_target(registry, "m.list", None)

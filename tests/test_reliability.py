@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import responses
 
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.tokens import cache, grants, jwtinfo, service
 
 URL = "https://login.test/oauth2/token"

@@ -9,15 +9,15 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from oauthcli.errors import RegistryError, UsageError
-from oauthcli.registry import Registry
-from oauthcli.resolve import (
+from oauthcli.registry.discovery import Registry
+from oauthcli.request.resolve import (
     RequestPlan,
     is_loopback,
     resolve_profile,
     resolve_request,
     split_target,
 )
-from oauthcli.resolved import ResolvedRequest
+from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.secret import Secret
 from tests.registry_factory import PROFILE, make_registry
 
@@ -281,16 +281,16 @@ def test_a_profile_is_resolved_once_per_registry(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A batch resolves one request per row; env and key files are read once."""
-    import oauthcli.resolve
+    import oauthcli.request.resolve
 
     calls: list[str] = []
-    real = oauthcli.resolve.resolve_profile
+    real = oauthcli.request.resolve.resolve_profile
 
     def counting(profile):  # type: ignore[no-untyped-def]
         calls.append(profile.name)
         return real(profile)
 
-    monkeypatch.setattr(oauthcli.resolve, "resolve_profile", counting)
+    monkeypatch.setattr(oauthcli.request.resolve, "resolve_profile", counting)
     first = resolve(registry, "things.list")
     second = resolve(registry, "things.get", sys_id="x")
     assert calls == ["acme"]

@@ -95,14 +95,14 @@ HEAVY = (
     "filelock",
     "pydantic",
     "typer.rich_utils",
-    "oauthcli.explain",
-    "oauthcli.batch",
+    "oauthcli.present.explain",
+    "oauthcli.cli.batch",
     "joserfc",
     "cryptography",
     "oauthcli.tokens.jwtinfo",
     "oauthcli.tokens.keys",
     "yaml",
-    "oauthcli.yamlparse",
+    "oauthcli.registry.yamlparse",
 )
 
 
@@ -118,7 +118,9 @@ def test_send_with_a_cached_token_imports_no_rich_authlib_yaml_or_server(registr
 
 
 def test_help_on_a_pipe_is_plain_and_imports_no_rich_or_registry() -> None:
-    done = run_watching(("rich", "pydantic", "yaml", "requests", "oauthcli.registry"), "--help")
+    done = run_watching(
+        ("rich", "pydantic", "yaml", "requests", "oauthcli.registry.discovery"), "--help"
+    )
     assert done.code == 0, done.err
     assert done.out.startswith("Usage: oauthcli [OPTIONS] COMMAND [ARGS]...")
     assert "send " in done.out and "╭" not in done.out
@@ -167,7 +169,7 @@ def test_option_values_still_parse_and_fail_as_before(registry: Path) -> None:
 
 def test_the_command_collects_garbage_less_often_and_importing_the_cli_does_not() -> None:
     probe = "import gc, sys; import {0}; print(gc.get_threshold()[0])"
-    for module, expected in (("oauthcli.cli", "700"), ("oauthcli.entry", "50000")):
+    for module, expected in (("oauthcli.cli.app", "700"), ("oauthcli.entry", "50000")):
         done = subprocess.run(
             [sys.executable, "-c", probe.format(module)], capture_output=True, text=True, timeout=30
         )

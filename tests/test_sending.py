@@ -15,8 +15,7 @@ import pytest
 
 import oauthcli.tokens
 from oauthcli.errors import NetworkError
-from oauthcli.http import backoff_delay
-from oauthcli.resolved import (
+from oauthcli.request.resolved import (
     ResolvedAuth,
     ResolvedProfile,
     ResolvedRequest,
@@ -24,8 +23,9 @@ from oauthcli.resolved import (
     ResolvedTLS,
 )
 from oauthcli.secret import Secret
-from oauthcli.sending import Sender
 from oauthcli.tokens import Obtained, Token
+from oauthcli.transport.http import backoff_delay
+from oauthcli.transport.sending import Sender
 from tests.conftest import LoopbackServer, Recorded
 
 PROFILE = ResolvedProfile(
@@ -158,7 +158,7 @@ def test_oauth2_token_is_obtained_once_and_reused(
 def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
     loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch, transient: bool
 ) -> None:
-    from oauthcli.tokens.grants import GrantError
+    from oauthcli.errors import GrantError
 
     calls: list[int] = []
 
@@ -168,7 +168,7 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
 
     monkeypatch.setattr(oauthcli.tokens, "obtain", failing)
     clock = [100.0]
-    monkeypatch.setattr("oauthcli.sending.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("oauthcli.transport.sending.time.monotonic", lambda: clock[0])
     raised: list[BaseException] = []
     with Sender() as sender:
         for _ in range(50):
@@ -178,7 +178,7 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
         # A copy each time: one object raised again would chain every call's frames to it.
         assert len({id(e) for e in raised}) == 50
         assert max(len(traceback.extract_tb(e.__traceback__)) for e in raised) < 10
-        clock[0] += oauthcli.sending.TRANSIENT_TOKEN_FAILURE + 0.1
+        clock[0] += oauthcli.transport.sending.TRANSIENT_TOKEN_FAILURE + 0.1
         with pytest.raises(GrantError, match="#2" if transient else "#1"):
             sender.send(request(loopback.url("/x"), auth=OAUTH2))
     assert len(calls) == (2 if transient else 1)

@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from oauthcli.templates import Env, File, MissingVariable, Template, TemplateError, Var
+from oauthcli.registry.templates import Env, File, MissingVariable, Template, TemplateError, Var
 
 
 def test_parse_parts() -> None:

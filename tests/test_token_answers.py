@@ -15,7 +15,7 @@ import requests
 import responses
 
 from oauthcli import __version__
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, scrub
 from oauthcli.tokens import answer, grants
 from oauthcli.trace import Trace

@@ -90,7 +90,7 @@ def token_server() -> Iterator[TokenServer]:
 CHILD = """
 import sys, time
 from pathlib import Path
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import obtain
 profile = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_credentials",

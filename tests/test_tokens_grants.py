@@ -17,7 +17,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from oauthcli.errors import ExitCode, RegistryError, TokenError
-from oauthcli.resolved import ResolvedProfile, ResolvedTLS
+from oauthcli.request.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
 from oauthcli.tokens import grants
 

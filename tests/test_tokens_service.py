@@ -13,7 +13,7 @@ import requests
 import responses
 
 from oauthcli.errors import ExitCode, TokenError
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, drop, obtain, service
 
@@ -327,7 +327,7 @@ def test_entry_records_the_profile_and_url(
 def test_verify_false_warns_on_every_token_request(
     token_profile: Make, clock: Clock, rsps: responses.RequestsMock
 ) -> None:
-    from oauthcli.resolved import ResolvedTLS
+    from oauthcli.request.resolved import ResolvedTLS
 
     answer(rsps)
     result = obtain(token_profile(tls=ResolvedTLS(verify=False)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oauthcli.commands.send import read_vars_file
+from oauthcli.cli.send import read_vars_file
 from oauthcli.errors import UsageError
 
 

@@ -7,7 +7,7 @@ subclasses only look tokens up in the sandbox's store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -15,11 +15,17 @@ from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from joserfc.errors import JoseError
 
 from .clients import AUTH_METHODS, JWT_BEARER_GRANT, SCOPES, SandboxClient
-from .keys import HMAC_ALGORITHMS, RSA_ALGORITHMS
-from .store import AccessToken, RefreshToken
+from .keys import HMAC_ALGORITHMS, RSA_ALGORITHMS, SigningKeys
+from .store import AccessToken, RefreshToken, TokenStore
 
-if TYPE_CHECKING:
-    from .server import SandboxAuthorizationServer
+
+class SandboxAuthorizationServer(Protocol):
+    """What the endpoints use of the sandbox's authorization server (:mod:`.server`)."""
+
+    issuer: str
+    token_url: str
+    store: TokenStore
+    keys: SigningKeys
 
 
 def _find_token(

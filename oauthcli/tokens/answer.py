@@ -24,18 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from oauthcli.errors import UnusableAnswer
 from oauthcli.headers import header_value_problem
-from oauthcli.tokens.service import MAX_LIFETIME
+from oauthcli.tokens.model import MAX_LIFETIME
 
 #: Bytes of a token answer read at most; real ones are a few KiB (a JWT with many claims).
 MAX_ANSWER_BYTES = 1024 * 1024
 
 _SECONDS = re.compile(r"\s*\+?([0-9]{1,12})(?:\.[0-9]*)?\s*")
 _FORM_TYPE = "application/x-www-form-urlencoded"
-
-
-class UnusableAnswer(ValueError):
-    """The answer cannot be used; the message says which field and why, never its value."""
 
 
 @dataclass(frozen=True, repr=False)

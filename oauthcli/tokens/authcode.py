@@ -22,12 +22,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from oauthcli import console
-from oauthcli.cpu import unpinned
-from oauthcli.errors import RegistryError, TokenError
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.errors import GrantError, RegistryError, TokenError
+from oauthcli.present import console
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import remember
-from oauthcli.tokens.grants import GrantError
+from oauthcli.transport.cpu import unpinned
 
 #: Seconds to wait for the browser to come back to redirect_url.
 WAIT = 300

@@ -45,14 +45,15 @@ from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.client import OAuth2Client
 from requests.auth import AuthBase
 
-from oauthcli.errors import RegistryError, TokenEndpointError
-from oauthcli.http import DEFAULT_HEADERS, retry_after
-from oauthcli.resolved import ResolvedProfile
+import oauthcli.tokens.answer as answer
+import oauthcli.tokens.keys as keys
+from oauthcli.errors import GrantError, RegistryError
+from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, remember, scrub_spread
-from oauthcli.tokens import answer, keys
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.trace import Trace
-from oauthcli.transport import Deadline, PooledAdapter, watching
+from oauthcli.transport.adapter import Deadline, PooledAdapter, watching
+from oauthcli.transport.http import DEFAULT_HEADERS, retry_after
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "slow_down"})
@@ -70,24 +71,6 @@ _RETRY_STATUSES = frozenset({429, 503})
 # Members of an answer that carry a credential, remembered before any of it is shown.
 _SECRET_MEMBERS = ("access_token", "refresh_token", "id_token", "issued_token")
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-class GrantError(TokenEndpointError):
-    """The token endpoint refused, answered garbage or could not be reached.
-
-    ``retry_after``: seconds a 429/503 answer asked to wait (``Retry-After``), if it said.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error: str | None = None,
-        transient: bool = False,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, error=error, transient=transient)
-        self.retry_after = retry_after
 
 
 def _encode_client_secret_basic(

@@ -10,7 +10,7 @@ import warnings
 from typing import Any
 
 from oauthcli.errors import RegistryError
-from oauthcli.resolved import ResolvedProfile
+from oauthcli.request.resolved import ResolvedProfile
 
 _EC_ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 

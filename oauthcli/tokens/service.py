@@ -30,19 +30,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import oauthcli.tokens.cache as cache
 from oauthcli.errors import RegistryError, TokenError
 from oauthcli.secret import Secret
-from oauthcli.tokens import Obtained, Token, cache
+from oauthcli.tokens.model import MAX_LIFETIME, Obtained, Token
 from oauthcli.trace import Trace
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedProfile
+    from oauthcli.request.resolved import ResolvedProfile
     from oauthcli.tokens.answer import TokenAnswer
 
 #: Seconds a token with neither ``expires_in`` nor a JWT ``exp`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
-#: Seconds beyond which a stated lifetime is garbage (over 300 years; dates end in 9999).
-MAX_LIFETIME = 10**10
 #: Seconds a browser sign-in (authorization_code) may take while others wait.
 INTERACTIVE_WAIT = 300
 #: Grants whose credential is a refresh token that the server may rotate.
@@ -104,7 +103,7 @@ def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
     path = cache.entry_path(cache.entry_key(profile))
     if _read(path, notes, profile) is None:
         return [], notes
-    from oauthcli.tokens import grants
+    import oauthcli.tokens.grants as grants
 
     _tls_note(profile, notes)
     revoked: list[str] = []
@@ -291,7 +290,7 @@ def _renew_locked(
     notes: list[str],
     trace: Trace,
 ) -> Obtained:
-    from oauthcli.tokens import grants
+    import oauthcli.tokens.grants as grants
 
     _tls_note(profile, notes)
     old = entry.token if entry is not None else None

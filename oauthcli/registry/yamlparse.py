@@ -12,8 +12,8 @@ from typing import Any, NoReturn
 
 import yaml
 
-from oauthcli.errors import Problem
-from oauthcli.yamlsrc import Document, Key, YamlProblem
+from oauthcli.errors import Problem, YamlProblem
+from oauthcli.registry.document import Document, Key
 
 #: Values built for one file, aliases counted each time they are used. A registry
 #: file holds hundreds; a "billion laughs" alias bomb of nine lines asks for 9**9.

@@ -13,9 +13,9 @@ import sys
 import time
 from typing import Any
 
-from oauthcli import console
 from oauthcli.errors import ExitCode, OAuthCliError, UsageError
-from oauthcli.registry import Registry
+from oauthcli.present import console
+from oauthcli.registry.discovery import Registry
 from oauthcli.secret import mask_token
 from oauthcli.tokens import Obtained, Token, cache, jwtinfo
 
@@ -29,7 +29,7 @@ def get_token_command(
     as_json: bool,
     verbose: bool = False,
 ) -> int:
-    from oauthcli.resolve import resolve_profile
+    from oauthcli.request.resolve import resolve_profile
     from oauthcli.tokens import obtain
 
     if raw and as_json:
@@ -37,7 +37,7 @@ def get_token_command(
     profile = resolve_profile(registry.profile(profile_name))
     trace = None
     if verbose:
-        from oauthcli.output import VerboseTrace
+        from oauthcli.present.output import VerboseTrace
 
         trace = VerboseTrace()
     obtained = obtain(profile, force=force, trace=trace)
@@ -179,7 +179,7 @@ def token_clear_command(registry: Registry | None, profile_name: str | None) -> 
     also = None
     if registry is not None and registry.has("profiles", profile_name):
         try:
-            from oauthcli.resolve import resolve_profile
+            from oauthcli.request.resolve import resolve_profile
 
             profile = resolve_profile(registry.profile(profile_name))
             also = cache.entry_path(cache.entry_key(profile))
@@ -193,7 +193,7 @@ def token_clear_command(registry: Registry | None, profile_name: str | None) -> 
 
 
 def token_revoke_command(registry: Registry, profile_name: str) -> int:
-    from oauthcli.resolve import resolve_profile
+    from oauthcli.request.resolve import resolve_profile
     from oauthcli.tokens import service
 
     profile = resolve_profile(registry.profile(profile_name))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from oauthcli.models import Message, Profile
-from oauthcli.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
+from oauthcli.registry.models import Message, Profile
+from oauthcli.request.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import MASK, Secret
 
 

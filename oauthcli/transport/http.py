@@ -1,6 +1,6 @@
 """HTTP rules that need no session: headers, redirects, origins, Retry-After, backoff, failures.
 
-Kept apart from :mod:`oauthcli.sending` so the policy can be read (and tested)
+Kept apart from :mod:`oauthcli.transport.sending` so the policy can be read (and tested)
 without the machinery that applies it.
 """
 
@@ -17,11 +17,11 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__
-from oauthcli.resolved import ResolvedRetry
+from oauthcli.request.resolved import ResolvedRetry
 from oauthcli.secret import contains_secret, scrub
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedRequest
+    from oauthcli.request.resolved import ResolvedRequest
 
 DEFAULT_HEADERS = {
     "User-Agent": f"oauthcli/{__version__}",
@@ -68,7 +68,7 @@ def _plain_http_allowed(host: str | None, start: str) -> bool:
     """A redirect may lead to plain http:// on loopback, or when the call itself went over
     plain http:// to a host that is not loopback (which takes ``allow_insecure_http``):
     an https call is never downgraded, nor a loopback one sent off the machine unencrypted."""
-    from oauthcli.resolve import is_loopback
+    from oauthcli.request.resolve import is_loopback
 
     if is_loopback(host):
         return True

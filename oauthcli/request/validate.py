@@ -17,15 +17,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from oauthcli import yamlsrc
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
-from oauthcli.models import Message, Profile
-from oauthcli.registry import KINDS, Kind, Registry, duplicate_problems
-from oauthcli.resolve import pick_method, resolve_profile, resolve_request
-from oauthcli.resolved import ResolvedProfile
-from oauthcli.schema import Text
-from oauthcli.templates import Template, TemplateError, Var
-from oauthcli.yamlsrc import Key
+from oauthcli.registry import yamlsrc
+from oauthcli.registry.discovery import KINDS, Kind, Registry, duplicate_problems
+from oauthcli.registry.document import Key
+from oauthcli.registry.models import Message, Profile
+from oauthcli.registry.reader import Text
+from oauthcli.registry.templates import Template, TemplateError, Var
+from oauthcli.request.resolve import pick_method, resolve_profile, resolve_request
+from oauthcli.request.resolved import ResolvedProfile
 
 _NO_VARIABLES: dict[str, str] = {}
 
@@ -156,7 +156,7 @@ def _problems_of(check: Callable[[], object], item: Profile | Message) -> list[P
 def _check_keys(profile: ResolvedProfile) -> None:
     """The signing key parses and fits signing_alg, as the grant will need it."""
     if profile.client_auth == "private_key_jwt":
-        from oauthcli.tokens import keys
+        import oauthcli.tokens.keys as keys
 
         keys.load_private_key(profile)
 

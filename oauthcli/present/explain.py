@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedAuth
-    from oauthcli.sending import Result
+    from oauthcli.request.resolved import ResolvedAuth
+    from oauthcli.transport.sending import Result
 
 _PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
 _MAX_MESSAGE = 400

@@ -22,9 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class TemplateError(Exception):
-    """A reference that cannot be resolved; the caller adds file, line and key."""
+from oauthcli.errors import MissingVariable, TemplateError
 
 
 @dataclass(frozen=True)
@@ -107,12 +105,6 @@ class Template:
             else:
                 out.append(read_file(part, base_dir))
         return "".join(out)
-
-
-class MissingVariable(TemplateError):
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"variable '{name}' has no value (give it with --var {name}=VALUE)")
 
 
 def _reference(body: str) -> Part:

@@ -1,6 +1,6 @@
 """``oauthcli send``: build the request from the options, send it, show the result.
 
-With ``--each FILE`` the rows go to :mod:`oauthcli.batch`, which calls
+With ``--each FILE`` the rows go to :mod:`oauthcli.cli.batch`, which calls
 :func:`build_request` once per row with the row's values as call variables.
 """
 
@@ -11,12 +11,12 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from oauthcli import console
 from oauthcli.errors import ExitCode, UsageError
-from oauthcli.models import Message, Method
-from oauthcli.registry import Registry
-from oauthcli.resolve import RequestPlan, split_target
-from oauthcli.resolved import ResolvedRequest
+from oauthcli.present import console
+from oauthcli.registry.discovery import Registry
+from oauthcli.registry.models import Message, Method
+from oauthcli.request.resolve import RequestPlan, split_target
+from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.secret import remember
 
 _BODY_TYPES = {
@@ -55,7 +55,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
         variables = {**read_vars_file(options.vars_file), **variables}
     body = read_body(options.body)
     if options.each is not None:
-        from oauthcli.batch import BatchOptions, run_batch
+        from oauthcli.cli.batch import BatchOptions, run_batch
 
         build = RequestBuilder(registry, message, meth, body, options)
         return run_batch(
@@ -72,7 +72,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
         )
 
     req = build_request(registry, message, meth, variables, body, options)
-    from oauthcli import output
+    from oauthcli.present import output
 
     if options.dry_run:
         if options.as_json:
@@ -81,7 +81,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
             for line in output.dry_run_lines(req):
                 console.out(line)
         return int(ExitCode.OK)
-    from oauthcli.sending import Sender
+    from oauthcli.transport.sending import Sender
 
     # Piped, the body streams to stdout as it arrives (whatever its size); else the
     # Sender keeps what a terminal or --json can show.
@@ -138,7 +138,7 @@ class RequestBuilder:
         self.options = options
 
     def __call__(self, variables: dict[str, str]) -> ResolvedRequest:
-        from oauthcli.http import secret_header_names
+        from oauthcli.transport.http import secret_header_names
 
         req = self.plan.resolve(variables)
         options = self.options
@@ -189,14 +189,14 @@ def read_vars_file(path: Path) -> dict[str, str]:
         if path.suffix.lower() == ".json":
             doc = json.loads(text)
         else:
-            from oauthcli import yamlsrc
+            from oauthcli.registry import yamlsrc
 
             document = yamlsrc.loads(text, path)
             doc, written = document.data, document.scalars
     except json.JSONDecodeError as exc:
         raise UsageError(f"--vars-file {path}: not valid JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # a 4300+ digit number, deep nesting
-        from oauthcli.rows import json_problem
+        from oauthcli.request.rows import json_problem
 
         raise UsageError(f"--vars-file {path}: cannot be read: {json_problem(exc)}") from None
     except Exception as exc:  # yamlsrc.YamlProblem
@@ -208,7 +208,7 @@ def read_vars_file(path: Path) -> dict[str, str]:
         raise UsageError(
             f"--vars-file {path}: expected an object of NAME: value, got {type(doc).__name__}"
         )
-    from oauthcli.rows import not_text, variable_text
+    from oauthcli.request.rows import not_text, variable_text
 
     # A plain YAML scalar is taken as written (012345 stays 012345, not 5349).
     variables = {str(k): written.get((k,)) or variable_text(v) for k, v in doc.items()}

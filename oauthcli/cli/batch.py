@@ -31,25 +31,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from oauthcli import console
-from oauthcli.cpu import choose as choose_cpu
-from oauthcli.cpu import pin_thread
 from oauthcli.errors import ExitCode, OAuthCliError
-from oauthcli.rows import RateLimiter, Rows, parse_rate
+from oauthcli.present import console
+from oauthcli.request.rows import RateLimiter, Rows, parse_rate
 from oauthcli.secret import scrub
+from oauthcli.transport.cpu import choose as choose_cpu
+from oauthcli.transport.cpu import pin_thread
 
 if TYPE_CHECKING:
-    from oauthcli.resolved import ResolvedRequest
-    from oauthcli.sending import Result, Sender
+    from oauthcli.request.resolved import ResolvedRequest
+    from oauthcli.transport.sending import Result, Sender
 
     #: A row's JSON result, and the Result to explain when it failed.
     _Outcome = tuple[dict[str, Any], Result | None]
 
 #: Rows kept in flight or waiting to be printed, per unit of concurrency.
 WINDOW_PER_WORKER = 2
-INTERRUPTED = 130
-#: What a shell reports for a program ended by SIGTERM (128 + 15).
-TERMINATED = 143
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
 #: ... or fewer, once they hold this many characters (rows of big bodies).
@@ -104,7 +101,7 @@ def run_batch(build: Build, spec: str, options: BatchOptions) -> int:
 
 
 def _dry_run(build: Build, rows: Rows, as_json: bool) -> int:
-    from oauthcli import output
+    from oauthcli.present import output
 
     for number, row in enumerate(rows, 1):
         if as_json:
@@ -157,10 +154,10 @@ class _Run:
         self._held = 0  # characters in _lines
 
     def run(self) -> int:
-        from oauthcli.sending import Sender
+        from oauthcli.transport.sending import Sender
 
         started = time.monotonic()
-        from oauthcli.sending import BODY_LIMIT
+        from oauthcli.transport.sending import BODY_LIMIT
 
         body_limit = min(BODY_LIMIT, max(_MIN_ROW_BODY, _WINDOW_BODIES // self._window))
         sender = Sender(pool_size=self.options.concurrency, body_limit=body_limit)
@@ -196,7 +193,7 @@ class _Run:
             self._write()
         console.err(summary(self.codes, time.monotonic() - started))
         if self.first_failure is not None:
-            from oauthcli import output
+            from oauthcli.present import output
 
             number, failed = self.first_failure
             output.show_failure(failed, no_fail=self.options.no_fail, prefix=f"row {number}: ")
@@ -208,7 +205,7 @@ class _Run:
                 else f" (more may have followed on {self.rows.name})"
             )
             console.err(f"{self.stopped_by} after {self.done} of {total} rows sent{more}", "yellow")
-            return TERMINATED if self.stopped_by == "terminated" else INTERRUPTED
+            return ExitCode.TERMINATED if self.stopped_by == "terminated" else ExitCode.INTERRUPTED
         if self._error is not None:
             raise self._error
         return max(self.codes, default=int(ExitCode.OK))
@@ -348,7 +345,7 @@ class _Run:
 
     def _one(self, sender: Sender, number: int, row: dict[str, str]) -> _Outcome | None:
         """Send one row; its JSON result (and the Result to explain), None if never sent."""
-        from oauthcli import output
+        from oauthcli.present import output
 
         if not self.limiter.wait(self.interrupted):
             return None
@@ -359,7 +356,7 @@ class _Run:
             code = output.exit_code(result, self.options.no_fail)
             error = None
             if result.status >= 400:
-                from oauthcli.explain import failure_lines
+                from oauthcli.present.explain import failure_lines
 
                 error = failure_lines(result)[0]
             obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}

@@ -20,15 +20,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from oauthcli import __version__, console
+from oauthcli import __version__
 from oauthcli.errors import ExitCode, OAuthCliError, RegistryProblems, UsageError
+from oauthcli.present import console
 
 if TYPE_CHECKING:
-    from oauthcli.registry import Kind, Registry
-
-
-# What a shell reports for a program killed by SIGPIPE (128 + 13).
-SIGPIPE_EXIT = 141
+    from oauthcli.registry.discovery import Kind, Registry
 
 
 class BoundaryGroup(TyperGroup):
@@ -42,7 +39,7 @@ class BoundaryGroup(TyperGroup):
             raise typer.Exit(int(exc.exit_code)) from None
         except BrokenPipeError:
             _quiet_stdout()
-            raise typer.Exit(SIGPIPE_EXIT) from None
+            raise typer.Exit(int(ExitCode.BROKEN_PIPE)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as exc:
@@ -169,7 +166,7 @@ def _main(
 
 
 def open_registry() -> "Registry":
-    from oauthcli.registry import discover
+    from oauthcli.registry.discovery import discover
 
     return discover(_state["registry"])
 
@@ -179,7 +176,7 @@ def list_items(
     kind: Annotated[str | None, typer.Argument(metavar="[profiles|messages]")] = None,
 ) -> None:
     """List profiles and messages with a one-line summary each."""
-    from oauthcli.render import message_summary, profile_summary
+    from oauthcli.present.render import message_summary, profile_summary
 
     if kind not in (None, "profiles", "messages"):
         raise UsageError(f"list takes 'profiles' or 'messages', not {kind!r}")
@@ -211,8 +208,8 @@ def show(
     ] = None,
 ) -> None:
     """Show a resolved profile or message, secrets masked, with the variables it needs."""
-    from oauthcli.render import profile_lines, request_lines
-    from oauthcli.resolve import resolve_profile, resolve_request, split_target
+    from oauthcli.present.render import profile_lines, request_lines
+    from oauthcli.request.resolve import resolve_profile, resolve_request, split_target
 
     registry = open_registry()
     is_profile = registry.has("profiles", name)
@@ -243,7 +240,7 @@ def show(
 @app.command()
 def validate() -> None:
     """Check every registry file; print each problem as file:line: message."""
-    from oauthcli.validate import validate_registry
+    from oauthcli.request.validate import validate_registry
 
     registry = open_registry()
     problems, files = validate_registry(registry)
@@ -272,7 +269,7 @@ def get_token(
     ] = False,
 ) -> None:
     """Get a token for a profile, as the "Get OAuth token" button does."""
-    from oauthcli.commands.tokens import get_token_command
+    from oauthcli.cli.tokens import get_token_command
 
     raise typer.Exit(
         get_token_command(
@@ -284,7 +281,7 @@ def get_token(
 @token_app.command("list")
 def token_list() -> None:
     """List cached tokens (masked) and until when they are valid."""
-    from oauthcli.commands.tokens import token_list_command
+    from oauthcli.cli.tokens import token_list_command
 
     raise typer.Exit(token_list_command())
 
@@ -292,7 +289,7 @@ def token_list() -> None:
 @token_app.command("clear")
 def token_clear(profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]")] = None) -> None:
     """Remove cached tokens: all of them, or one profile's."""
-    from oauthcli.commands.tokens import token_clear_command
+    from oauthcli.cli.tokens import token_clear_command
 
     raise typer.Exit(token_clear_command(open_registry() if profile else None, profile))
 
@@ -300,7 +297,7 @@ def token_clear(profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]
 @token_app.command("revoke")
 def token_revoke(profile: Annotated[str, typer.Argument(metavar="PROFILE")]) -> None:
     """Revoke a profile's cached tokens at its revocation_url, then remove them."""
-    from oauthcli.commands.tokens import token_revoke_command
+    from oauthcli.cli.tokens import token_revoke_command
 
     raise typer.Exit(token_revoke_command(open_registry(), profile))
 
@@ -383,7 +380,7 @@ def send(
     ] = None,
 ) -> None:
     """Resolve a message, authorise it and send it."""
-    from oauthcli.commands.send import SendOptions, send_command
+    from oauthcli.cli.send import SendOptions, send_command
 
     options = SendOptions(
         variables=parse_vars(var or []),
@@ -493,10 +490,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         app(args=argv, prog_name="oauthcli")
     except KeyboardInterrupt:
         console.err("interrupted", "yellow")
-        sys.exit(130)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         _quiet_stdout()
-        sys.exit(SIGPIPE_EXIT)
+        sys.exit(int(ExitCode.BROKEN_PIPE))
     except OAuthCliError as exc:  # raised while the command line was parsed (an eager option)
         _report(exc)
         sys.exit(int(exc.exit_code))

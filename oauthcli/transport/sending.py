@@ -17,7 +17,7 @@ What goes on the wire is decided here, not by requests' conveniences:
 * retries follow the message's ``retry:`` (full-jitter backoff, ``Retry-After``
   capped at ``max_delay``), for idempotent methods unless told otherwise;
 * ``timeout`` is a deadline for each request: connecting, the headers and the
-  whole body (see :class:`~oauthcli.transport.Deadline`);
+  whole body (see :class:`~oauthcli.transport.adapter.Deadline`);
 * a body is read only once the response is final, and never all into memory: it
   streams to a sink (stdout), or at most ``body_limit`` bytes are kept (a gzip
   bomb stops being decoded there). A response that is retried, followed or
@@ -40,9 +40,21 @@ from requests.auth import HTTPBasicAuth
 from requests.cookies import RequestsCookieJar, get_cookie_header
 from requests.structures import CaseInsensitiveDict
 
-from oauthcli import console
 from oauthcli.errors import NetworkError, RegistryError, TokenEndpointError
-from oauthcli.http import (
+from oauthcli.present import console
+from oauthcli.request.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest, ResolvedRetry
+from oauthcli.secret import remember
+from oauthcli.tokens.cache import entry_key
+from oauthcli.trace import Trace
+from oauthcli.transport.adapter import (
+    Deadline,
+    PooledAdapter,
+    UnsendableURL,
+    prepare,
+    scheme_authority,
+    watching,
+)
+from oauthcli.transport.http import (
     SECRET_HEADERS,
     backoff_delay,
     base_headers,
@@ -53,18 +65,6 @@ from oauthcli.http import (
     retry_after,
     secret_header_names,
     user_overrides_auth,
-)
-from oauthcli.resolved import IDEMPOTENT, ResolvedProfile, ResolvedRequest, ResolvedRetry
-from oauthcli.secret import remember
-from oauthcli.tokens.cache import entry_key
-from oauthcli.trace import Trace
-from oauthcli.transport import (
-    Deadline,
-    PooledAdapter,
-    UnsendableURL,
-    prepare,
-    scheme_authority,
-    watching,
 )
 
 if TYPE_CHECKING:

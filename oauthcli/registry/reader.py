@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from oauthcli.errors import Problem, RegistryProblems
-from oauthcli.templates import Template, TemplateError
-from oauthcli.yamlsrc import Document, Key
+from oauthcli.registry.document import Document, Key
+from oauthcli.registry.templates import Template, TemplateError
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
@@ -34,10 +34,6 @@ class Text:
     @classmethod
     def empty(cls) -> Text:
         return cls(Template(("",)))
-
-    @classmethod
-    def literal(cls, value: str) -> Text:
-        return cls(Template((value,)))
 
     @property
     def key(self) -> str:

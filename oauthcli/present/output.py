@@ -1,6 +1,6 @@
 """Showing what ``send`` did: status line, body, ``--json``, ``-v`` traces, ``--dry-run``.
 
-Every line of text goes through :mod:`oauthcli.console` (which scrubs known
+Every line of text goes through :mod:`oauthcli.present.console` (which scrubs known
 secrets); credential headers are masked by name. A piped body is the API's
 data: it is streamed to stdout byte for byte as received, secrets or not (SPEC
 §2). What is shown on a terminal, in ``--json`` and in ``--each`` lines is at
@@ -19,18 +19,18 @@ from typing import Any
 
 import requests
 
-from oauthcli import console
 from oauthcli.errors import ExitCode, RegistryError
-from oauthcli.http import (
+from oauthcli.present import console
+from oauthcli.request.resolved import ResolvedRequest
+from oauthcli.secret import MASK, scrub, url_password
+from oauthcli.trace import Trace
+from oauthcli.transport.http import (
     base_headers,
     credential_header,
     secret_header_names,
     user_overrides_auth,
 )
-from oauthcli.resolved import ResolvedRequest
-from oauthcli.secret import MASK, scrub, url_password
-from oauthcli.sending import Result
-from oauthcli.trace import Trace
+from oauthcli.transport.sending import Result
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
 _CUT_NOTE = (
@@ -87,7 +87,7 @@ def show_result(result: Result, *, as_json: bool, no_fail: bool) -> None:
 
 
 def show_failure(result: Result, *, no_fail: bool, prefix: str = "") -> None:
-    from oauthcli.explain import failure_lines
+    from oauthcli.present.explain import failure_lines
 
     lines = failure_lines(result)
     if no_fail:
@@ -321,7 +321,7 @@ def dry_run_object(req: ResolvedRequest) -> dict[str, Any]:
 
 def planned_url(req: ResolvedRequest) -> str:
     """The URL the request line will carry: prepared as the Sender prepares it."""
-    from oauthcli.transport import UnsendableURL, wire_url
+    from oauthcli.transport.adapter import UnsendableURL, wire_url
 
     try:
         return wire_url(req.full_url)

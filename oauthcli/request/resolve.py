@@ -20,18 +20,18 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from oauthcli.errors import Problem, RegistryError, UsageError
 from oauthcli.headers import header_value_problem
-from oauthcli.models import TLS, Auth, Message, Method, Profile, Retry
-from oauthcli.registry import Registry
-from oauthcli.resolved import (
+from oauthcli.registry.discovery import Registry
+from oauthcli.registry.models import TLS, Auth, Message, Method, Profile, Retry
+from oauthcli.registry.reader import Text, url_problem
+from oauthcli.registry.templates import TemplateError
+from oauthcli.request.resolved import (
     ResolvedAuth,
     ResolvedProfile,
     ResolvedRequest,
     ResolvedRetry,
     ResolvedTLS,
 )
-from oauthcli.schema import Text, url_problem
 from oauthcli.secret import Secret, reveal
-from oauthcli.templates import TemplateError
 
 
 class _Renderer:

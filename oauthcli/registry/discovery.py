@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from oauthcli import yamlsrc
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
-from oauthcli.models import Message, Profile, item_name, parse_message, parse_profile
+from oauthcli.registry import yamlsrc
+from oauthcli.registry.models import Message, Profile, item_name, parse_message, parse_profile
 
 Kind = Literal["profiles", "messages"]
 KINDS: tuple[Kind, ...] = ("profiles", "messages")
@@ -53,9 +53,8 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._index: dict[Kind, dict[str, list[Path]]] = {}
-        self._unreadable: dict[Path, Problem] = {}
         self._items: dict[Path, Profile | Message] = {}
-        # Profiles as oauthcli.resolve renders them, once per run: a batch resolves
+        # Profiles as oauthcli.request.resolve renders them, once per run: a batch resolves
         # one message per row, and would otherwise read env and key files each time.
         self.resolved_profiles: dict[str, Any] = {}
 

@@ -1,6 +1,6 @@
 """What resolving gives: one concrete request, its auth, profile, retry and TLS settings.
 
-:mod:`oauthcli.resolve` builds these from the registry's messages and profiles;
+:mod:`oauthcli.request.resolve` builds these from the registry's messages and profiles;
 sending, the token code, output and rendering read them.
 """
 
@@ -112,7 +112,3 @@ class ResolvedRequest:
         if not self.params:
             return self.url
         return f"{self.url}{'&' if '?' in self.url else '?'}{urlencode(self.params)}"
-
-    @property
-    def retryable_method(self) -> bool:
-        return self.http_method in IDEMPOTENT or not self.retry.idempotent_only

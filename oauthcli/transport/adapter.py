@@ -1,11 +1,11 @@
-"""requests' machinery under :class:`~oauthcli.sending.Sender`, without the work it repeats.
+"""requests' machinery under :class:`~oauthcli.transport.sending.Sender`, without the work it repeats.
 
 requests works out again for every request what does not change in a run (the
 connection pool, the CA bundle check) and prepares a request through steps that
 do nothing here. Over thousands of calls in a batch that cost showed in each
 call's CPU time, so the adapter remembers its pools and requests are prepared
 by hand. Which headers, credentials and redirects go out is decided in
-:mod:`oauthcli.sending` (by the rules in :mod:`oauthcli.http`), not here.
+:mod:`oauthcli.transport.sending` (by the rules in :mod:`oauthcli.transport.http`), not here.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
+
+from oauthcli.errors import UnsendableURL
 
 
 class PooledAdapter(HTTPAdapter):
@@ -84,10 +86,6 @@ def scheme_authority(url: str) -> str:
     """``http://host:port`` of a prepared URL, as a cache key: cheaper than urlsplit."""
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].split('#', 1)[0]}".lower()
-
-
-class UnsendableURL(ValueError):
-    """requests cannot send to this URL (a host that is no valid IDNA name, say)."""
 
 
 def wire_url(url: str) -> str:

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import TextIO
 
-from oauthcli.errors import OAuthCliError
+from oauthcli.errors import OutputError
 from oauthcli.secret import scrub
 
 _no_color = False
@@ -90,13 +90,6 @@ def wrote_stdout(data: bytes | str) -> None:
         _stdout_line_open = not (
             data.endswith(b"\n") if isinstance(data, bytes) else data.endswith("\n")
         )
-
-
-class OutputError(OAuthCliError):
-    """stdout cannot be written: a full disk, a closed descriptor (exit 1, not a bug)."""
-
-    def __init__(self, exc: OSError) -> None:
-        super().__init__(f"cannot write to standard output: {exc.strerror or exc}")
 
 
 def err(text: str, color: str | None = None) -> None:

@@ -122,7 +122,7 @@ def clear() -> None:
                     pass  # another process's entry being written or swept
     finally:
         os.close(folder)
-    from oauthcli.tokens.cache import cache_dir
+    from oauthcli.cachedir import cache_dir
 
     try:
         os.rmdir(cache_dir() / "parsed")  # rmdir never follows a link
@@ -132,15 +132,15 @@ def clear() -> None:
 
 def _folder(*, create: bool) -> int | None:
     """A handle of ``parsed/`` if it and the cache folder are ours, else None."""
+    from oauthcli.cachedir import cache_dir, check_folder, ensure_dir
     from oauthcli.errors import RegistryError
-    from oauthcli.tokens import cache
 
     try:
-        top = cache.cache_dir()
-        if not cache.check_folder(top):
+        top = cache_dir()
+        if not check_folder(top):
             if not create:
                 return None
-            cache.ensure_dir()
+            ensure_dir()
     except (RegistryError, OSError, RuntimeError):  # not ours, unusable, no home folder
         return None
     where = top / "parsed"

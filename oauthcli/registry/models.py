@@ -1,10 +1,10 @@
 """Typed profiles and messages built from YAML documents (SPEC §1.1, §1.2).
 
-``parse_profile`` / ``parse_message`` check one :class:`~oauthcli.yamlsrc.Document`
+``parse_profile`` / ``parse_message`` check one :class:`~oauthcli.registry.yamlsrc.Document`
 against the schema: unknown keys, wrong types, missing or contradictory keys.
 Every problem in the file is collected (``file:line: key: message``) before
 :class:`~oauthcli.errors.RegistryProblems` is raised. String values stay
-``${…}`` templates here; they are rendered in :mod:`oauthcli.resolve`.
+``${…}`` templates here; they are rendered in :mod:`oauthcli.request.resolve`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oauthcli.errors import Problem, RegistryProblems
-from oauthcli.schema import Reader, Text
-from oauthcli.yamlsrc import Document
+from oauthcli.registry.document import Document
+from oauthcli.registry.reader import Reader, Text
 
 GRANT_TYPES = (
     "client_credentials",
@@ -378,7 +377,3 @@ def _retry(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Retry:
         on_status=r.statuses(t, key, "on_status"),
         idempotent_only=r.boolean(t, key, "idempotent_only"),
     )
-
-
-def problems_of(exc: RegistryProblems) -> list[Problem]:
-    return exc.problems

@@ -3,7 +3,7 @@
 Rows are read one at a time, from a file or stdin, so a file of any size costs
 the same memory; a file (not a pipe) is counted first in one cheap pass so that
 progress has an end. A malformed row raises a UsageError naming the file and
-line; :mod:`oauthcli.batch` decides what the run does about it.
+line; :mod:`oauthcli.cli.batch` decides what the run does about it.
 """
 
 from __future__ import annotations
