@@ -476,7 +476,7 @@ def test_a_finished_deadline_is_not_kept_until_its_time() -> None:
     ones that long grew a 100,000-row batch by 29 MiB."""
     import gc
 
-    from oauthcli.transport import Deadline
+    from oauthcli.transport.adapter import Deadline
 
     for _ in range(5000):
         Deadline(60).finish()
