@@ -8,23 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from oauthcli.errors import ExitCode, UsageError
 from oauthcli.present import console
 from oauthcli.registry.discovery import Registry
 from oauthcli.registry.models import Message, Method
-from oauthcli.request.resolve import RequestPlan, split_target
+from oauthcli.request.build import RequestBuilder as _Builder
+from oauthcli.request.resolve import split_target
 from oauthcli.request.resolved import ResolvedRequest
-from oauthcli.secret import remember
-
-_BODY_TYPES = {
-    "json": "application/json",
-    "content": "text/plain; charset=utf-8",
-    "form": "application/x-www-form-urlencoded",
-    "": None,
-}
 
 
 @dataclass(repr=False, eq=False)
@@ -108,7 +101,7 @@ def build_request(
     return RequestBuilder(registry, message, method, body, options)(variables)
 
 
-class RequestBuilder:
+class RequestBuilder(_Builder):
     """:func:`build_request` for many calls (``--each``): planned once, rendered per row."""
 
     def __init__(
@@ -119,48 +112,15 @@ class RequestBuilder:
         body: bytes | None,
         options: SendOptions,
     ) -> None:
-        self.body_type = None
-        if body is not None:
-            # The method's body template is not rendered (its variables are not needed),
-            # but the type it declares still describes the bytes that replace it.
-            self.body_type = _BODY_TYPES[
-                "json"
-                if method.has_json
-                else "content"
-                if method.content
-                else "form"
-                if method.form is not None
-                else ""
-            ]
-            method = replace(method, json=None, has_json=False, content=None, form=None)
-        self.plan = RequestPlan(registry, message, method)
-        self.body = body
-        self.options = options
-
-    def __call__(self, variables: dict[str, str]) -> ResolvedRequest:
-        from oauthcli.transport.http import secret_header_names
-
-        req = self.plan.resolve(variables)
-        options = self.options
-        secret_names = secret_header_names(req)
-        headers = req.headers
-        for name, value in options.headers:
-            for existing in [h for h in headers if h.lower() == name.lower()]:
-                del headers[existing]
-            if value:  # curl's -H 'Name:' removes a header
-                headers[name] = value
-            if name.lower() in secret_names:
-                remember(value)
-                remember(value.partition(" ")[2])
-        if self.body_type and not any(h.lower() == "content-type" for h in headers):
-            headers["Content-Type"] = self.body_type
-        if self.body is not None:
-            req.body, req.json = self.body, None
-        if options.timeout is not None:
-            req.timeout = options.timeout
-        if options.retries is not None:
-            req.retry = replace(req.retry, attempts=options.retries + 1)
-        return req
+        super().__init__(
+            registry,
+            message,
+            method,
+            body,
+            headers=options.headers,
+            timeout=options.timeout,
+            retries=options.retries,
+        )
 
 
 def read_body(spec: str | None) -> bytes | None:
