@@ -11,7 +11,11 @@ error boundary turns it into one line on stderr and ``exit_code``::
     ├── TokenError                (6) no token: a lock timeout, a sign-in that did not come,
     │   └── TokenEndpointError        the token endpoint refused, answered garbage, unreachable
     │       └── GrantError            ... as Authlib's call of it reported (retry_after of a 429/503)
-    └── NetworkError              (7) the API could not be reached
+    ├── NetworkError              (7) the API could not be reached
+    └── HTTPStatusError           (4/5) the API answered 4xx/5xx; raised only by the Python
+                                  API's Response.raise_for_status(), the CLI's explanation
+
+    OAuthCliWarning (UserWarning) what the CLI writes as "warning:", from the Python API
 
 Raised by one module and caught by another inside the library, never shown as
 such (the catcher turns each into one of the above, or a warning)::
@@ -23,7 +27,8 @@ such (the catcher turns each into one of the above, or a warning)::
     UnusableAnswer (ValueError)   a token answer that cannot be used
     CorruptEntry                  a token cache file that is not a valid entry (a miss)
 
-HTTP answers from the API (exit 4 and 5) are results, not exceptions; 130, 141
+HTTP answers from the API (exit 4 and 5) are results, not exceptions (unless a script
+asks for one with ``raise_for_status()``); 130, 141
 and 143 (Ctrl-C, a closed pipe, SIGTERM) are :class:`ExitCode` members the CLI
 exits with, not exceptions.
 """
@@ -187,3 +192,20 @@ class GrantError(TokenEndpointError):
 
 class NetworkError(OAuthCliError):
     exit_code = ExitCode.NETWORK
+
+
+class HTTPStatusError(OAuthCliError):
+    """The API answered 4xx (exit 4) or 5xx (exit 5); the message is the CLI's explanation.
+
+    ``status`` is the HTTP status, ``response`` the :class:`oauthcli.api.Response`.
+    """
+
+    def __init__(self, message: str, *, status: int, response: object = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.response = response
+        self.exit_code = ExitCode.for_status(status)
+
+
+class OAuthCliWarning(UserWarning):
+    """What the CLI would write as ``warning: ...`` on stderr, from the Python API."""
