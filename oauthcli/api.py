@@ -23,7 +23,7 @@ import os
 import threading
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -137,7 +137,7 @@ class Registry:
         headers: Mapping[str, str] | None = None,
         body: bytes | str | None = None,
         timeout: float | None = None,
-    ) -> Iterator[Response | Failed]:
+    ) -> Generator[Response | Failed, None, None]:
         """Send ``target`` once per row (a mapping of variables), ``concurrency`` at a time.
 
         Yields one result per row, in row order: a :class:`Response` when the API
@@ -146,6 +146,7 @@ class Registry:
         network); either way the iteration goes on. A row's values override
         ``variables``. Rows are read as they are needed: at most ``2 × concurrency``
         are in flight or waiting to be yielded. One token per profile serves every row.
+        Closing the generator early (``.close()``, ``break``) sends no further row.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -160,7 +161,7 @@ class Registry:
         rows: Iterable[Mapping[str, str]],
         concurrency: int,
         profile: str | None,
-    ) -> Iterator[Response | Failed]:
+    ) -> Generator[Response | Failed, None, None]:
         from oauthcli.transport.sending import Sender
 
         def one(row: Mapping[str, str]) -> Response | Failed:
