@@ -43,7 +43,7 @@ def reg(tmp_path: Path, base: str, extra: str = "") -> Path:
     )
 
 
-def answer(raw: bytes):  # type: ignore[no-untyped-def]
+def answer(raw: bytes):
     """A raw server that answers every request on a connection with ``raw``."""
 
     def handler(conn: socket.socket, head: bytes) -> None:
@@ -144,13 +144,13 @@ def test_interim_1xx_responses_are_skipped_not_taken_as_the_answer(
         assert done.code == code and done.data == b'{"real": 1}', done
         done = cli(root, "send", "m.get", "--json")
         assert json.loads(done.out)["status"] == int(final[:3]), done
-        done = subprocess.run(
+        proc = subprocess.run(
             [str(OAUTHCLI), "-r", str(root), "send", "m.get", "--each", "-", "--concurrency", "1"],
             input=b'{"n": 1}\n{"n": 2}\n{"n": 3}\n',
             capture_output=True,
             timeout=30,
         )
-    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(r["status"], r["body"]) for r in rows] == [(int(final[:3]), {"real": 1})] * 3
 
 

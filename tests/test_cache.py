@@ -122,7 +122,12 @@ def test_write_is_atomic_and_fsynced(
     before = path.read_bytes()
     synced: list[int] = []
     real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
 
     def boom(src: Any, dst: Any) -> None:
         assert Path(src).parent == Path(dst).parent  # the temp file is in the same folder

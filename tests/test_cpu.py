@@ -82,6 +82,11 @@ class _Sender:
         pass
 
 
+def _id_as_plan(row: dict[str, str]) -> Any:
+    """The stand-in Sender sends nothing: a row's id is all the plan it needs."""
+    return row["id"]
+
+
 @pytest.mark.parametrize("concurrency, pinned", [(3, 3), (1, 0)])
 def test_every_worker_is_pinned_to_the_chosen_cpu(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency: int, pinned: int
@@ -96,9 +101,7 @@ def test_every_worker_is_pinned_to_the_chosen_cpu(
     path = tmp_path / "rows.csv"
     path.write_text("id\n" + "".join(f"{i}\n" for i in range(20)))
     rows = Rows(str(path))
-    run = _Run(
-        lambda row: row["id"], rows, BatchOptions(concurrency=concurrency), RateLimiter(None)
-    )
+    run = _Run(_id_as_plan, rows, BatchOptions(concurrency=concurrency), RateLimiter(None))
     assert run.run() == 2 and run.done == 20
     rows.close()
     assert len(calls) == pinned and {n for _, n in calls} <= {1}

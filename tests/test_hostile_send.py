@@ -52,7 +52,7 @@ def items(loopback: LoopbackServer, tmp_path: Path) -> Path:
     )
 
 
-class _EveryPath(dict):  # type: ignore[type-arg]
+class _EveryPath(dict):
     """Routes that answer 200 on any path (the server looks a route up with .get)."""
 
     def get(self, key: object, default: object = None) -> object:

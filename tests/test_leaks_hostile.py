@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, quote, quote_plus
 
@@ -95,7 +96,7 @@ def _token_echo_refusal(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
     return 400, {"Content-Type": "application/json"}, json.dumps(answer).encode()
 
 
-def _api_echo(status: int) -> object:
+def _api_echo(status: int) -> Callable[[Recorded], tuple[int, dict[str, str], bytes]]:
     def reply(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
         body = {"detail": "you sent " + _echo(rec), "query": parse_qs(rec.path.partition("?")[2])}
         headers = {
@@ -422,7 +423,7 @@ URL_PASSWORDS = {"normal": "Hunter2+Url/Pass", "short": "pw"}
 
 @pytest.fixture
 def bad_url_registry(tmp_path: Path) -> Path:
-    files: dict[str, str] = {}
+    files: dict[str, str | bytes] = {}
     for name, url in BAD_URLS.items():
         for kind, pw in URL_PASSWORDS.items():
             files[f"messages/{name}_{kind}.yaml"] = (

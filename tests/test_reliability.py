@@ -55,6 +55,7 @@ def test_a_long_but_plausible_expires_in_is_kept(
     obtained = service.obtain(token_profile())
 
     token = obtained.token
+    assert token.expires_at is not None
     assert token.expires_at == pytest.approx(time.time() + 2**31 - 1, abs=5)
     assert token.refresh_expires_at is not None
     assert token.refresh_expires_at <= time.time() + service.MAX_LIFETIME

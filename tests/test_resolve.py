@@ -286,7 +286,7 @@ def test_a_profile_is_resolved_once_per_registry(
     calls: list[str] = []
     real = oauthcli.request.resolve.resolve_profile
 
-    def counting(profile):  # type: ignore[no-untyped-def]
+    def counting(profile):
         calls.append(profile.name)
         return real(profile)
 

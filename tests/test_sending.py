@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import oauthcli.tokens
+import oauthcli.transport.sending
 from oauthcli.errors import NetworkError
 from oauthcli.request.resolved import (
     ResolvedAuth,

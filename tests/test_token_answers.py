@@ -19,6 +19,7 @@ from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, scrub
 from oauthcli.tokens import answer, grants
 from oauthcli.trace import Trace
+from tests.wire import body_text
 
 URL = "https://login.test/oauth2/token"
 Make = Callable[..., ResolvedProfile]
@@ -339,7 +340,7 @@ def test_the_exchange_is_traced_with_its_final_headers_and_every_secret_is_known
 def test_a_client_assertion_is_known_as_a_secret(token_profile: Make) -> None:
     responses.post(URL, json={"access_token": "at-ans-1", "expires_in": 60})
     grants.fetch(token_profile(client_auth="client_secret_jwt", client_secret=Secret("k" * 32)))
-    body = responses.calls[0].request.body
+    body = body_text(responses.calls[0].request)
     assertion = dict(p.split("=", 1) for p in body.split("&"))["client_assertion"]
     assert assertion.count(".") == 2 and assertion not in scrub(f"echo: {assertion}")
 

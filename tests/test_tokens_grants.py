@@ -20,6 +20,7 @@ from oauthcli.errors import ExitCode, RegistryError, TokenError
 from oauthcli.request.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
 from oauthcli.tokens import grants
+from tests.wire import body_text
 
 URL = "https://login.test/oauth2/token"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -64,7 +65,8 @@ def test_client_secret_basic_form_encodes_before_base64(token_profile: Make) -> 
     assert scheme == "Basic"
     assert user == "my+app%3A1" and password == "p%2Ba%25s%3As%2Fw+rd"
     assert unquote_plus(password) == secret
-    assert "client_secret" not in request.body and "p%2Ba" not in request.body
+    body = body_text(request)
+    assert "client_secret" not in body and "p%2Ba" not in body
     assert _form(responses.calls[0]) == {
         "grant_type": ["client_credentials"],
         "scope": ["api.read api.write"],
@@ -100,7 +102,7 @@ def test_resource_repeated_audience_and_extra_params(token_profile: Make) -> Non
         scope=("a",),
     )
     grants.fetch(profile)
-    pairs = parse_qsl(responses.calls[0].request.body)
+    pairs = parse_qsl(body_text(responses.calls[0].request))
     assert [v for k, v in pairs if k == "resource"] == [
         "https://api.one.test",
         "https://api.two.test",
@@ -233,7 +235,7 @@ def test_client_secret_jwt_hs256(token_profile: Make) -> None:
     secret = "a-long-enough-shared-secret-value"
     grants.fetch(token_profile(client_auth="client_secret_jwt", client_secret=Secret(secret)))
     assertion = _assertion(responses.calls[0])
-    assert secret not in responses.calls[0].request.body
+    assert secret not in body_text(responses.calls[0].request)
     token = jwt.decode(assertion, OctKey.import_key(secret), algorithms=["HS256"])
     assert token.header["alg"] == "HS256" and token.claims["aud"] == URL
 

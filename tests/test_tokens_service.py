@@ -16,6 +16,7 @@ from oauthcli.errors import ExitCode, TokenError
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, drop, obtain, service
+from tests.wire import body_text
 
 URL = "https://login.test/oauth2/token"
 T0 = 1_800_000_000.0
@@ -50,7 +51,7 @@ def answer(rsps: responses.RequestsMock, token: str = "at-one-123456", **extra: 
 
 
 def grant_types(rsps: responses.RequestsMock) -> list[str]:
-    return [parse_qs(c.request.body)["grant_type"][0] for c in rsps.calls]
+    return [parse_qs(body_text(c.request))["grant_type"][0] for c in rsps.calls]
 
 
 def stored(profile: ResolvedProfile) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def test_refresh_token_is_used_and_kept_when_not_rotated(
     renewed = obtain(token_profile())
     assert renewed.source == "refresh"
     assert grant_types(rsps) == ["client_credentials", "refresh_token"]
-    assert parse_qs(rsps.calls[1].request.body)["refresh_token"] == ["rt-first-0001"]
+    assert parse_qs(body_text(rsps.calls[1].request))["refresh_token"] == ["rt-first-0001"]
     assert stored(token_profile())["refresh_token"] == "rt-first-0001"
     assert renewed.token.access_token == Secret("at-two-123456")
 
@@ -124,7 +125,7 @@ def test_rotated_refresh_token_replaces_the_old_one(
     clock.now += 250
     answer(rsps, token="at-three-12345")
     obtain(token_profile())
-    assert parse_qs(rsps.calls[2].request.body)["refresh_token"] == ["rt-second-0002"]
+    assert parse_qs(body_text(rsps.calls[2].request))["refresh_token"] == ["rt-second-0002"]
 
 
 def test_refresh_token_past_its_lifespan_is_not_used(
@@ -281,7 +282,7 @@ def test_refresh_token_grant_uses_the_profiles_then_the_rotated_token(
     obtain(profile)
     clock.now += 250
     obtain(profile)
-    sent = [parse_qs(c.request.body)["refresh_token"][0] for c in rsps.calls]
+    sent = [parse_qs(body_text(c.request))["refresh_token"][0] for c in rsps.calls]
     assert sent == ["rt-seed-00001", "rt-rotated-002"]
 
 
@@ -500,7 +501,7 @@ def test_force_uses_the_cached_refresh_token_for_rotating_grants(
     assert obtain(profile, force=True).source == "refresh"
     answer(rsps, token="at-three-1234", refresh_token="rt-rotated-004")
     assert obtain(profile, force=True).source == "refresh"
-    sent = [parse_qs(c.request.body)["refresh_token"][0] for c in rsps.calls]
+    sent = [parse_qs(body_text(c.request))["refresh_token"][0] for c in rsps.calls]
     expected = ["rt-rotated-002", "rt-rotated-003"]
     assert sent[-2:] == expected and grant_types(rsps)[-2:] == ["refresh_token"] * 2
 
@@ -525,7 +526,7 @@ def test_a_refused_cached_refresh_token_falls_back_to_a_new_one_in_the_profile(
     new = token_profile(grant_type="refresh_token", refresh_token=Secret("rt-pasted-0003"))
     answer(rsps, token="at-two-123456", refresh_token="rt-rotated-004")
     assert obtain(new).source == "grant"  # its own entry: another credential, another key
-    assert parse_qs(rsps.calls[-1].request.body)["refresh_token"] == ["rt-pasted-0003"]
+    assert parse_qs(body_text(rsps.calls[-1].request))["refresh_token"] == ["rt-pasted-0003"]
 
 
 def test_a_spent_profile_refresh_token_says_what_to_do(

@@ -100,20 +100,24 @@ def _bad_profile(cli: Cli, name: str, token_url: str) -> str:
     return name
 
 
+def _hanging(cli: Cli, bad: BadTokenEndpoint) -> str:
+    cli.op.fail_next_token_requests(2, status=0, delay=1.0)
+    return cli.add_profile("slow", "client_secret_post", timeout=0.5)
+
+
+def _provider_500(cli: Cli, bad: BadTokenEndpoint) -> str:
+    cli.op.fail_next_token_requests(2, status=500, error="server_error")
+    return "client_secret_basic"
+
+
 # Each case: how to break the token endpoint, and what the one line must say.
 TOKEN_FAILURES: dict[str, tuple[Callable[[Cli, BadTokenEndpoint], str], str]] = {
     "hangs": (
-        lambda cli, bad: (
-            cli.op.fail_next_token_requests(2, status=0, delay=1.0),
-            cli.add_profile("slow", "client_secret_post", timeout=0.5),
-        )[1],
+        _hanging,
         "no complete answer from {url} within 0.5 s",
     ),
     "provider-500": (
-        lambda cli, bad: (
-            cli.op.fail_next_token_requests(2, status=500, error="server_error"),
-            "client_secret_basic",
-        )[1],
+        _provider_500,
         "server_error: injected failure (test hook) (HTTP 500 from {url})",
     ),
     "500-html": (
