@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,11 @@ import pytest
 
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
+from tests.servers import LoopbackServer, Recorded, Reply, TokenServer, serve
+
+# Test modules import the servers from tests.servers; these names stay importable from
+# here for the modules that still do.
+__all__ = ["LoopbackServer", "Recorded", "Reply"]
 
 
 @pytest.fixture(autouse=True)
@@ -50,119 +55,7 @@ def token_profile(tmp_path: Path) -> Callable[..., ResolvedProfile]:
     return make
 
 
-# -- Real HTTP servers on loopback for the send tests ------------------------
-
-import socket  # noqa: E402
-import ssl  # noqa: E402
-import struct  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-
-#: A route's answer: (status, headers, body), or "reset" (TCP RST), or "close" (no answer).
-Reply = Any
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-    client: tuple[str, int]  # the client's address: the same one means a reused connection
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client that goes away mid-connection (a killed or interrupted CLI) is no error."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
-            super().handle_error(request, client_address)
-
-
-@dataclass
-class LoopbackServer:
-    """A ThreadingHTTPServer on 127.0.0.x: tests set routes, it records every request."""
-
-    host: str = "127.0.0.1"
-    tls: ssl.SSLContext | None = None
-    routes: dict[str, Callable[[Recorded], Reply]] = field(default_factory=dict)
-    requests: list[Recorded] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                rec = Recorded(
-                    self.command,
-                    self.path,
-                    {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length) if length else b"",
-                    self.client_address,
-                )
-                server.requests.append(rec)
-                route = server.routes.get(self.path.split("?")[0])
-                reply = route(rec) if route else (404, {}, b"no route")
-                if reply in ("reset", "close"):
-                    if reply == "reset":
-                        linger = struct.pack("ii", 1, 0)
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                status, headers, body = reply
-                self.send_response_only(status)
-                items = headers.items() if isinstance(headers, dict) else headers
-                for name, value in items:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle  # noqa: N815
-
-            def finish(self) -> None:
-                try:
-                    super().finish()
-                except OSError:
-                    pass
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = _QuietServer((self.host, 0), Handler)
-        self.httpd.daemon_threads = True
-        if self.tls is not None:
-            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def reply(self, path: str, status: int = 200, body: bytes = b"", **headers: str) -> None:
-        """Answer ``path`` always the same way (header names: underscores become dashes)."""
-        fixed = {k.replace("_", "-"): v for k, v in headers.items()}
-        self.routes[path] = lambda rec: (status, fixed, body)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+# -- loopback servers (tests/servers.py) --------------------------------------------------
 
 
 @pytest.fixture
@@ -178,3 +71,9 @@ def loopback2() -> Iterator[LoopbackServer]:
     server = LoopbackServer("127.0.0.2")
     yield server
     server.close()
+
+
+@pytest.fixture
+def token_server() -> Iterator[TokenServer]:
+    """A token endpoint on 127.0.0.1 that counts requests (``delay`` slows each answer)."""
+    yield from serve()

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LoopbackServer
-from tests.hostile_servers_d import serving
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, serving
 from tests.test_hostile_send import OAUTHCLI, cli, peak_rss_mib
 
 JSON = {"Content-Type": "application/json"}

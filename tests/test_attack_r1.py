@@ -17,8 +17,8 @@ from urllib.parse import quote_plus
 import pytest
 
 from tests.cliproc import Done, oauthcli
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 
 CLIENT_ID = "r1-app"
 CLIENT_SECRET = "r1<Sëcret>&\"'/+%=x"

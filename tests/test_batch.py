@@ -22,8 +22,8 @@ from oauthcli.cli.batch import BatchOptions, _Run, summary
 from oauthcli.errors import UsageError
 from oauthcli.request.rows import RateLimiter, Rows, parse_rate
 from tests.clirun import Result, run
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 from tests.terminal import drain
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"

@@ -29,8 +29,8 @@ from oauthcli.request.resolve import resolve_profile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache
 from tests.cliproc import Done, oauthcli
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 
 JSON = {"Content-Type": "application/json"}
 SECRET = "cache-trust-s3cr3t"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from oauthcli.present import console
-from tests.conftest import LoopbackServer
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer
 
 
 class Tty(io.StringIO):

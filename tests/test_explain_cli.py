@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.clirun import run
-from tests.conftest import LoopbackServer, Recorded
+from tests.servers import LoopbackServer, Recorded
 
 FUZZ = settings(
     max_examples=150,

@@ -7,7 +7,6 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,14 +17,9 @@ import requests
 from oauthcli.tokens import authcode
 from tests.clirun import Result, run
 from tests.registry_factory import make_registry
-from tests.test_tokens_concurrency import TokenServer, serve
+from tests.servers import TokenServer
 
 SECRET = "s3cr3t-value"
-
-
-@pytest.fixture
-def token_server() -> Iterator[TokenServer]:
-    yield from serve()
 
 
 def _b64(data: dict[str, Any]) -> str:

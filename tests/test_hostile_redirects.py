@@ -13,7 +13,7 @@ from oauthcli.request.resolved import ResolvedAuth, ResolvedRequest, ResolvedRet
 from oauthcli.secret import Secret
 from oauthcli.transport.http import carries_secret
 from oauthcli.transport.sending import Sender
-from tests.conftest import LoopbackServer
+from tests.servers import LoopbackServer
 
 SECRET = "mot-de-passe-été-ключ-🔑"
 

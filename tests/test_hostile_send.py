@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.cliproc import Done, oauthcli
-from tests.conftest import LoopbackServer
-from tests.hostile_servers_d import dribbling, gzip_bomb, serving, streaming
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, dribbling, gzip_bomb, serving, streaming
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"
 JSON = {"Content-Type": "application/json"}
@@ -52,15 +51,9 @@ def items(loopback: LoopbackServer, tmp_path: Path) -> Path:
     )
 
 
-class _EveryPath(dict):
-    """Routes that answer 200 on any path (the server looks a route up with .get)."""
-
-    def get(self, key: object, default: object = None) -> object:
-        return lambda rec: (200, JSON, b"{}")
-
-
 def catch_all(loopback: LoopbackServer) -> None:
-    loopback.routes = _EveryPath()
+    """Answer 200 on any path."""
+    loopback.fallback = lambda rec: (200, JSON, b"{}")
 
 
 @pytest.mark.parametrize("value", ["..", "."])

@@ -20,7 +20,7 @@ from oauthcli.request.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
 from oauthcli.tokens import grants
 from oauthcli.transport.sending import Sender
-from tests.conftest import LoopbackServer
+from tests.servers import LoopbackServer
 from tests.test_sending import request
 
 

@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, quote, quote_plus
 import pytest
 
 from tests.cliproc import Done, oauthcli
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 
 CLIENT_ID = "hostile app/ü"
 CLIENT_SECRET = 'cl ié+nt%2F:/"\\sécret'

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.clirun import Result, run
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer, Recorded
 
 CLIENT_SECRET = "cs-LEAK-client-secret-7f3a"
 BASIC_PASSWORD = "pw-LEAK-basic-91c2"

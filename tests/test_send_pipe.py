@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.clirun import run_watching
-from tests.conftest import LoopbackServer
 from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer
 from tests.terminal import drain
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"

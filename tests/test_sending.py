@@ -27,7 +27,7 @@ from oauthcli.secret import Secret
 from oauthcli.tokens import Obtained, Token
 from oauthcli.transport.http import backoff_delay
 from oauthcli.transport.sending import Sender
-from tests.conftest import LoopbackServer, Recorded
+from tests.servers import LoopbackServer, Recorded
 
 PROFILE = ResolvedProfile(
     name="acme",

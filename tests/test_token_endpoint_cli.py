@@ -20,8 +20,8 @@ import pytest
 
 from oauthcli import __version__
 from tests.cliproc import Done, oauthcli
-from tests.conftest import LoopbackServer, Recorded
 from tests.registry_factory import make_registry
+from tests.servers import Dribbler, LoopbackServer, Recorded
 
 JSON = {"Content-Type": "application/json"}
 CLIENT_ID = "app/ü 1"
@@ -405,59 +405,7 @@ def test_verbose_shows_the_token_exchange_masked(
         assert _leaks(done) == [] and "LEAK" not in done.err, done
 
 
-# -- a token endpoint that dribbles ----------------------------------------------------------
-
-
-class Dribbler:
-    """A token endpoint on 127.0.0.1 that sends its answer one byte every ``pause`` s,
-    headers included (``from_headers``) or only the body."""
-
-    def __init__(self, from_headers: bool, pause: float = 0.3, by_line: bool = False) -> None:
-        import socket
-        import threading
-
-        body = json.dumps({"access_token": "at-dribbled-1", "expires_in": 60}).encode()
-        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        self.fast, self.slow = (
-            (b"", head.encode() + body) if from_headers else (head.encode(), body)
-        )
-        self.pause = pause
-        # By line: the status line at once, then one header line each pause (what a proxy
-        # stalling upstream looks like); else one byte each pause.
-        self.pieces = (
-            [line + b"\r\n" for line in self.slow.split(b"\r\n")]
-            if by_line
-            else [self.slow[i : i + 1] for i in range(len(self.slow))]
-        )
-        self.stop = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(self.fast)
-                    for piece in self.pieces:
-                        if self.stop.wait(self.pause):
-                            return
-                        conn.sendall(piece)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.sock.close()
+# -- a token endpoint that dribbles (tests/servers.py) ---------------------------------------
 
 
 @pytest.mark.parametrize(

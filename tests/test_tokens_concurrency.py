@@ -6,85 +6,15 @@ answer; the cache starts empty.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs
-
-import pytest
 
 from tests.registry_factory import make_registry
+from tests.servers import TokenServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class TokenServer(ThreadingHTTPServer):
-    """A token endpoint on 127.0.0.1 that counts requests; ``delay`` slows each answer."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _TokenHandler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        self.delay = 0.0
-        self.forms: list[dict[str, list[str]]] = []
-        self.answer: tuple[int, str, str] | None = None  # status, content type, body
-        self._count = threading.Lock()
-
-
-class _TokenHandler(BaseHTTPRequestHandler):
-    server: TokenServer
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        with self.server._count:
-            self.server.forms.append(parse_qs(body))
-            n = len(self.server.forms)
-        time.sleep(self.server.delay)
-        if self.server.answer is not None:
-            status, ctype, text = self.server.answer
-        else:
-            status, ctype = 200, "application/json"
-            text = json.dumps(
-                {
-                    "access_token": f"at-{n}-from-server",
-                    "token_type": "bearer",
-                    "expires_in": 300,
-                    "scope": "api.read",
-                }
-            )
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def serve() -> Iterator[TokenServer]:
-    """Run a TokenServer for the length of a fixture."""
-    server = TokenServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def token_server() -> Iterator[TokenServer]:
-    yield from serve()
 
 
 CHILD = """
