@@ -275,7 +275,10 @@ class Dribbler:
 
     def __init__(self, from_headers: bool, pause: float = 0.3, by_line: bool = False) -> None:
         body = json.dumps({"access_token": "at-dribbled-1", "expires_in": 60}).encode()
-        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        # By line, a dozen header lines more: the whole answer takes far longer than the
+        # timeout plus any start-up, so only a cut-off ends the run in time.
+        pad = "".join(f"X-Slow-{i}: x\r\n" for i in range(12)) if by_line else ""
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{pad}Content-Length: {len(body)}\r\n\r\n"
         self.fast, self.slow = (
             (b"", head.encode() + body) if from_headers else (head.encode(), body)
         )
