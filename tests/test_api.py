@@ -313,20 +313,20 @@ def api_calls(loopback: LoopbackServer) -> list[Recorded]:
 def test_auth_renews_a_cached_token_refused_with_401_and_resends_once(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
-    token_server(loopback, ["revoked", "fresh"])
-    stale_api(loopback, "fresh")
+    token_server(loopback, ["at-revoked-x7q", "at-fresh-x7q"])
+    stale_api(loopback, "at-fresh-x7q")
     with oauthcli.open_registry(loopback_registry(tmp_path, loopback)) as reg:
-        assert reg.get_token("acme").reveal() == "revoked"  # now in the cache
+        assert reg.get_token("acme").reveal() == "at-revoked-x7q"  # now in the cache
         with requests.Session() as s:
             s.auth = reg.auth("acme")
             r = s.post(loopback.url("/api"), data=b"payload")
             assert (r.status_code, r.content) == (200, b"ok:payload")
             assert [h.status_code for h in r.history] == [401]
             assert [c.headers["authorization"] for c in api_calls(loopback)] == [
-                "Bearer revoked",
-                "Bearer fresh",
+                "Bearer at-revoked-x7q",
+                "Bearer at-fresh-x7q",
             ]
-            assert reg.get_token("acme").reveal() == "fresh"  # the cache holds the new one
+            assert reg.get_token("acme").reveal() == "at-fresh-x7q"  # the cache holds the new one
             # A file body is rewound for the re-send.
             loopback.requests.clear()
             token_server(loopback, ["fresh-2"])
@@ -338,8 +338,8 @@ def test_auth_renews_a_cached_token_refused_with_401_and_resends_once(
 def test_auth_does_not_retry_a_fresh_token_or_a_body_it_cannot_resend(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
-    token_server(loopback, ["one", "two", "three"])
-    stale_api(loopback, "never")
+    token_server(loopback, ["one", "two", "at-three-x7q"])
+    stale_api(loopback, "at-never-x7q")
     with oauthcli.open_registry(loopback_registry(tmp_path, loopback)) as reg:
         with requests.Session() as s:
             s.auth = reg.auth("acme")
@@ -355,7 +355,7 @@ def test_auth_does_not_retry_a_fresh_token_or_a_body_it_cannot_resend(
 def test_auth_token_does_not_follow_a_redirect_to_another_host(
     tmp_path: Path, loopback: LoopbackServer, loopback2: LoopbackServer
 ) -> None:
-    token_server(loopback, ["cached", "renewed"])
+    token_server(loopback, ["at-cached-x7q", "at-renewed-x7q"])
     loopback.reply("/api", 302, b"", Location=loopback2.url("/api"))
     loopback2.reply("/api", 401, b"")
     with oauthcli.open_registry(loopback_registry(tmp_path, loopback)) as reg:
