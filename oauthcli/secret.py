@@ -116,6 +116,15 @@ def _current() -> list[_Chunk]:
     return list(_chunks)
 
 
+def forget_all() -> None:
+    """Forget every remembered secret: for a test suite, where one process runs many
+    unrelated calls and a token issued as an ordinary word would mask it in the next."""
+    with _lock:
+        _known.clear()
+        _pending.clear()
+        _chunks.clear()
+
+
 def _raw_bytes(value: str) -> list[bytes]:
     """The bytes ``value`` is sent as: UTF-8 (lone surrogates from a non-UTF-8 argv
     back to the bytes they stood for), and Latin-1 when it has a Latin-1 spelling."""

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from oauthcli.request.resolved import ResolvedProfile
-from oauthcli.secret import Secret
+from oauthcli.secret import Secret, forget_all
 from tests.servers import LoopbackServer, Recorded, Reply, TokenServer, serve
 
 # Test modules import the servers from tests.servers; these names stay importable from
@@ -22,7 +22,7 @@ __all__ = ["LoopbackServer", "Recorded", "Reply"]
 @pytest.fixture(autouse=True)
 def isolated_oauthcli(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+) -> Iterator[Path]:
     """No test reads or writes the real ~: a fresh token cache, no OAUTHCLI_* from outside."""
     for name in list(os.environ):
         if name.startswith("OAUTHCLI_"):
@@ -31,7 +31,9 @@ def isolated_oauthcli(
     cache_dir = base / "oauthcli-cache"
     monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
-    return cache_dir
+    yield cache_dir
+    # Secrets are remembered for the process: one test's token must not mask the next's text.
+    forget_all()
 
 
 @pytest.fixture
