@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oauthcli.errors import ExitCode, UsageError
+from oauthcli.errors import ExitCode, UsageError, YamlProblem
 from oauthcli.present import console
 from oauthcli.registry.discovery import Registry
 from oauthcli.registry.models import Message, Method
@@ -159,9 +159,8 @@ def read_vars_file(path: Path) -> dict[str, str]:
         from oauthcli.request.rows import json_problem
 
         raise UsageError(f"--vars-file {path}: cannot be read: {json_problem(exc)}") from None
-    except Exception as exc:  # yamlsrc.YamlProblem
-        problem = getattr(exc, "problem", exc)
-        raise UsageError(f"--vars-file {problem}") from None
+    except YamlProblem as exc:
+        raise UsageError(f"--vars-file {exc.problem}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
