@@ -17,3 +17,27 @@ def drain(fd: int) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def on_terminal(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, bytes]:
+    """Run ``argv`` with stdout and stderr on one pseudo-terminal, as a person sees it:
+    its exit code and everything it wrote there. ``env`` is laid over this environment."""
+    import pty
+    import subprocess
+
+    main, child = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            env={**os.environ, **(env or {})},
+        )
+        os.close(child)
+        screen = drain(main)
+        return proc.wait(timeout=timeout), screen
+    finally:
+        os.close(main)

@@ -158,30 +158,15 @@ def test_on_a_pipe_no_newline_is_added(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_terminal_error_line_starts_on_its_own_line_in_a_real_pty(tmp_path: Path) -> None:
-    import os
-    import pty
-
-    from tests.terminal import drain
+    from tests.terminal import on_terminal
 
     program = (
         "from oauthcli.present import console\n"
         "console.write_bytes(b'{\"a\": 1}')\n"
         "console.error('the API answered 403')\n"
     )
-    main, child = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", program],
-            stdin=subprocess.DEVNULL,
-            stdout=child,
-            stderr=child,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-        os.close(child)
-        screen = drain(main)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        os.close(main)
+    code, screen = on_terminal([sys.executable, "-c", program], {"NO_COLOR": "1"}, timeout=10)
+    assert code == 0, screen
     assert screen.replace(b"\r\n", b"\n") == b'{"a": 1}\nerror: the API answered 403\n'
 
 

@@ -440,26 +440,13 @@ def test_timeout_bounds_a_body_that_keeps_flowing(tmp_path: Path) -> None:
 
 
 def test_a_terminal_shows_a_huge_body_cut_and_says_so(tmp_path: Path) -> None:
-    import pty
-
-    from tests.terminal import drain
+    from tests.terminal import on_terminal
 
     with serving(streaming(1 << 30, fill=b"\x00")) as server:  # binary: only its size is shown
         root = one_message(tmp_path, server.base)
-        main, child = pty.openpty()
-        try:
-            proc = subprocess.Popen(
-                [str(OAUTHCLI), "-r", str(root), "send", "big"],
-                stdin=subprocess.DEVNULL,
-                stdout=child,
-                stderr=child,
-                env={**os.environ, "NO_COLOR": "1"},
-            )
-            os.close(child)
-            screen = drain(main).decode("utf-8", "replace")
-            assert proc.wait(timeout=30) == 0, screen
-        finally:
-            os.close(main)
+        code, raw = on_terminal([str(OAUTHCLI), "-r", str(root), "send", "big"], {"NO_COLOR": "1"})
+    screen = raw.decode("utf-8", "replace")
+    assert code == 0, screen
     assert f"binary body ({1 << 30} bytes" in screen, screen[-2000:]
     assert "warning" not in screen, screen[-2000:]
     assert "Traceback" not in screen and len(screen) < 2000

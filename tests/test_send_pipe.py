@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from tests.clirun import run_watching
 from tests.registry_factory import make_registry
 from tests.servers import LoopbackServer
-from tests.terminal import drain
+from tests.terminal import on_terminal
 
 OAUTHCLI = Path(sys.executable).parent / "oauthcli"
 BINARY = bytes(range(256)) * 64 + b"\r\n\x00trailing"
@@ -66,21 +65,9 @@ def test_piped_body_is_exactly_the_bytes_received(registry: Path) -> None:
 
 
 def test_terminal_gets_status_line_and_pretty_json(registry: Path) -> None:
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "100"}
-    main, child = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [str(OAUTHCLI), "-r", str(registry), "send", "doc"],
-            stdin=subprocess.DEVNULL,
-            stdout=child,
-            stderr=child,
-            env=env,
-        )
-        os.close(child)
-        screen = drain(main)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        os.close(main)
+    argv = [str(OAUTHCLI), "-r", str(registry), "send", "doc"]
+    code, screen = on_terminal(argv, {"NO_COLOR": "1", "COLUMNS": "100"})
+    assert code == 0, screen
     text = screen.decode().replace("\r\n", "\n")
     assert re.search(r"^200 OK · \d+ ms · GET http://127\.0\.0\.1:\d+/doc$", text, re.M), text
     assert '{\n  "a": [\n    1,\n    2\n  ],\n  "b": "x"\n}' in text
@@ -128,20 +115,10 @@ def test_help_on_a_pipe_is_plain_and_imports_no_rich_or_registry() -> None:
 
 
 def test_help_on_a_terminal_is_rich(tmp_path: Path) -> None:
-    main, child = pty.openpty()
-    try:
-        proc = subprocess.Popen(
-            [str(OAUTHCLI), "send", "--help"],
-            stdin=subprocess.DEVNULL,
-            stdout=child,
-            stderr=child,
-            env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
-        )
-        os.close(child)
-        screen = drain(main)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        os.close(main)
+    code, screen = on_terminal(
+        [str(OAUTHCLI), "send", "--help"], {"COLUMNS": "100", "NO_COLOR": "1"}
+    )
+    assert code == 0, screen
     text = re.sub(r"\x1b\[[0-9;]*m", "", screen.decode())
     assert "╭" in text and "Options" in text and "--concurrency" in text
 
