@@ -189,3 +189,21 @@ def test_a_failing_stderr_does_not_change_the_exit_code(tmp_path: Path, how: str
                 args, stdout=subprocess.PIPE, stderr=full, timeout=30, stdin=subprocess.DEVNULL
             )
     assert done.returncode == 3, done
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("argv", [["--help"], ["send", "--help"]])
+def test_help_to_a_full_disk_is_a_write_failure_not_a_bug(argv: list[str]) -> None:
+    """typer writes --help itself, outside the command's error boundary."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "oauthcli", *argv],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    err = done.stderr.decode()
+    assert done.returncode == 1
+    assert err == "error: cannot write to standard output: No space left on device\n"
+    assert "bug" not in err and "Traceback" not in err

@@ -10,6 +10,7 @@ message on stderr and its exit code; anything else is reported as a bug
 # every command on every run, and string annotations would each be eval()ed
 # (10 ms per run); evaluated once at import they cost almost nothing.
 
+import errno
 import gc
 import os
 import sys
@@ -21,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from oauthcli import __version__
-from oauthcli.errors import ExitCode, OAuthCliError, RegistryProblems, UsageError
+from oauthcli.errors import ExitCode, OAuthCliError, OutputError, RegistryProblems, UsageError
 from oauthcli.present import console
 
 if TYPE_CHECKING:
@@ -45,8 +46,7 @@ class BoundaryGroup(TyperGroup):
         except Exception as exc:
             if type(exc).__module__.startswith("typer"):
                 raise  # usage errors: typer prints them and exits 2
-            _report_bug(exc)
-            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+            raise typer.Exit(int(_unexpected(exc))) from None
 
 
 def _report(exc: OAuthCliError) -> None:
@@ -470,6 +470,21 @@ def parse_headers(items: list[str]) -> list[tuple[str, str]]:
     return headers
 
 
+#: What writing to stdout fails with when the disk (or the quota) is full: not a bug.
+_WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _unexpected(exc: Exception) -> ExitCode:
+    """Report an exception no command turned into an OAuthCliError; its exit code."""
+    if isinstance(exc, OSError) and exc.errno in _WRITE_FAILURES:
+        # typer writing --help or a usage message to a full disk: not a bug
+        _quiet_stdout()
+        _report(OutputError(exc))
+        return OutputError.exit_code
+    _report_bug(exc)
+    return ExitCode.INTERNAL
+
+
 def _quiet_stdout() -> None:
     """The reader went away (``oauthcli … | head``): stop quietly, as a program
     killed by SIGPIPE would, and keep Python from complaining when it flushes."""
@@ -498,8 +513,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _report(exc)
         sys.exit(int(exc.exit_code))
     except Exception as exc:
-        _report_bug(exc)
-        sys.exit(int(ExitCode.INTERNAL))
+        sys.exit(int(_unexpected(exc)))
     finally:
         # The process ends here. Frozen objects are skipped by the collections that
         # interpreter shutdown runs, which otherwise walk every object that typer,
