@@ -146,9 +146,12 @@ def ms(seconds: float) -> str:
 # -- set-up --------------------------------------------------------------------
 
 
-def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = tmp / "port"
-    server = subprocess.Popen([str(PY), str(HERE / "server.py"), str(port_file)])
+def start_server(tmp: Path, delay_ms: float = 0) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = tmp / (f"port-{delay_ms:g}" if delay_ms else "port")
+    argv = [str(PY), str(HERE / "server.py"), str(port_file)]
+    if delay_ms:
+        argv += ["--delay", f"{delay_ms:g}"]
+    server = subprocess.Popen(argv)
     deadline = time.monotonic() + 10
     while not port_file.exists():
         if time.monotonic() > deadline or server.poll() is not None:
@@ -347,6 +350,85 @@ def bench_batch(b: Bench, rounds: int, reg10: Path, rows: int, concurrency: int 
         b.record("batch speed-up over xargs + curl", f"{ratio:.1f}×", "≥ 5×", ratio >= 5)
 
 
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU process ``pid`` has used (utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_concurrency(
+    b: Bench,
+    rounds: int,
+    levels: list[int],
+    ideal_s: float = 10.0,
+    delay_ms: float = 50.0,
+    oauthcli: Path | None = None,
+) -> None:
+    """``--each`` against an API that answers every call ``delay_ms`` late.
+
+    The ideal is rows × delay / concurrency: the workers only ever wait for the API.
+    Rows are chosen so that the ideal is ``ideal_s`` at every level, so that the
+    process's start (~0.1 s) and the token request do not dominate. The whole
+    command's wall time is measured. A server of its own (another process) answers
+    late; its CPU over the run's wall time says whether it could keep up.
+    """
+    exe = oauthcli or OAUTHCLI
+    server, base = start_server(b.tmp, delay_ms)
+    try:
+        reg = make_registry(b.tmp / f"reg-delay{delay_ms:g}", base, 1)
+        stats_url = base + "/_stats"
+        print(f"\n--each against an API answering in {delay_ms:g} ms: {rounds} round(s)")
+        for level in levels:
+            rows = int(ideal_s * level / (delay_ms / 1000))
+            csv = b.tmp / f"conc{rows}.csv"
+            csv.write_text("id\n" + "".join(f"{i}\n" for i in range(1, rows + 1)))
+            argv = [str(exe), "-r", str(reg), "send", "msg0000.get", "--each", str(csv)]
+            argv += ["--concurrency", str(level)]
+            b.commands.append(
+                (f"--each at concurrency {level}, {delay_ms:g} ms API", shlex.join(argv))
+            )
+            ideal = rows * delay_ms / 1000 / level
+            walls, busy, tokens = [], [], []
+            for _ in range(rounds):
+                shutil.rmtree(b.cache, ignore_errors=True)
+                req = urllib.request.Request(base + "/_reset", data=b"", method="POST")
+                urllib.request.urlopen(req, timeout=5).close()
+                cpu0 = process_cpu(server.pid)
+                wall, _, done = run_once(argv, b.env, stdout=subprocess.PIPE)
+                busy.append((process_cpu(server.pid) - cpu0) / wall)
+                lines = done.stdout.splitlines()
+                assert len(lines) == rows, (len(lines), rows)
+                assert [json.loads(x)["row"] for x in lines[:: max(rows // 50, 1)]] == list(
+                    range(1, rows + 1, max(rows // 50, 1))
+                ), "rows out of order"
+                with urllib.request.urlopen(stats_url, timeout=5) as r:
+                    stats = json.load(r)
+                assert stats["bearer"] == rows, stats
+                tokens.append(stats["token"])
+                walls.append(wall)
+            wall = statistics.median(walls)
+            share = ideal / wall
+            b.record(
+                f"--each {rows} rows at concurrency {level}: wall (ideal {ideal:.1f} s)",
+                f"{wall:.2f} s",
+            )
+            b.record(
+                f"  share of the ideal at {level} (server busy {statistics.median(busy):.0%})",
+                f"{share:.2f}",
+                "≥ 0.90",
+                share >= 0.90,
+            )
+            b.record(
+                f"  token requests per run at {level}",
+                ", ".join(map(str, tokens)),
+                "1",
+                all(t == 1 for t in tokens),
+            )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def peak_rss(argv: list[str], env: dict[str, str], out: Path) -> tuple[float, float]:
     """(peak resident MiB, wall seconds) of one process, from its own rusage."""
     started = time.perf_counter()
@@ -446,7 +528,7 @@ def report(b: Bench, info: list[tuple[str, str]], args: argparse.Namespace, seco
     return "\n".join(lines)
 
 
-SECTIONS = ("startup", "cold", "processes", "batch", "memory")
+SECTIONS = ("startup", "cold", "processes", "batch", "memory", "concurrency")
 
 
 def main() -> None:
@@ -455,6 +537,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the batch comparison")
     parser.add_argument("--batch-rows", type=int, default=1000)
     parser.add_argument("--memory-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--levels",
+        default="8,32,128",
+        help="concurrency levels of the 50 ms API case (comma-separated)",
+    )
+    parser.add_argument(
+        "--ideal", type=float, default=10.0, help="ideal seconds per level of the 50 ms API case"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="few runs, small batches: a smoke test"
     )
@@ -467,6 +557,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.runs, args.rounds, args.batch_rows, args.memory_rows = 3, 1, 200, 2000
+        args.ideal = 2.0
     if not OAUTHCLI.exists():
         raise SystemExit(f"bench: {OAUTHCLI} not found; run `make venv` first")
     info = machine()
@@ -494,6 +585,9 @@ def main() -> None:
                 bench_batch(b, args.rounds, reg10, args.batch_rows)
             if "memory" in only:
                 bench_memory(b, reg10, sorted({min(1000, args.memory_rows), args.memory_rows}))
+            if "concurrency" in only:
+                levels = [int(x) for x in args.levels.split(",")]
+                bench_concurrency(b, max(args.rounds // 3, 1), levels, args.ideal)
         finally:
             server.terminate()
             server.wait(10)

@@ -15,6 +15,8 @@ Routes:
 * ``GET /_stats``: ``{"token": T, "api": A, "bearer": B}``; ``POST /_reset`` zeroes them.
 
 The server writes its port to PORT_FILE once it listens and stops on SIGTERM.
+``--delay MS`` answers every ``/api/`` call that many milliseconds late (a timer on the
+event loop, not a sleep: thousands of calls can wait at once), as a remote API would.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import sys
 
 COUNTS = {"token": 0, "api": 0, "bearer": 0}
+DELAY = 0.0  # seconds before an /api/ call is answered (--delay)
 TOKEN = json.dumps(
     {"access_token": "bench-token-0123456789", "token_type": "Bearer", "expires_in": 3600}
 ).encode()
@@ -84,10 +87,23 @@ class Http(asyncio.Protocol):
             method, path, version = (head[0].split(" ") + ["", "", ""])[:3]
             keep_alive = headers.get("connection", "").lower() != "close" and version != "HTTP/1.0"
             status, body = answer(method, path.split("?")[0], headers)
-            self.transport.write(reply(status, body, keep_alive))
+            data = reply(status, body, keep_alive)
+            if DELAY and path.startswith("/api/"):
+                # One request at a time per connection (requests does not pipeline).
+                asyncio.get_running_loop().call_later(DELAY, self.respond, data, keep_alive)
+                if not keep_alive:
+                    return
+                continue
+            self.respond(data, keep_alive)
             if not keep_alive:
-                self.transport.close()
                 return
+
+    def respond(self, data: bytes, keep_alive: bool) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(data)
+        if not keep_alive:
+            self.transport.close()
 
 
 async def serve(port_file: str) -> None:
@@ -105,4 +121,7 @@ async def serve(port_file: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(sys.argv[1]))
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--delay":
+        DELAY = float(args[2]) / 1000
+    asyncio.run(serve(args[0]))
