@@ -14,53 +14,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oauthcli.registry.declaration import (
+    AUTH,
+    AUTH_REQUIRES,
+    AUTH_SCHEME_PATTERN,
+    AUTH_TYPES,
+    MESSAGE,
+    METHOD,
+    PROFILE,
+    SETTINGS,
+    SIGNING_ALGS,
+    Key,
+    auth_keys,
+    children,
+    top,
+)
 from oauthcli.registry.document import Document
 from oauthcli.registry.reader import Reader, Text
 
-GRANT_TYPES = (
-    "client_credentials",
-    "password",
-    "refresh_token",
-    "jwt_bearer",
-    "authorization_code",
-)
-CLIENT_AUTHS = (
-    "client_secret_basic",
-    "client_secret_post",
-    "private_key_jwt",
-    "client_secret_jwt",
-    "none",
-)
-ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
-HMAC_ALGS = ("HS256", "HS384", "HS512")
-AUTH_TYPES = ("oauth2", "basic", "bearer", "api_key", "none")
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-#: Bounds of numbers with a unit: beyond them a value is a slip, not a wish (and
-#: a float too large for the socket layer or the clock would end as a crash).
-MAX_TIMEOUT = 86_400.0  # seconds: a day
-MAX_ATTEMPTS = 100
-MAX_LIFESPAN = 10 * 366 * 86_400  # seconds: ten years
-
-_AUTH_SCHEME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_PROFILE_KEYS = (
-    "name description grant_type token_url client_id client_secret client_auth private_key "
-    "key_id signing_alg scope audience resource extra_params username password refresh_token "
-    "assertion authorization_url redirect_url revocation_url refresh_token_lifespan "
-    "token_leeway token_scheme timeout tls allow_insecure_http"
-).split()
-_SHARED_KEYS = "headers query variables timeout retry tls allow_insecure_http auth endpoint".split()
-_MESSAGE_KEYS = ["name", "description", "methods", *_SHARED_KEYS]
-_METHOD_KEYS = ["description", "http_method", "path", "json", "content", "form", *_SHARED_KEYS]
-_TLS_KEYS = ("verify", "ca_bundle", "client_cert", "client_key")
-_RETRY_KEYS = ("attempts", "backoff", "max_delay", "on_status", "idempotent_only")
-_AUTH_KEYS = {
-    "oauth2": ("type", "profile"),
-    "basic": ("type", "username", "password"),
-    "bearer": ("type", "token"),
-    "api_key": ("type", "header", "value"),
-    "none": ("type",),
-}
+_AUTH_SCHEME = re.compile(AUTH_SCHEME_PATTERN)
+# What each block is read with: its keys as written, in declaration order.
+_PROFILE_TOP = top(PROFILE)
+_PROFILE_KEYS = tuple(k.name for k in _PROFILE_TOP)
+_PROFILE_VALUES = tuple(k for k in _PROFILE_TOP if k.kind != "mapping" and k.name != "name")
+_PROFILE_REQUIRED_IF = tuple(k for k in PROFILE if k.required_if)
+_PROFILE_NO_VARIABLES = tuple(k.name for k in PROFILE if not k.call_variables)
+_SIGNING_ALG = next(k for k in PROFILE if k.name == "signing_alg")
+_MESSAGE_KEYS = tuple(k.name for k in top(MESSAGE))
+_METHOD_TOP = top(METHOD)
+_METHOD_KEYS = tuple(k.name for k in _METHOD_TOP)
+_METHOD_VALUES = tuple(k for k in _METHOD_TOP if k not in SETTINGS and k.name != "http_method")
+_HTTP_METHOD = next(k for k in METHOD if k.name == "http_method")
+_BODIES = ("json", "content", "form")
+_SETTINGS_VALUES = tuple(k for k in top(SETTINGS) if k.kind != "mapping")
+_TLS_KEYS = children(PROFILE, "tls")
+_RETRY_KEYS = children(SETTINGS, "retry")
+_AUTH_TYPE = AUTH[0]
+_AUTH_KEYS = {kind: tuple(k.leaf for k in auth_keys(kind)) for kind in AUTH_TYPES}
+_AUTH_VALUES = tuple(k for k in AUTH if k is not _AUTH_TYPE)
 
 
 # These records are compared by identity, never by value: without the generated
@@ -170,90 +161,93 @@ def item_name(doc: Document) -> str:
     return name if isinstance(name, str) and name else doc.path.stem
 
 
+def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
+    """One key's value, read and checked as its declaration says; its default when absent."""
+    name, kind = key.leaf, key.kind
+    if kind == "template":
+        text = r.text(m, path, name, required=key.required, secret=key.secret, url=key.url)
+        return Text.empty() if text is None and key.required else text
+    if kind == "string":
+        read = r.header_name if key.header_names else r.plain
+        return read(m, path, name) or key.default
+    if kind == "choice":
+        return r.choice(m, path, name, key.choices, required=key.required) or key.default
+    if kind == "map":
+        if name not in m and key.name in _OPTIONAL_MAPS:
+            return None
+        return r.text_map(m, path, name, header_names=key.header_names)
+    if kind == "words":
+        return r.words(m, path, name, split=key.split)
+    if kind == "integer":
+        assert key.maximum is not None
+        return r.integer(
+            m,
+            path,
+            name,
+            minimum=int(key.minimum or 0),
+            maximum=int(key.maximum),
+            default=key.default,
+        )
+    if kind == "number":
+        assert key.maximum is not None
+        return r.number(
+            m, path, name, minimum=key.minimum or 0, maximum=key.maximum, default=key.default
+        )
+    if kind == "boolean":
+        value = r.boolean(m, path, name)
+        return key.default if value is None else value
+    if kind == "json":
+        return r.json_body(m, path, name)
+    if kind == "statuses":
+        return r.statuses(m, path, name)
+    raise AssertionError(f"{key.name}: no reader for kind {kind}")  # pragma: no cover
+
+
+_OPTIONAL_MAPS = frozenset({"form"})  # None when absent, so an empty form is still a body
+
+
 def parse_profile(doc: Document) -> Profile:
     r = Reader(doc)
     m = r.root(_PROFILE_KEYS)
     r.plain(m, (), "name")  # a name that is not a string is a problem, not ignored
-    grant = r.choice(m, (), "grant_type", GRANT_TYPES, required=True)
-    client_auth = r.choice(m, (), "client_auth", CLIENT_AUTHS) or "client_secret_basic"
+    values = {key.name: _read(r, m, (), key) for key in _PROFILE_VALUES}
+    grant_known = values["grant_type"] is not None
+    values["grant_type"] = values["grant_type"] or "client_credentials"
     profile = Profile(
         name=item_name(doc),
         source=doc.path,
-        grant_type=grant or "client_credentials",
-        token_url=r.text(m, (), "token_url", required=True, url=True) or Text.empty(),
-        client_id=r.text(m, (), "client_id", required=True) or Text.empty(),
-        client_auth=client_auth,
-        description=r.plain(m, (), "description"),
-        client_secret=r.text(m, (), "client_secret", secret=True),
-        private_key=r.text(m, (), "private_key", secret=True),
-        key_id=r.text(m, (), "key_id"),
-        signing_alg=r.plain(m, (), "signing_alg"),
-        scope=r.words(m, (), "scope"),
-        audience=r.text(m, (), "audience"),
-        resource=r.words(m, (), "resource", split=False),
-        extra_params=r.text_map(m, (), "extra_params"),
-        username=r.text(m, (), "username"),
-        password=r.text(m, (), "password", secret=True),
-        refresh_token=r.text(m, (), "refresh_token", secret=True),
-        assertion=r.text(m, (), "assertion", secret=True),
-        authorization_url=r.text(m, (), "authorization_url", url=True),
-        redirect_url=r.text(m, (), "redirect_url", url=True),
-        revocation_url=r.text(m, (), "revocation_url", url=True),
-        refresh_token_lifespan=r.integer(
-            m, (), "refresh_token_lifespan", minimum=1, maximum=MAX_LIFESPAN
-        ),
-        token_leeway=r.integer(m, (), "token_leeway", minimum=0, maximum=MAX_LIFESPAN, default=60)
-        or 0,
-        token_scheme=_token_scheme(r, m),
-        timeout=r.number(m, (), "timeout", minimum=0.001, maximum=MAX_TIMEOUT, default=30.0)
-        or 30.0,
         tls=_tls(r, m, ()),
-        allow_insecure_http=bool(r.boolean(m, (), "allow_insecure_http")),
         key_lines={str(key[0]): line for key, line in doc.lines.items() if len(key) == 1},
+        **values,
     )
-    for text in (profile.token_url, profile.client_id):
+    for name in _PROFILE_NO_VARIABLES:
+        text = values[name]
         if text.variables:
             r.fail(text.key_path, "profiles take ${env:…} and ${file:…}, not call variables")
-    _check_profile(r, m, profile, grant is not None)
+    if profile.token_scheme is not None and not _AUTH_SCHEME.fullmatch(profile.token_scheme):
+        r.fail(("token_scheme",), "must be one word of letters, digits or !#$%&'*+-.^_`|~")
+    _check_profile(r, m, values, grant_known)
     r.raise_problems()
     return profile
 
 
-def _token_scheme(r: Reader, m: dict[str, Any]) -> str | None:
-    """``token_scheme``: an RFC 9110 auth-scheme (a token), e.g. ``Bearer`` or ``MAC``."""
-    scheme = r.plain(m, (), "token_scheme")
-    if scheme is not None and not _AUTH_SCHEME.fullmatch(scheme):
-        r.fail(("token_scheme",), "must be one word of letters, digits or !#$%&'*+-.^_`|~")
-        return None
-    return scheme
-
-
-def _check_profile(r: Reader, m: dict[str, Any], p: Profile, grant_known: bool) -> None:
-    needs = {
-        "client_secret_basic": "client_secret",
-        "client_secret_post": "client_secret",
-        "client_secret_jwt": "client_secret",
-        "private_key_jwt": "private_key",
-    }.get(p.client_auth)
-    if needs and needs not in m:
-        r.fail((), f"{needs}: missing; client_auth {p.client_auth} needs it")
-    by_grant = {
-        "password": ("username", "password"),
-        "refresh_token": ("refresh_token",),
-        "jwt_bearer": ("assertion",),
-        "authorization_code": ("authorization_url", "redirect_url"),
-    }
-    for key in by_grant.get(p.grant_type, ()) if grant_known else ():
-        if key not in m:
-            r.fail((), f"{key}: missing; grant_type {p.grant_type} needs it")
-    if p.signing_alg is not None:
-        allowed = HMAC_ALGS if p.client_auth == "client_secret_jwt" else ASYMMETRIC_ALGS
-        if p.client_auth not in ("private_key_jwt", "client_secret_jwt"):
-            r.fail(
-                ("signing_alg",), "only used with client_auth private_key_jwt or client_secret_jwt"
-            )
-        elif p.signing_alg not in allowed:
-            r.fail(("signing_alg",), f"must be one of {', '.join(allowed)}")
+def _check_profile(r: Reader, m: dict[str, Any], values: dict[str, Any], grant_known: bool) -> None:
+    """The requirements between keys: what a grant_type or client_auth needs, and what
+    signing_alg may be used with (all declared in declaration.py)."""
+    for key in _PROFILE_REQUIRED_IF:
+        if key.name in m:
+            continue
+        for on, value in key.required_if:
+            if values[on] == value and (on != "grant_type" or grant_known):
+                r.fail((), f"{key.name}: missing; {on} {value} needs it")
+                break
+    alg, client_auth = values["signing_alg"], values["client_auth"]
+    if alg is not None:
+        if ("client_auth", client_auth) not in _SIGNING_ALG.only_if:
+            used = " or ".join(v for _, v in _SIGNING_ALG.only_if)
+            r.fail(("signing_alg",), f"only used with client_auth {used}")
+        elif alg not in SIGNING_ALGS[client_auth]:
+            r.fail(("signing_alg",), f"must be one of {', '.join(SIGNING_ALGS[client_auth])}")
 
 
 def parse_message(doc: Document) -> Message:
@@ -285,37 +279,29 @@ def _method(r: Reader, name: str, body: Any) -> Method | None:
     m = r.mapping(key, body, _METHOD_KEYS)
     if m is None:
         return None
-    verb = (r.plain(m, key, "http_method") or "GET").upper()
-    if verb not in HTTP_METHODS:
-        r.fail((*key, "http_method"), f"must be one of {', '.join(HTTP_METHODS)}")
-    bodies = [k for k in ("json", "content", "form") if k in m]
+    verb = _read(r, m, key, _HTTP_METHOD).upper()
+    if verb not in _HTTP_METHOD.choices:
+        r.fail((*key, "http_method"), f"must be one of {', '.join(_HTTP_METHOD.choices)}")
+    bodies = [k for k in _BODIES if k in m]
     if len(bodies) > 1:
         r.fail(key, f"{' and '.join(bodies)}: a method has one body; keep one of them")
+    settings = _settings(r, m, key)
     return Method(
         name=name,
         http_method=verb,
-        settings=_settings(r, m, key),
+        settings=settings,
         line=r.doc.line(key),
-        description=r.plain(m, key, "description"),
-        path=r.text(m, key, "path"),
-        json=r.json_body(m, key, "json"),
         has_json="json" in m,
-        content=r.text(m, key, "content"),
-        form=r.text_map(m, key, "form") if "form" in m else None,
+        **{k.name: _read(r, m, key, k) for k in _METHOD_VALUES},
     )
 
 
 def _settings(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Settings:
     return Settings(
-        endpoint=r.text(m, key, "endpoint", url=True),
         auth=_auth(r, m, key),
-        headers=r.text_map(m, key, "headers", header_names=True),
-        query=r.text_map(m, key, "query"),
-        variables=r.text_map(m, key, "variables"),
-        timeout=r.number(m, key, "timeout", minimum=0.001, maximum=MAX_TIMEOUT),
         retry=_retry(r, m, key),
         tls=_tls(r, m, key),
-        allow_insecure_http=r.boolean(m, key, "allow_insecure_http"),
+        **{k.name: _read(r, m, key, k) for k in _SETTINGS_VALUES},
     )
 
 
@@ -326,54 +312,46 @@ def _auth(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Auth | None:
     raw = m["auth"]
     if not r.expect_mapping(key, raw):
         return None
-    kind = r.choice(raw, key, "type", AUTH_TYPES, required=True)
+    kind = _read(r, raw, key, _AUTH_TYPE)
     if kind is None:
         return None
     a = r.mapping(key, raw, _AUTH_KEYS[kind])
     if a is None:
         return None
-    secret_key = {"basic": "password", "bearer": "token", "api_key": "value"}.get(kind)
-    required = {"oauth2": ("profile",), "basic": ("username", "password")}.get(kind, ())
-    required += (secret_key,) if secret_key and secret_key not in required else ()
-    for name in required:
+    for name in AUTH_REQUIRES[kind]:
         if name not in a:
             r.fail(key, f"{name}: missing; auth type {kind} needs it")
     return Auth(
         type=kind,
         line=r.doc.line(key),
-        profile=r.plain(a, key, "profile"),
-        username=r.text(a, key, "username"),
-        password=r.text(a, key, "password", secret=True),
-        token=r.text(a, key, "token", secret=True),
-        header=r.header_name(a, key, "header") or "X-Api-Key",
-        value=r.text(a, key, "value", secret=True),
+        **{k.leaf: _read(r, a, key, k) for k in _AUTH_VALUES},
     )
 
 
 def _tls(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> TLS:
     raw = m.get("tls")
-    t = r.mapping((*key, "tls"), raw, _TLS_KEYS) if raw is not None else None
+    t = r.mapping((*key, "tls"), raw, _TLS_NAMES) if raw is not None else None
     if t is None:
         return TLS()
     key = (*key, "tls")
-    return TLS(
-        verify=r.boolean(t, key, "verify"),
-        ca_bundle=r.text(t, key, "ca_bundle"),
-        client_cert=r.text(t, key, "client_cert"),
-        client_key=r.text(t, key, "client_key", secret=False),
-    )
+    return TLS(**{k.leaf: _read_unset(r, t, key, k) for k in _TLS_KEYS})
 
 
 def _retry(r: Reader, m: dict[str, Any], key: tuple[str, ...]) -> Retry:
     raw = m.get("retry")
-    t = r.mapping((*key, "retry"), raw, _RETRY_KEYS) if raw is not None else None
+    t = r.mapping((*key, "retry"), raw, _RETRY_NAMES) if raw is not None else None
     if t is None:
         return Retry()
     key = (*key, "retry")
-    return Retry(
-        attempts=r.integer(t, key, "attempts", minimum=1, maximum=MAX_ATTEMPTS),
-        backoff=r.number(t, key, "backoff", minimum=0, maximum=MAX_TIMEOUT),
-        max_delay=r.number(t, key, "max_delay", minimum=0, maximum=MAX_TIMEOUT),
-        on_status=r.statuses(t, key, "on_status"),
-        idempotent_only=r.boolean(t, key, "idempotent_only"),
-    )
+    return Retry(**{k.leaf: _read_unset(r, t, key, k) for k in _RETRY_KEYS})
+
+
+def _read_unset(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
+    """Like :func:`_read`, but ``None`` when absent: a ``tls`` or ``retry`` key left out
+    is inherited (a method's from its message), its default applied only when resolving."""
+    value = _read(r, m, path, key)
+    return None if key.leaf not in m else value
+
+
+_TLS_NAMES = tuple(k.leaf for k in _TLS_KEYS)
+_RETRY_NAMES = tuple(k.leaf for k in _RETRY_KEYS)
