@@ -49,6 +49,8 @@ _FOLDER_FLAGS = (
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 Parsed = tuple[Any, dict[Any, int], dict[Any, str]]
+#: ``OAUTHCLI_BENCH_WITHOUT=parsecache`` (bench/audit.py only): every read is a miss.
+_OFF = "parsecache" in os.environ.get("OAUTHCLI_BENCH_WITHOUT", "").split(",")
 
 
 def digest(raw: bytes) -> bytes:
@@ -57,6 +59,8 @@ def digest(raw: bytes) -> bytes:
 
 def get(path: Path, source: bytes) -> Parsed | None:
     """What parsing the bytes with SHA-256 ``source`` (the file ``path``) gave, or None."""
+    if _OFF:
+        return None
     try:
         folder = _folder(create=False)
         if folder is None:
@@ -80,6 +84,8 @@ def get(path: Path, source: bytes) -> Parsed | None:
 
 def put(path: Path, source: bytes, parsed: Parsed) -> None:
     """Keep what parsing gave, for the next run; silently skipped when it cannot."""
+    if _OFF:
+        return
     try:
         payload = marshal.dumps((FORMAT, str(path), source, *parsed))
         name = _name(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import http.client
+import os
 import socket
 import threading
 import time
@@ -25,6 +26,10 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from oauthcli.errors import UnsendableURL
+
+#: ``OAUTHCLI_BENCH_WITHOUT=pools`` (bench/audit.py only) turns the pool memo off and
+#: ``=prepare`` the hand-made PreparedRequest, so that the benchmark can say what they pay.
+_WITHOUT = frozenset(os.environ.get("OAUTHCLI_BENCH_WITHOUT", "").split(","))
 
 
 class PooledAdapter(HTTPAdapter):
@@ -48,7 +53,7 @@ class PooledAdapter(HTTPAdapter):
         cert: Any = None,
     ) -> Any:
         key = _pool_key(request.url or "", verify, cert, proxies)
-        pool = self._pools.get(key)
+        pool = None if "pools" in _WITHOUT else self._pools.get(key)
         if pool is None or pool.pool is None:  # pool.pool is None once the manager closed it
             pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
             # Connections that a Deadline can cut off (see below).
@@ -60,13 +65,13 @@ class PooledAdapter(HTTPAdapter):
     def request_url(
         self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None
     ) -> str:
-        if not proxies:  # what requests works out, without parsing the URL three times
+        if not proxies and "pools" not in _WITHOUT:  # what requests works out, parsing less
             return request.path_url
         return super().request_url(request, proxies)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # Once per pool: it checks that the CA bundle exists and sets it on the pool.
-        if getattr(conn, "_oauthcli_verified", None) != (verify, cert):
+        if getattr(conn, "_oauthcli_verified", None) != (verify, cert) or "pools" in _WITHOUT:
             super().cert_verify(conn, url, verify, cert)
             conn._oauthcli_verified = (verify, cert)
 
@@ -117,6 +122,11 @@ def prepare(
     so is the Request object: together they were half the cost of preparing. A URL
     requests cannot send to raises :class:`UnsendableURL`.
     """
+    if "prepare" in _WITHOUT:
+        try:
+            return requests.Request(method, url, headers, data=body).prepare()
+        except (requests.exceptions.RequestException, ValueError, UnicodeError) as exc:
+            raise UnsendableURL(str(exc)) from None
     prepared = requests.PreparedRequest()
     prepared.prepare_method(method)
     _prepare_url(prepared, url)
