@@ -19,7 +19,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from oauthcli.errors import ExitCode, RegistryError, TokenError
 from oauthcli.request.resolved import ResolvedProfile, ResolvedTLS
 from oauthcli.secret import Secret
-from oauthcli.tokens import grants
+from oauthcli.tokens import endpoint, grants
 from tests.wire import body_text
 
 URL = "https://login.test/oauth2/token"
@@ -347,9 +347,9 @@ def test_refused_connection_names_the_url(token_profile: Make) -> None:
 def test_tls_options_reach_requests(token_profile: Make, tmp_path: Any) -> None:
     _ok(responses.mock)
     tls = ResolvedTLS(verify=True, ca_bundle="/ca.pem", client_cert="/c.pem", client_key="/k.pem")
-    s = grants.session(token_profile(tls=tls), "test")
+    s = endpoint.session(token_profile(tls=tls), "test")
     assert s.verify == "/ca.pem" and s.cert == ("/c.pem", "/k.pem")
-    assert grants.session(token_profile(tls=ResolvedTLS(verify=False)), "test").verify is False
+    assert endpoint.session(token_profile(tls=ResolvedTLS(verify=False)), "test").verify is False
 
 
 @responses.activate

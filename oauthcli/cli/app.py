@@ -31,8 +31,11 @@ if TYPE_CHECKING:
 
 class BoundaryGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
+        from oauthcli.tokens import signin
+
         try:
-            result = super().invoke(ctx)
+            with signin.shown_by(console.err):  # a browser sign-in's URL goes to stderr
+                result = super().invoke(ctx)
             console.flush()  # here, so that a full disk is reported like any other failure
             return result
         except OAuthCliError as exc:

@@ -155,10 +155,11 @@ def _problems_of(check: Callable[[], object], item: Profile | Message) -> list[P
 
 def _check_keys(profile: ResolvedProfile) -> None:
     """The signing key parses and fits signing_alg, as the grant will need it."""
-    if profile.client_auth == "private_key_jwt":
-        import oauthcli.tokens.keys as keys
+    from oauthcli.tokens.clientauth import CLIENT_AUTHS
 
-        keys.load_private_key(profile)
+    method = CLIENT_AUTHS.get(profile.client_auth)
+    if method is not None:
+        method.check(profile)
 
 
 def _with_lines(problems: list[Problem], item: Profile | Message) -> list[Problem]:

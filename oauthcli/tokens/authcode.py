@@ -3,7 +3,7 @@
 RFC 8252 style: a one-shot HTTP listener on the profile's ``redirect_url``
 (which must be ``http://`` on a loopback host with a port), the authorization
 URL built by Authlib with PKCE S256 and a random ``state``, opened with
-:mod:`webbrowser` (and printed, for when no browser opens). The answer's
+:mod:`webbrowser` (and handed to the caller's ``show``, for when no browser opens). The answer's
 ``state`` must match; its ``code`` and the PKCE verifier go back to the grant.
 
 Without a terminal (stdin or stderr not a tty: a CI job, a pipe, cron) nobody
@@ -18,12 +18,12 @@ import socket
 import sys
 import threading
 import webbrowser
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from oauthcli.errors import GrantError, RegistryError, TokenError
-from oauthcli.present import console
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import remember
 from oauthcli.transport.cpu import unpinned
@@ -80,8 +80,14 @@ def interactive() -> bool:
         return False
 
 
-def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
-    """Sign in through the browser; the authorization code and the PKCE verifier."""
+def authorize(
+    profile: ResolvedProfile, session: Any, show: Callable[[str], None]
+) -> tuple[str, str]:
+    """Sign in through the browser; the authorization code and the PKCE verifier.
+
+    ``show`` tells the user the URL to visit (the CLI's stderr; see
+    :mod:`oauthcli.tokens.signin`): this module prints nothing itself.
+    """
     assert profile.authorization_url is not None and profile.redirect_url is not None
     if not interactive():
         raise TokenError(
@@ -123,7 +129,7 @@ def authorize(profile: ResolvedProfile, session: Any) -> tuple[str, str]:
     thread = threading.Thread(target=listener.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        console.err(
+        show(
             f"Opening a browser to sign in for profile '{profile.name}'; "
             f"if none opens, visit:\n  {url}"
         )

@@ -6,7 +6,8 @@
 - Then, under the entry's lock and after reading the entry again (another
   process may have renewed it meanwhile), the refresh token held in the cache
   is used if it is not past its lifespan, else the grant runs again. For
-  ``refresh_token`` and ``authorization_code`` profiles the cached refresh token
+  rotating grants (``refresh_token``, ``authorization_code``: :attr:`Grant.rotating`
+  in :data:`~oauthcli.tokens.grants.GRANTS`) the cached refresh token
   is used even when a new token is forced (``--force``, a 401): after a rotation
   the one the profile holds is spent, and a browser sign-in is not needed while
   a refresh token works.
@@ -42,10 +43,8 @@ if TYPE_CHECKING:
 
 #: Seconds a token with neither ``expires_in`` nor a JWT ``exp`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
-#: Seconds a browser sign-in (authorization_code) may take while others wait.
+#: Seconds a browser sign-in (an interactive grant) may take while others wait.
 INTERACTIVE_WAIT = 300
-#: Grants whose credential is a refresh token that the server may rotate.
-ROTATING_GRANTS = frozenset({"refresh_token", "authorization_code"})
 
 clock: Callable[[], float] = time.time
 # Cache folders already said to be unwritable: the warning comes once per process.
@@ -216,7 +215,10 @@ def _valid(token: Token, now: float) -> bool:
 
 
 def _lock_wait(profile: ResolvedProfile) -> float:
-    if profile.grant_type == "authorization_code":
+    from oauthcli.tokens.grants import GRANTS  # the table only: no Authlib
+
+    grant = GRANTS.get(profile.grant_type)
+    if grant is not None and grant.interactive:
         return INTERACTIVE_WAIT + 30
     # The holder makes at most a refresh and a grant, each bounded by the timeout.
     return 2 * profile.timeout + 30
@@ -296,7 +298,8 @@ def _renew_locked(
     old = entry.token if entry is not None else None
     refused: Secret | None = None
     # SPEC §4: the cached refresh token wins over the profile's, forced or not.
-    may_refresh = not force or profile.grant_type in ROTATING_GRANTS
+    grant = grants.GRANTS.get(profile.grant_type)
+    may_refresh = not force or (grant is not None and grant.rotating)
     if may_refresh and old is not None and old.refresh_token is not None:
         if _refresh_usable(old, clock()):
             trace.note("token: refreshing with the cached refresh token")
@@ -320,10 +323,14 @@ def _renew_locked(
                 return Obtained(_store(profile, path, answer, old, notes), "refresh", notes)
         else:
             trace.note("token: the cached refresh token is past its lifespan")
-    if profile.grant_type == "refresh_token":
+    # A grant whose credential is the profile's own refresh token: refused, it is spent.
+    spendable = grant is not None and grant.spends_refresh_token
+    if spendable:
         if refused is not None and profile.refresh_token == refused:
             raise _spent(profile)
-        trace.note("token: running the refresh_token grant with the profile's refresh token")
+        trace.note(
+            f"token: running the {profile.grant_type} grant with the profile's refresh token"
+        )
     else:
         trace.note(f"token: running the {profile.grant_type} grant")
     try:
@@ -331,7 +338,7 @@ def _renew_locked(
     except grants.GrantError as exc:
         if exc.transient and not force and old is not None and _valid(old, clock()):
             return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
-        if profile.grant_type == "refresh_token" and exc.error == "invalid_grant":
+        if spendable and exc.error == "invalid_grant":
             raise _spent(profile) from None
         raise
     return Obtained(_store(profile, path, answer, None, notes), "grant", notes)
