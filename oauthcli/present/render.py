@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from oauthcli.registry.declaration import PROFILE
 from oauthcli.registry.models import Message, Profile
 from oauthcli.request.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
 from oauthcli.secret import MASK, Secret
@@ -21,37 +22,23 @@ def message_summary(message: Message) -> str:
 
 
 def profile_lines(p: ResolvedProfile) -> list[str]:
-    rows: list[tuple[str, Any]] = [
-        ("profile", p.name),
-        ("file", p.source),
-        ("grant_type", p.grant_type),
-        ("token_url", p.token_url),
-        ("client_id", p.client_id),
-        ("client_auth", p.client_auth),
-        ("client_secret", p.client_secret),
-        ("private_key", p.private_key),
-        ("key_id", p.key_id),
-        ("signing_alg", p.signing_alg),
-        ("scope", " ".join(p.scope) or None),
-        ("audience", p.audience),
-        ("resource", " ".join(p.resource) or None),
-        ("extra_params", p.extra_params or None),
-        ("username", p.username),
-        ("password", p.password),
-        ("refresh_token", p.refresh_token),
-        ("assertion", p.assertion),
-        ("authorization_url", p.authorization_url),
-        ("redirect_url", p.redirect_url),
-        ("revocation_url", p.revocation_url),
-        ("refresh_token_lifespan", p.refresh_token_lifespan),
-        ("token_leeway", p.token_leeway),
-        ("token_scheme", p.token_scheme),
-        ("timeout", p.timeout),
-        ("tls.verify", p.tls.verify),
-        ("tls.ca_bundle", p.tls.ca_bundle),
-        ("tls.client_cert", p.tls.client_cert),
-    ]
+    """Every declared profile key that is set, in declaration order (secrets masked)."""
+    rows: list[tuple[str, Any]] = [("profile", p.name), ("file", p.source)]
+    for key in _SHOWN_PROFILE_KEYS:
+        value: Any = p
+        for part in key.name.split("."):
+            value = getattr(value, part)
+        if isinstance(value, tuple):
+            value = " ".join(value) or None
+        elif isinstance(value, dict):
+            value = value or None
+        elif value is False and key.default is False:
+            value = None  # not set
+        rows.append((key.name, value))
     return _rows(rows)
+
+
+_SHOWN_PROFILE_KEYS = tuple(k for k in PROFILE if k.kind != "mapping" and k.name != "name")
 
 
 def auth_summary(auth: ResolvedAuth) -> str:

@@ -50,7 +50,7 @@ MAX_LIFESPAN = 10 * 366 * 86_400  # seconds: ten years
 AUTH_SCHEME_PATTERN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 
 #: Kinds of value, as the Reader reads them, and their JSON type.
-_JSON_TYPES = {
+_JSON_TYPES: dict[str, str | list[str]] = {
     "string": "string",  # a plain string, no template
     "choice": "string",  # one of ``choices``
     "template": "string",  # a ``${…}`` template (numbers and booleans are taken as written)
@@ -318,7 +318,7 @@ PROFILE: tuple[Key, ...] = (
     Key(
         "allow_insecure_http",
         "boolean",
-        "true permits an http:// URL to a host that is not loopback.",
+        "Permits an http:// URL to a host that is not loopback when true.",
         default=False,
     ),
 )
@@ -394,7 +394,7 @@ SETTINGS: tuple[Key, ...] = (
     Key(
         "allow_insecure_http",
         "boolean",
-        "true permits an http:// endpoint on a host that is not loopback.",
+        "Permits an http:// endpoint on a host that is not loopback when true.",
     ),
     Key(
         "auth",
@@ -563,14 +563,20 @@ def _default(key: Key) -> str:
     return f"`{value}`"
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _notes(key: Key) -> str:
     notes = []
     if key.required:
         notes.append("required")
-    for on, value in key.required_if:
-        notes.append(f"required with {'auth ' if on == 'type' else ''}{on} `{value}`")
-    if key.only_if:
-        notes.append("only with " + " or ".join(f"{on} `{value}`" for on, value in key.only_if))
+    for word, conditions in (("required", key.required_if), ("only", key.only_if)):
+        if conditions:
+            on = conditions[0][0]  # one key decides, in every table
+            values = [f"`{value}`" for _, value in conditions]
+            listed = ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
+            notes.append(f"{word} with {'auth ' if on == 'type' else ''}{on} {listed}")
     if key.secret:
         notes.append("secret")
     if key.url:
@@ -578,7 +584,7 @@ def _notes(key: Key) -> str:
     if not key.call_variables:
         notes.append("`${env:…}`/`${file:…}` only")
     if key.minimum is not None and key.maximum is not None:
-        notes.append(f"{key.minimum:g} to {key.maximum:g}")
+        notes.append(f"{_number(key.minimum)} to {_number(key.maximum)}")
     return "; ".join(notes)
 
 

@@ -125,6 +125,8 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
         token_scheme=profile.token_scheme,
         timeout=profile.timeout,
         tls=_tls(r, profile.tls, TLS()),
+        allow_insecure_http=profile.allow_insecure_http,
+        description=profile.description,
     )
 
 

@@ -73,6 +73,8 @@ class ResolvedProfile:
     token_scheme: str | None = None  # the Authorization scheme; None: Bearer
     timeout: float = 30.0
     tls: ResolvedTLS = ResolvedTLS()
+    allow_insecure_http: bool = False  # already applied to its URLs; kept for show
+    description: str | None = None
 
     @property
     def authorization_scheme(self) -> str:

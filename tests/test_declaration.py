@@ -1,0 +1,318 @@
+"""The one declaration of registry keys, and everything derived from it.
+
+Each test here fails when something that should follow the declaration
+(``oauthcli/registry/declaration.py``) drifts from it: the models, the checks
+``validate`` runs, ``show``, the resolved profile, the README reference, the
+grant table of ``oauthcli.tokens.grants``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oauthcli.registry import declaration as decl
+from oauthcli.registry import models
+from oauthcli.registry.discovery import Registry
+from oauthcli.request.resolve import resolve_profile
+from oauthcli.request.resolved import ResolvedProfile
+from oauthcli.secret import Secret
+from tests.clirun import run
+from tests.registry_factory import make_registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PLAIN = {"name", "source", "key_lines"}  # Profile fields that are not keys of the file
+
+
+def names(keys: tuple[decl.Key, ...]) -> list[str]:
+    return [k.name for k in decl.top(keys)]
+
+
+def fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+# --- the declaration itself ------------------------------------------------
+
+
+@pytest.mark.parametrize("keys", [decl.PROFILE, decl.MESSAGE, decl.METHOD, decl.AUTH])
+def test_every_key_is_whole(keys: tuple[decl.Key, ...]) -> None:
+    seen = set()
+    for key in keys:
+        assert key.name not in seen, f"{key.name} declared twice"
+        seen.add(key.name)
+        assert decl.json_type(key), key
+        assert key.meaning.endswith((".", ")")) and key.meaning[0].isupper(), key
+        if "." in key.name:  # a block's key follows its block
+            parent = key.name.rpartition(".")[0]
+            assert parent in seen or keys is decl.AUTH, key
+        for on, value in (*key.required_if, *key.only_if):
+            decider = next(k for k in (*keys, *decl.AUTH) if k.leaf == on)
+            assert value in decider.choices, (key, on, value)
+        if key.choices and key.default is not None:
+            assert key.default in key.choices, key
+
+
+def test_secret_keys_are_the_credentials() -> None:
+    secret = {k.name for k in (*decl.PROFILE, *decl.AUTH) if k.secret}
+    assert secret == {
+        "client_secret",
+        "private_key",
+        "password",
+        "refresh_token",
+        "assertion",
+        "auth.password",
+        "auth.token",
+        "auth.value",
+    }
+
+
+def test_requirement_tables() -> None:
+    assert decl.GRANT_REQUIRES == {
+        "client_credentials": (),
+        "password": ("username", "password"),
+        "refresh_token": ("refresh_token",),
+        "jwt_bearer": ("assertion",),
+        "authorization_code": ("authorization_url", "redirect_url"),
+    }
+    assert decl.CLIENT_AUTH_REQUIRES == {
+        "client_secret_basic": ("client_secret",),
+        "client_secret_post": ("client_secret",),
+        "private_key_jwt": ("private_key",),
+        "client_secret_jwt": ("client_secret",),
+        "none": (),
+    }
+    assert decl.AUTH_REQUIRES == {
+        "oauth2": ("profile",),
+        "basic": ("username", "password"),
+        "bearer": ("token",),
+        "api_key": ("value",),
+        "none": (),
+    }
+
+
+def test_the_declaration_holds_what_a_json_schema_needs() -> None:
+    for key in (*decl.PROFILE, *decl.MESSAGE, *decl.METHOD, *decl.AUTH):
+        assert decl.json_type(key)
+        if key.kind in ("integer", "number"):
+            assert key.maximum is not None and key.minimum is not None, key
+        if key.kind == "choice":
+            assert key.choices, key
+
+
+def test_grant_names_match_the_token_code() -> None:
+    """The declaration's grant_type and client_auth values are those the token code runs
+    (``oauthcli.tokens.grants.GRANTS`` and ``CLIENT_AUTHS``, name → how Authlib is called)."""
+    from oauthcli.tokens import grants
+
+    assert tuple(grants.GRANTS) == decl.GRANT_TYPES
+    assert set(grants.CLIENT_AUTHS) == set(decl.CLIENT_AUTHS)
+
+
+def test_the_declaration_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, oauthcli.registry.declaration as d\n"
+        "loaded = [m for m in sys.modules if m.startswith(('yaml', 'requests', 'authlib', "
+        "'typer', 'rich'))]\n"
+        "print(loaded)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "[]"
+
+
+# --- the models follow it --------------------------------------------------
+
+
+def test_models_have_a_field_per_declared_key() -> None:
+    assert fields(models.Profile) - PLAIN == set(names(decl.PROFILE)) - {"name"}
+    assert fields(models.Settings) == set(names(decl.SETTINGS))
+    method = set(names(decl.METHOD)) - set(names(decl.SETTINGS))
+    assert method <= fields(models.Method)
+    assert fields(models.TLS) == {k.leaf for k in decl.children(decl.PROFILE, "tls")}
+    assert fields(models.Retry) == {k.leaf for k in decl.children(decl.SETTINGS, "retry")}
+    assert fields(models.Auth) - {"line"} == {k.leaf for k in decl.AUTH}
+
+
+def _unknown_hint(tmp_path: Path, kind: str, text: str) -> str:
+    make_registry(tmp_path, {f"{kind}/x.yaml": text})
+    result = run("-r", str(tmp_path), "validate")
+    assert result.code == 3, result.both
+    return result.out
+
+
+def test_unknown_key_lists_the_declared_keys_in_order(tmp_path: Path) -> None:
+    err = _unknown_hint(tmp_path, "profiles", "zzzzzz: 1\n")
+    assert f"expected one of: {', '.join(names(decl.PROFILE))}" in err
+    err = _unknown_hint(
+        tmp_path, "messages", "endpoint: http://127.0.0.1/x\nmethods: {a: {zzzzzz: 1}}\n"
+    )
+    assert f"expected one of: {', '.join(names(decl.METHOD))}" in err
+    err = _unknown_hint(tmp_path, "messages", "endpoint: http://127.0.0.1/x\nzzzzzz: 1\n")
+    assert f"expected one of: {', '.join(names(decl.MESSAGE))}" in err
+
+
+@pytest.mark.parametrize("grant", [g for g, keys in decl.GRANT_REQUIRES.items() if keys])
+def test_each_grant_requires_its_declared_keys(tmp_path: Path, grant: str) -> None:
+    make_registry(
+        tmp_path,
+        {
+            "profiles/p.yaml": f"grant_type: {grant}\ntoken_url: http://127.0.0.1/t\n"
+            "client_id: c\nclient_auth: none\n"
+        },
+    )
+    result = run("-r", str(tmp_path), "validate")
+    assert result.code == 3
+    for key in decl.GRANT_REQUIRES[grant]:
+        assert f"{key}: missing; grant_type {grant} needs it" in result.out
+
+
+@pytest.mark.parametrize("client_auth", [c for c, ks in decl.CLIENT_AUTH_REQUIRES.items() if ks])
+def test_each_client_auth_requires_its_declared_keys(tmp_path: Path, client_auth: str) -> None:
+    make_registry(
+        tmp_path,
+        {
+            "profiles/p.yaml": "grant_type: client_credentials\n"
+            f"token_url: http://127.0.0.1/t\nclient_id: c\nclient_auth: {client_auth}\n"
+        },
+    )
+    result = run("-r", str(tmp_path), "validate")
+    assert result.code == 3
+    for key in decl.CLIENT_AUTH_REQUIRES[client_auth]:
+        assert f"{key}: missing; client_auth {client_auth} needs it" in result.out
+
+
+@pytest.mark.parametrize("kind", [t for t, ks in decl.AUTH_REQUIRES.items() if ks])
+def test_each_auth_type_requires_its_declared_keys(tmp_path: Path, kind: str) -> None:
+    make_registry(
+        tmp_path,
+        {"messages/m.yaml": f"endpoint: http://127.0.0.1/x\nauth: {{type: {kind}}}\n"},
+    )
+    result = run("-r", str(tmp_path), "validate")
+    assert result.code == 3
+    for key in decl.AUTH_REQUIRES[kind]:
+        assert f"{key}: missing; auth type {kind} needs it" in result.out
+
+
+# --- every profile key reaches the resolved profile and show ---------------
+
+
+def _value_for(key: decl.Key, tmp_path: Path) -> Any:
+    """A value to write for ``key`` that a full profile accepts."""
+    if key.name == "grant_type":
+        return "authorization_code"
+    if key.name == "client_auth":
+        return "private_key_jwt"
+    if key.name == "signing_alg":
+        return "ES256"
+    if key.name == "token_scheme":
+        return "MAC"
+    if key.name.startswith("tls.") and key.kind == "template":
+        path = tmp_path / f"{key.leaf}.pem"
+        path.write_text("pem\n")
+        return str(path)
+    if key.url:
+        return f"http://127.0.0.1:9/{key.name}"
+    if key.kind == "words":
+        return [f"w1-{key.name}", f"w2-{key.name}"]
+    if key.kind == "map":
+        return {"k": f"v-{key.name}"}
+    if key.kind == "integer":
+        return 1234
+    if key.kind == "number":
+        return 12.5
+    if key.kind == "boolean":
+        return not key.default
+    assert key.kind in ("template", "string"), key
+    return f"v-{key.name}"
+
+
+def _full_profile(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    values = {
+        k.name: _value_for(k, tmp_path)
+        for k in decl.PROFILE
+        if k.kind != "mapping" and k.name != "name"
+    }
+    lines = ["name: full"]
+    for name, value in values.items():
+        head, _, leaf = name.rpartition(".")
+        if head and f"{head}:" not in lines:
+            lines.append(f"{head}:")
+        indent = "  " if head else ""
+        written = repr(value) if isinstance(value, (list, dict)) else value
+        if isinstance(value, bool):
+            written = str(value).lower()
+        lines.append(f"{indent}{leaf or name}: {written}")
+    root = make_registry(tmp_path, {"profiles/full.yaml": "\n".join(lines) + "\n"})
+    return root, values
+
+
+def test_every_declared_profile_key_reaches_the_resolved_profile(tmp_path: Path) -> None:
+    root, values = _full_profile(tmp_path)
+    resolved = resolve_profile(Registry(root).profile("full"))
+    assert resolved.name == "full"
+    for name, written in values.items():
+        got: Any = resolved
+        for part in name.split("."):
+            got = getattr(got, part)
+        if isinstance(got, Secret):
+            got = got.reveal()
+        if isinstance(written, list):
+            written = tuple(written)
+        assert got == written, name
+    declared = set(names(decl.PROFILE)) - {"tls"}
+    assert declared <= fields(ResolvedProfile), declared - fields(ResolvedProfile)
+
+
+def test_show_lists_every_declared_profile_key_in_order_secrets_masked(tmp_path: Path) -> None:
+    root, values = _full_profile(tmp_path)
+    result = run("-r", str(root), "show", "full")
+    assert result.code == 0, result.both
+    shown = [line.split(":", 1)[0] for line in result.out.splitlines()]
+    assert shown == ["profile", "file", *values]
+    by_key = {line.split(":", 1)[0]: line for line in result.out.splitlines()}
+    for key in decl.PROFILE:
+        if key.name in values and key.secret:
+            assert by_key[key.name].endswith(" ****"), key.name
+            assert str(values[key.name]) not in result.both
+    assert by_key["tls.client_key"].endswith("client_key.pem")
+
+
+# --- the README reference --------------------------------------------------
+
+
+def test_readme_reference_is_the_declaration() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(decl.MARK_START)
+    end = readme.index(decl.MARK_END) + len(decl.MARK_END) + 1
+    assert readme[start:end] == decl.markdown(), (
+        "README.md's key reference differs from oauthcli/registry/declaration.py: "
+        "paste the output of `python -m oauthcli.registry.declaration --markdown` "
+        "between its markers"
+    )
+
+
+def test_markdown_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "oauthcli.registry.declaration", "--markdown"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == decl.markdown()
+    wrong = subprocess.run(
+        [sys.executable, "-m", "oauthcli.registry.declaration"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert wrong.returncode == 2 and "usage:" in wrong.stderr
