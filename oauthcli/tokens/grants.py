@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 import oauthcli.tokens.answer as answer
+import oauthcli.tokens.signin as signin
 from oauthcli.errors import GrantError
 from oauthcli.secret import Secret
-from oauthcli.tokens import signin
 from oauthcli.tokens.answer import TokenAnswer
 from oauthcli.tokens.clientauth import CLIENT_AUTHS
 
@@ -189,7 +189,7 @@ def revoke(
     profile: ResolvedProfile, token: Secret, hint: str, *, trace: Trace | None = None
 ) -> None:
     """Revoke one token at the profile's revocation_url (RFC 7009)."""
-    from oauthcli.tokens import endpoint
+    import oauthcli.tokens.endpoint as endpoint
 
     url = profile.revocation_url
     assert url is not None
@@ -213,7 +213,7 @@ def _run(
     refresh_token: Secret | None = None,
 ) -> TokenAnswer:
     """Run one grant; the answer the session's check read (not Authlib's dict)."""
-    from oauthcli.tokens import endpoint
+    import oauthcli.tokens.endpoint as endpoint
 
     what = f"{grant.action} for profile '{profile.name}'"
     s = endpoint.session(profile, what, trace, read=grant.read)
