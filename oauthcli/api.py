@@ -41,7 +41,7 @@ from oauthcli.registry.discovery import Registry as _Files
 from oauthcli.registry.discovery import discover
 from oauthcli.request.build import RequestBuilder
 from oauthcli.request.resolve import resolve_profile, split_target
-from oauthcli.request.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
+from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 from oauthcli.secret import Secret, mask_url, scrub
 
 if TYPE_CHECKING:
@@ -228,7 +228,9 @@ class Registry:
     def _with_profile(self, req: ResolvedRequest, profile: str | None) -> ResolvedRequest:
         if profile is None:
             return req
-        if req.auth.type != "oauth2":
+        from oauthcli.auth import OAuth2Auth
+
+        if not isinstance(req.auth, OAuth2Auth):
             raise RegistryError.at(
                 req.source,
                 None,
@@ -236,7 +238,7 @@ class Registry:
                 f"message '{req.message}' uses auth {req.auth.type}, not oauth2: "
                 f"profile='{profile}' cannot apply",
             )
-        req.auth = ResolvedAuth("oauth2", profile=self._profile(profile))
+        req.auth = OAuth2Auth(self._profile(profile))
         return req
 
     def _profile(self, name: str) -> ResolvedProfile:
@@ -389,29 +391,36 @@ class AccessToken:
 class ProfileAuth(AuthBase):
     """A profile's token on every request of a ``requests.Session`` (``session.auth = ...``).
 
-    Uses the CLI's token cache and renewal rule (``oauthcli.tokens.obtain``). On a 401
-    to a request sent with a cached token, the token is dropped and the request
-    re-sent once with a new one, when its body can be sent again (bytes, or a file
-    that can be rewound); as requests' ``HTTPDigestAuth`` does it, from a response hook.
+    A requests adapter over :class:`oauthcli.auth.OAuth2Auth`, the auth ``send`` uses:
+    its flow attaches the token (from the CLI's token cache, by its renewal rule) and,
+    on a 401 to a request sent with a cached token, drops it and gives the request
+    again with a new one. requests' ``AuthBase`` cannot be a generator, so the flow
+    is driven from a response hook, as requests' ``HTTPDigestAuth`` re-sends; the
+    re-send happens only when the body can be sent again (bytes, or a file that can be
+    rewound). Each request asks the shared cache afresh, so a token another process
+    renewed is picked up at once.
     """
 
     def __init__(self, profile: ResolvedProfile) -> None:
-        self._profile = profile
+        from oauthcli.auth import OAuth2Auth
+
+        self._auth = OAuth2Auth(profile)
 
     def __repr__(self) -> str:
-        return f"<oauthcli.ProfileAuth profile={self._profile.name!r}>"
+        return f"<oauthcli.ProfileAuth profile={self._auth.profile.name!r}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, ProfileAuth) and other._profile is self._profile
+        return isinstance(other, ProfileAuth) and other._auth.profile is self._auth.profile
 
     def __hash__(self) -> int:
-        return id(self._profile)
+        return id(self._auth.profile)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        from oauthcli.tokens import obtain
+        from oauthcli.auth import AuthState, Outgoing
+        from oauthcli.trace import Trace
 
-        obtained = _warned(obtain(self._profile))
-        self._attach(r, obtained)
+        flow = self._auth.auth_flow(Outgoing({}, {}, Trace()), AuthState(warn=_warn))
+        r.headers["Authorization"] = next(flow).headers["Authorization"]
         position: int | None = None
         tell = getattr(r.body, "tell", None)
         if tell is not None:
@@ -419,22 +428,20 @@ class ProfileAuth(AuthBase):
                 position = tell()
             except (OSError, ValueError):
                 position = None
-        r.register_hook("response", partial(self._on_response, sent=obtained, position=position))
+        r.register_hook(
+            "response",
+            partial(
+                self._on_response, flow=flow, sent=r.headers["Authorization"], position=position
+            ),
+        )
         return r
-
-    def _attach(self, r: requests.PreparedRequest, obtained: Obtained) -> None:
-        r.headers["Authorization"] = self._header(obtained)
-
-    def _header(self, obtained: Obtained) -> str:
-        # The profile's scheme, never the answer's token_type (SPEC §4), as the CLI sends it.
-        token = obtained.token.access_token.reveal()
-        return f"{self._profile.authorization_scheme} {token}"
 
     def _on_response(
         self,
         r: requests.Response,
         *,
-        sent: Obtained,
+        flow: Generator[Any, Any, None],
+        sent: str,
         position: int | None,
         **kwargs: Any,
     ) -> requests.Response:
@@ -442,21 +449,18 @@ class ProfileAuth(AuthBase):
             return r
         # Only a request that carried our token: requests strips it on a redirect to
         # another host, and this hook would otherwise put it back there.
-        if r.request.headers.get("Authorization") != self._header(sent):
+        if r.request.headers.get("Authorization") != sent or not self._rewind(r.request, position):
             return r
-        # A token fresh from the token endpoint would only be replaced by its twin.
-        if sent.source != "cache" or not self._rewind(r.request, position):
-            return r
-        from oauthcli.tokens import drop, obtain
-
-        drop(self._profile, sent.token)
-        renewed = _warned(obtain(self._profile))
+        try:
+            again = flow.send(_Reply(r.status_code, credentials_sent=True))
+        except StopIteration:
+            return r  # a token fresh from the token endpoint would only be replaced by its twin
         r.content  # noqa: B018 (read to the end, so the connection can be reused)
         r.close()
         prep = r.request.copy()
         extract_cookies_to_jar(prep._cookies, r.request, r.raw)  # type: ignore[attr-defined]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
-        self._attach(prep, renewed)
+        prep.headers["Authorization"] = again.headers["Authorization"]
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
@@ -475,3 +479,11 @@ class ProfileAuth(AuthBase):
         except (OSError, ValueError):
             return False
         return True
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """What :class:`ProfileAuth` tells the auth flow of requests' response."""
+
+    status_code: int
+    credentials_sent: bool

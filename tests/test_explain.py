@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from requests.structures import CaseInsensitiveDict
 
+from oauthcli.auth import ApiKeyAuth, Auth, BasicAuth, OAuth2Auth
 from oauthcli.present.explain import api_message, failure_lines, jwt_claims, parse_www_authenticate
-from oauthcli.request.resolved import ResolvedAuth
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token
 from oauthcli.transport.sending import Result
@@ -35,7 +35,7 @@ def result(
     headers: dict[str, str] | None = None,
     token: str | None = None,
     url: str = "https://api.acme.test/incidents",
-    auth: ResolvedAuth = OAUTH2,
+    auth: Auth = OAUTH2,
     renewed: bool = True,
     scope: str | None = None,
 ) -> Result:
@@ -152,7 +152,7 @@ def test_401_matching_audience_and_opaque_token() -> None:
 def test_profile_scope_not_granted() -> None:
     req = request(
         "https://api.acme.test/x",
-        auth=ResolvedAuth("oauth2", profile=replace(PROFILE, scope=("api.read", "api.write"))),
+        auth=OAuth2Auth(replace(PROFILE, scope=("api.read", "api.write"))),
     )
     res = replace(result(401, token=jwt({"scope": "api.read"})), request=req)
     assert "the profile asks for scope api.write but it was not granted" in "\n".join(
@@ -185,9 +185,9 @@ def test_403_shows_identity() -> None:
 
 
 def test_401_for_other_auth_types() -> None:
-    basic = ResolvedAuth("basic", username="alice", secret=Secret("pw-123456"))
+    basic = BasicAuth("alice", Secret("pw-123456"))
     assert "username 'alice'" in "\n".join(failure_lines(result(401, auth=basic), now=NOW))
-    key = ResolvedAuth("api_key", secret=Secret("k-123456"), header="X-Key")
+    key = ApiKeyAuth("X-Key", Secret("k-123456"))
     assert "header X-Key" in "\n".join(failure_lines(result(401, auth=key), now=NOW))
     moved = replace(result(401), credentials_sent=False, redirected_from_origin=True)
     assert "never sent to another origin" in "\n".join(failure_lines(moved, now=NOW))

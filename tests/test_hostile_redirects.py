@@ -9,7 +9,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from oauthcli.request.resolved import ResolvedAuth, ResolvedRequest, ResolvedRetry, ResolvedTLS
+from oauthcli.auth import NoAuth
+from oauthcli.request.resolved import ResolvedRequest, ResolvedRetry, ResolvedTLS
 from oauthcli.secret import Secret
 from oauthcli.transport.http import carries_secret
 from oauthcli.transport.sending import Sender
@@ -27,7 +28,7 @@ def post(url: str, body: bytes) -> ResolvedRequest:
         params=[],
         headers={"Content-Type": "application/json"},
         body=body,
-        auth=ResolvedAuth("none"),
+        auth=NoAuth(),
         timeout=3.0,
         retry=ResolvedRetry(),
         tls=ResolvedTLS(),

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from oauthcli.auth import BasicAuth, BearerAuth, OAuth2Auth
 from oauthcli.errors import RegistryError, UsageError
 from oauthcli.registry.discovery import Registry
 from oauthcli.request.resolve import (
@@ -95,7 +96,7 @@ def test_method_inherits_and_overrides(registry: Registry) -> None:
     assert req.tls.verify is True and req.tls.ca_bundle == str(
         registry.root / "messages" / "ca.pem"
     )
-    assert req.auth.type == "oauth2" and req.auth.profile is not None
+    assert isinstance(req.auth, OAuth2Auth) and req.auth.type == "oauth2"
     assert req.auth.profile.name == "acme"
 
 
@@ -114,8 +115,8 @@ def test_method_level_overrides(registry: Registry) -> None:
 
 def test_method_auth_replaces_message_auth(registry: Registry) -> None:
     raw = resolve(registry, "things.raw", item="i", text="t")
-    assert raw.auth.type == "basic" and raw.auth.username == "bob"
-    assert isinstance(raw.auth.secret, Secret) and raw.auth.secret.reveal() == "pw-from-env"
+    assert isinstance(raw.auth, BasicAuth) and raw.auth.username == "bob"
+    assert isinstance(raw.auth.password, Secret) and raw.auth.password.reveal() == "pw-from-env"
     assert "pw-from-env" not in repr(raw) and "pw-from-env" not in str(raw.auth)
     assert resolve(registry, "things.nothing").auth.type == "none"
     form = resolve(registry, "things.form", text="t")
@@ -294,6 +295,7 @@ def test_a_profile_is_resolved_once_per_registry(
     first = resolve(registry, "things.list")
     second = resolve(registry, "things.get", sys_id="x")
     assert calls == ["acme"]
+    assert isinstance(first.auth, OAuth2Auth) and isinstance(second.auth, OAuth2Auth)
     assert first.auth.profile is second.auth.profile
 
 
@@ -348,8 +350,11 @@ def test_auth_that_uses_a_call_variable_is_rendered_per_call(tmp_path: Path) -> 
     registry = Registry(tmp_path)
     message, method = split_target(registry, "m", None)
     plan = RequestPlan(registry, message, method)
-    tokens = [plan.resolve({"t": t}).auth.secret for t in ("tok-one", "tok-two")]
-    assert [t.reveal() for t in tokens if t] == ["tok-one", "tok-two"]
+    auths = [plan.resolve({"t": t}).auth for t in ("tok-one", "tok-two")]
+    assert [a.token.reveal() for a in auths if isinstance(a, BearerAuth) and a.token] == [
+        "tok-one",
+        "tok-two",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,10 @@ import pytest
 
 import oauthcli.tokens
 import oauthcli.transport.sending
+from oauthcli.auth import ApiKeyAuth, Auth, BasicAuth, BearerAuth, NoAuth, OAuth2Auth
+from oauthcli.auth.oauth2 import TRANSIENT_TOKEN_FAILURE
 from oauthcli.errors import NetworkError
 from oauthcli.request.resolved import (
-    ResolvedAuth,
     ResolvedProfile,
     ResolvedRequest,
     ResolvedRetry,
@@ -39,15 +40,15 @@ PROFILE = ResolvedProfile(
     client_secret=Secret("client-secret-xyz"),
     scope=("api.read",),
 )
-OAUTH2 = ResolvedAuth("oauth2", profile=PROFILE)
-NO_AUTH = ResolvedAuth("none")
+OAUTH2 = OAuth2Auth(PROFILE)
+NO_AUTH = NoAuth()
 
 
 def request(
     url: str,
     *,
     http_method: str = "GET",
-    auth: ResolvedAuth = NO_AUTH,
+    auth: Auth = NO_AUTH,
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
     retry: ResolvedRetry | None = None,
@@ -133,9 +134,9 @@ def accept_only(*good: str) -> Any:
 def test_each_auth_type_goes_on_the_wire(loopback: LoopbackServer, sender: Sender) -> None:
     loopback.reply("/x", 200, b"ok")
     url = loopback.url("/x")
-    sender.send(request(url, auth=ResolvedAuth("basic", username="alice", secret=Secret("p:w%d"))))
-    sender.send(request(url, auth=ResolvedAuth("bearer", secret=Secret("static-bearer"))))
-    sender.send(request(url, auth=ResolvedAuth("api_key", secret=Secret("k-123"), header="X-Key")))
+    sender.send(request(url, auth=BasicAuth("alice", Secret("p:w%d"))))
+    sender.send(request(url, auth=BearerAuth(Secret("static-bearer"))))
+    sender.send(request(url, auth=ApiKeyAuth("X-Key", Secret("k-123"))))
     sender.send(request(url))
     basic, bearer, key, none = loopback.requests
     assert basic.headers["authorization"] == "Basic " + base64.b64encode(b"alice:p:w%d").decode()
@@ -169,7 +170,7 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
 
     monkeypatch.setattr(oauthcli.tokens, "obtain", failing)
     clock = [100.0]
-    monkeypatch.setattr("oauthcli.transport.sending.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("oauthcli.auth.oauth2.time.monotonic", lambda: clock[0])
     raised: list[BaseException] = []
     with Sender() as sender:
         for _ in range(50):
@@ -179,7 +180,7 @@ def test_a_token_failure_stands_refusals_for_good_blips_for_a_while(
         # A copy each time: one object raised again would chain every call's frames to it.
         assert len({id(e) for e in raised}) == 50
         assert max(len(traceback.extract_tb(e.__traceback__)) for e in raised) < 10
-        clock[0] += oauthcli.transport.sending.TRANSIENT_TOKEN_FAILURE + 0.1
+        clock[0] += TRANSIENT_TOKEN_FAILURE + 0.1
         with pytest.raises(GrantError, match="#2" if transient else "#1"):
             sender.send(request(loopback.url("/x"), auth=OAUTH2))
     assert len(calls) == (2 if transient else 1)
@@ -222,7 +223,7 @@ def test_netrc_never_replaces_the_configured_auth(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     loopback.reply("/x", 200, b"ok")
-    sender.send(request(loopback.url("/x"), auth=ResolvedAuth("bearer", secret=Secret("mine-1"))))
+    sender.send(request(loopback.url("/x"), auth=BearerAuth(Secret("mine-1"))))
     sender.send(request(loopback.url("/x")))
     assert loopback.requests[0].headers["authorization"] == "Bearer mine-1"
     assert "authorization" not in loopback.requests[1].headers
@@ -251,13 +252,13 @@ def test_environment_settings_are_worked_out_once_per_origin(
     loopback.reply("/b", 200, b"b")
     loopback2.reply("/c", 200, b"c")
     calls: list[str] = []
-    merge = sender._session.merge_environment_settings
+    merge = sender._transport._session.merge_environment_settings
 
     def counting(url: str | None, *args: Any) -> Any:
         calls.append(str(url))
         return merge(url, *args)
 
-    monkeypatch.setattr(sender._session, "merge_environment_settings", counting)
+    monkeypatch.setattr(sender._transport._session, "merge_environment_settings", counting)
     for url in (loopback.url("/a"), loopback.url("/b"), loopback.url("/a"), loopback2.url("/c")):
         sender.send(request(url))
     assert len(calls) == 2  # one per origin, not one per request
@@ -373,7 +374,7 @@ def test_same_origin_redirect_keeps_credentials_and_cookies(
 ) -> None:
     loopback.reply("/a", 302, Location="/b", Set_Cookie="session=s1; Path=/")
     loopback.reply("/b", 200, b"there")
-    auth = ResolvedAuth("bearer", secret=Secret("bearer-1"))
+    auth = BearerAuth(Secret("bearer-1"))
     result = sender.send(request(loopback.url("/a"), auth=auth))
     assert (result.status, result.body, result.url) == (200, b"there", loopback.url("/b"))
     second = loopback.requests[1]
@@ -388,9 +389,9 @@ def test_cross_origin_redirect_drops_credentials_and_cookies(
     loopback.reply("/a", 302, Location=loopback2.url("/b"), Set_Cookie="session=s1; Path=/")
     loopback2.reply("/b", 200, b"elsewhere")
     auth = (
-        ResolvedAuth("bearer", secret=Secret("bearer-1"))
+        BearerAuth(Secret("bearer-1"))
         if auth_header == "authorization"
-        else ResolvedAuth("api_key", secret=Secret("key-1"), header="X-Key")
+        else ApiKeyAuth("X-Key", Secret("key-1"))
     )
     result = sender.send(
         request(loopback.url("/a"), auth=auth, headers={"Cookie": "pref=1", "Accept": "text/x"})
@@ -407,7 +408,7 @@ def test_other_port_is_another_origin(loopback: LoopbackServer, sender: Sender) 
     try:
         loopback.reply("/a", 301, Location=with_port.url("/b"))
         with_port.reply("/b", 200)
-        sender.send(request(loopback.url("/a"), auth=ResolvedAuth("bearer", secret=Secret("b-2"))))
+        sender.send(request(loopback.url("/a"), auth=BearerAuth(Secret("b-2"))))
         assert "authorization" not in with_port.requests[0].headers
     finally:
         with_port.close()

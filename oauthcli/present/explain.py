@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from oauthcli.auth.oauth2 import OAuth2Auth
+
 if TYPE_CHECKING:
-    from oauthcli.request.resolved import ResolvedAuth
+    from oauthcli.auth.base import Auth
     from oauthcli.transport.sending import Result
 
 _PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
@@ -249,7 +251,7 @@ def failure_lines(result: Result, now: float | None = None) -> list[str]:
         lines += _unauthorized(result, challenge, now)
     elif insufficient or (result.status == 403 and needed and _lacks(result, needed)):
         lines += _insufficient_scope(result, needed, now)
-    elif result.status == 403 and req.auth.type == "oauth2":
+    elif result.status == 403 and isinstance(req.auth, OAuth2Auth):
         lines += _token_lines(result, challenge, now, needed)
         lines.append(
             f"  the API knows who you are but refuses: check the client's roles or permissions "
@@ -291,17 +293,12 @@ def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list
                 f"  the 401 came from {_origin(result.url)} after a redirect: credentials are "
                 "never sent to another origin (scheme, host or port)"
             ]
-        if auth.type == "none":
-            return ["  the message sends no credentials (auth: {type: none})"]
+        if auth.header is None:
+            return [f"  the message sends no credentials (auth: {{type: {auth.type}}})"]
         return ["  the credentials sent came from -H (or the message's headers), not from its auth"]
-    if auth.type == "basic":
-        return [
-            f"  the API refused username '{auth.username}' and its password: check auth in the message"
-        ]
-    if auth.type == "bearer":
-        return ["  the API refused the bearer token configured in the message's auth"]
-    if auth.type == "api_key":
-        return [f"  the API refused the key sent in header {auth.header}"]
+    refused = auth.refusal()
+    if refused is not None or not isinstance(auth, OAuth2Auth):
+        return [f"  {refused or 'the API refused the credentials sent'}"]
     lines = []
     if result.token_renewed:
         lines.append(
@@ -319,9 +316,10 @@ def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list
 
 def _insufficient_scope(result: Result, needed: list[str], now: float) -> list[str]:
     auth = result.request.auth
-    lines = _token_lines(result, {}, now, needed) if auth.type == "oauth2" else []
+    oauth = isinstance(auth, OAuth2Auth)
+    lines = _token_lines(result, {}, now, needed) if oauth else []
     hint = f" (the API asks for: {' '.join(needed)})" if needed else ""
-    where = f"scope in profile {_profile_ref(auth)}" if auth.type == "oauth2" else "the credentials"
+    where = f"scope in profile {_profile_ref(auth)}" if oauth else "the credentials"
     lines.append(f"  the token lacks a scope this call needs{hint}: check {where}")
     return lines
 
@@ -365,7 +363,8 @@ def _token_lines(
         missing = [s for s in needed if s not in scopes]
         for scope in missing:
             lines.append(f"  - scope {scope} is not in the token")
-    profile = result.request.auth.profile
+    auth = result.request.auth
+    profile = auth.profile if isinstance(auth, OAuth2Auth) else None
     if profile is not None and profile.scope and scopes:
         asked = [s for s in " ".join(profile.scope).split() if s not in scopes]
         if asked:
@@ -421,7 +420,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _profile_ref(auth: ResolvedAuth) -> str:
-    if auth.profile is None:
+def _profile_ref(auth: Auth) -> str:
+    if not isinstance(auth, OAuth2Auth):
         return "(none)"
     return f"{auth.profile.name} ({auth.profile.source.name})"

@@ -24,12 +24,7 @@ from oauthcli.present import console
 from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.secret import MASK, scrub, url_password
 from oauthcli.trace import Trace
-from oauthcli.transport.http import (
-    base_headers,
-    credential_header,
-    secret_header_names,
-    user_overrides_auth,
-)
+from oauthcli.transport.http import base_headers
 from oauthcli.transport.sending import Result
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
@@ -286,7 +281,7 @@ def _body_preview(body: bytes) -> list[str]:
 def dry_run_lines(req: ResolvedRequest) -> list[str]:
     """The request as it would be sent (credentials masked), then an equivalent curl."""
     headers = _planned_headers(req)
-    secret_names = secret_header_names(req)
+    secret_names = req.auth.secret_headers()
     lines = [f"{req.http_method} {planned_url(req)}"]
     lines += [f"{k}: {mask_header(k, v, secret_names)}" for k, v in headers.items()]
     if req.body:
@@ -301,7 +296,7 @@ def dry_run_lines(req: ResolvedRequest) -> list[str]:
 
 def dry_run_object(req: ResolvedRequest) -> dict[str, Any]:
     """``--dry-run --json``: what :func:`dry_run_lines` shows, as one JSON object."""
-    secret_names = secret_header_names(req)
+    secret_names = req.auth.secret_headers()
     body: str | None = None
     if req.body:
         body = (
@@ -332,13 +327,14 @@ def planned_url(req: ResolvedRequest) -> str:
 
 
 def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
-    headers = dict(base_headers(req))
-    name = credential_header(req)
-    if name and not user_overrides_auth(req):
-        value = {"basic": "Basic ", "oauth2": "Bearer ", "bearer": "Bearer "}.get(req.auth.type, "")
-        if req.auth.profile is not None:
-            value = req.auth.profile.authorization_scheme + " "
-        headers[name] = value + MASK
+    """The headers the Sender sends: the same defaults, then the request's auth flow
+    run as a dry run (its credentials attached masked, nothing obtained)."""
+    from oauthcli.auth import AuthState, Outgoing
+
+    outgoing = Outgoing(req.headers, base_headers(req), Trace())
+    flow = req.auth.auth_flow(outgoing, AuthState(dry_run=True))
+    headers = dict(next(flow).headers)
+    flow.close()
     if "Authorization" not in headers and url_password(req.full_url) is not None:
         headers["Authorization"] = "Basic " + MASK  # user:password in the URL, as requests sends it
     return headers
@@ -356,7 +352,7 @@ def curl_lines(req: ResolvedRequest) -> list[str]:
     if req.http_method in ("GET", "HEAD"):
         args.append("--location")
     args.append(shlex.quote(planned_url(req)))
-    secret_names = secret_header_names(req)
+    secret_names = auth.secret_headers()
     given = {h.lower() for h in req.headers}
     for name, value in base_headers(req).items():
         if name.lower() not in given:
@@ -366,16 +362,10 @@ def curl_lines(req: ResolvedRequest) -> list[str]:
             args += ["-H", f'"{_dq(name)}: {var}"']
         else:
             args += ["-H", shlex.quote(f"{name}: {value}")]
-    if not user_overrides_auth(req):
-        if auth.type == "oauth2" and auth.profile is not None:
-            lines.append(f"# TOKEN=$(oauthcli get-token {shlex.quote(auth.profile.name)} --raw)")
-            args += ["-H", '"Authorization: Bearer $TOKEN"']
-        elif auth.type == "bearer":
-            args += ["-H", '"Authorization: Bearer $TOKEN"']
-        elif auth.type == "basic":
-            args += ["-u", f'"{_dq(auth.username or "")}:$PASSWORD"']
-        elif auth.type == "api_key" and auth.header:
-            args += ["-H", f'"{_dq(auth.header)}: $API_KEY"']
+    if not auth.overridden(req.headers):
+        comments, auth_args = auth.curl()
+        lines += comments
+        args += auth_args
     if req.body:
         if _looks_binary(req.body):
             args += ["--data-binary", "@BODY_FILE"]

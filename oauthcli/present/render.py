@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from oauthcli.auth.base import Auth
 from oauthcli.registry.declaration import PROFILE
 from oauthcli.registry.models import Message, Profile
-from oauthcli.request.resolved import ResolvedAuth, ResolvedProfile, ResolvedRequest
+from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 from oauthcli.secret import MASK, Secret
 
 
@@ -41,17 +42,9 @@ def profile_lines(p: ResolvedProfile) -> list[str]:
 _SHOWN_PROFILE_KEYS = tuple(k for k in PROFILE if k.kind != "mapping" and k.name != "name")
 
 
-def auth_summary(auth: ResolvedAuth) -> str:
-    if auth.type == "oauth2" and auth.profile is not None:
-        p = auth.profile
-        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url})"
-    if auth.type == "basic":
-        return f"basic as {auth.username} (password {MASK})"
-    if auth.type == "bearer":
-        return f"bearer {MASK}"
-    if auth.type == "api_key":
-        return f"api_key in header {auth.header} ({MASK})"
-    return "none"
+def auth_summary(auth: Auth) -> str:
+    """One line for ``show``: the auth object's own summary, secrets masked."""
+    return auth.summary()
 
 
 def request_lines(req: ResolvedRequest) -> list[str]:

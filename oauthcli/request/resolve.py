@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from oauthcli.auth import ApiKeyAuth, BasicAuth, BearerAuth, NoAuth, OAuth2Auth
+from oauthcli.auth.base import Auth as ResolvedAuth
 from oauthcli.errors import Problem, RegistryError, UsageError
 from oauthcli.headers import header_value_problem
 from oauthcli.registry.discovery import Registry
@@ -25,7 +27,6 @@ from oauthcli.registry.models import TLS, Auth, Message, Method, Profile, Retry
 from oauthcli.registry.reader import Text, url_problem
 from oauthcli.registry.templates import TemplateError
 from oauthcli.request.resolved import (
-    ResolvedAuth,
     ResolvedProfile,
     ResolvedRequest,
     ResolvedRetry,
@@ -283,6 +284,7 @@ class RequestPlan:
 
 
 def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> ResolvedAuth:
+    """The :mod:`oauthcli.auth` object of a message's ``auth:``, its templates rendered."""
     if auth.type == "oauth2":
         assert auth.profile is not None
         if not registry.has("profiles", auth.profile):
@@ -293,7 +295,7 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
         if resolved is None:
             resolved = resolve_profile(registry.profile(auth.profile))
             registry.resolved_profiles[auth.profile] = resolved
-        return ResolvedAuth("oauth2", profile=resolved)
+        return OAuth2Auth(resolved)
     if auth.type == "basic":
         username, password = r.opt(auth.username), r.secret(auth.password)
         if username and ":" in username:
@@ -304,16 +306,16 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
             if plain and _CONTROL.search(plain):  # a stray "\n" from $(cat file) or an env var
                 what = "a line break" if "\r" in plain or "\n" in plain else "a control character"
                 _refuse(r, auth, text, f"contains {what} (Basic auth)")
-        return ResolvedAuth("basic", username=username, secret=password)
+        return BasicAuth(username, password)
     if auth.type == "bearer":
         token = r.secret(auth.token)
         _header_safe(r, auth, auth.token, reveal(token))
-        return ResolvedAuth("bearer", secret=token)
+        return BearerAuth(token)
     if auth.type == "api_key":
         key = r.secret(auth.value)
         _header_safe(r, auth, auth.value, reveal(key))
-        return ResolvedAuth("api_key", secret=key, header=auth.header)
-    return ResolvedAuth("none")
+        return ApiKeyAuth(auth.header, key)
+    return NoAuth()
 
 
 def _header_safe(r: _Renderer, auth: Auth, text: Text | None, value: str | None) -> None:

@@ -1,4 +1,7 @@
-"""What resolving gives: one concrete request, its auth, profile, retry and TLS settings.
+"""What resolving gives: one concrete request, its profile, retry and TLS settings.
+
+The request's ``auth`` is an object of :mod:`oauthcli.auth` (``OAuth2Auth``,
+``BasicAuth``, ...).
 
 :mod:`oauthcli.request.resolve` builds these from the registry's messages and profiles;
 sending, the token code, output and rendering read them.
@@ -8,10 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from oauthcli.secret import Secret
+
+if TYPE_CHECKING:
+    from oauthcli.auth.base import Auth
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -82,15 +88,6 @@ class ResolvedProfile:
         return self.token_scheme or "Bearer"
 
 
-@dataclass(frozen=True, repr=False, eq=False)
-class ResolvedAuth:
-    type: str
-    profile: ResolvedProfile | None = None
-    username: str | None = None
-    secret: Secret | None = None  # basic password, bearer token or api_key value
-    header: str | None = None
-
-
 @dataclass(repr=False, eq=False)
 class ResolvedRequest:
     message: str
@@ -100,7 +97,7 @@ class ResolvedRequest:
     params: list[tuple[str, str]]
     headers: dict[str, str]
     body: bytes | None
-    auth: ResolvedAuth
+    auth: Auth  # one of oauthcli.auth's classes, made by request.resolve
     timeout: float
     retry: ResolvedRetry
     tls: ResolvedTLS

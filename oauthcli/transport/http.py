@@ -1,7 +1,8 @@
-"""HTTP rules that need no session: headers, redirects, origins, Retry-After, backoff, failures.
+"""HTTP rules that need no session: headers, origins, Retry-After, backoff, failure causes.
 
 Kept apart from :mod:`oauthcli.transport.sending` so the policy can be read (and tested)
-without the machinery that applies it.
+without the machinery that applies them. Which redirects are followed is decided in
+:mod:`oauthcli.transport.redirects`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,22 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from oauthcli import __version__
+from oauthcli.auth.base import SECRET_HEADERS
 from oauthcli.request.resolved import ResolvedRetry
 from oauthcli.secret import contains_secret, scrub
+
+__all__ = [
+    "DEFAULT_HEADERS",
+    "SECRET_HEADERS",
+    "backoff_delay",
+    "base_headers",
+    "carries_secret",
+    "describe_failure",
+    "innermost",
+    "origin",
+    "retry_after",
+    "secret_header_names",
+]
 
 if TYPE_CHECKING:
     from oauthcli.request.resolved import ResolvedRequest
@@ -28,8 +43,6 @@ DEFAULT_HEADERS = {
     "Accept": "*/*",
     "Accept-Encoding": "gzip, deflate",
 }
-# Headers whose values are masked wherever a request or response is shown.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
 def carries_secret(body: bytes) -> bool:
@@ -44,55 +57,9 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return scheme, (parts.hostname or "").lower(), port
 
 
-def redirect_refusal(
-    method: str, status: int, target: str, body: bytes | None, start: str = ""
-) -> str | None:
-    """Why a redirect from a call to ``start`` is not followed to ``target``, or None."""
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https"):
-        return "only http and https are followed"
-    if parts.scheme == "http" and not _plain_http_allowed(parts.hostname, start):
-        return "it would leave https or loopback for plain http:// to another host"
-    if method in ("GET", "HEAD"):
-        return None
-    if method in ("GET", "HEAD"):
-        return None
-    if status not in (307, 308):
-        return f"a {method} is only re-sent on 307/308"
-    if body and carries_secret(body):
-        return "the request body carries credentials"
-    return None
-
-
-def _plain_http_allowed(host: str | None, start: str) -> bool:
-    """A redirect may lead to plain http:// on loopback, or when the call itself went over
-    plain http:// to a host that is not loopback (which takes ``allow_insecure_http``):
-    an https call is never downgraded, nor a loopback one sent off the machine unencrypted."""
-    from oauthcli.request.resolve import is_loopback
-
-    if is_loopback(host):
-        return True
-    first = urlsplit(start)
-    return first.scheme == "http" and not is_loopback(first.hostname)
-
-
 def secret_header_names(req: ResolvedRequest) -> frozenset[str]:
-    if req.auth.type == "api_key" and req.auth.header:
-        return SECRET_HEADERS | {req.auth.header.lower()}
-    return SECRET_HEADERS
-
-
-def credential_header(req: ResolvedRequest) -> str | None:
-    """The header the configured auth travels in, or None for ``auth: none``."""
-    if req.auth.type == "api_key":
-        return req.auth.header
-    return None if req.auth.type == "none" else "Authorization"
-
-
-def user_overrides_auth(req: ResolvedRequest) -> bool:
-    """A header given with -H (or in the message) that takes the auth's place."""
-    name = credential_header(req)
-    return name is not None and any(h.lower() == name.lower() for h in req.headers)
+    """Names (lower case) of the request's headers that are masked wherever shown."""
+    return req.auth.secret_headers()
 
 
 def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:

@@ -1,0 +1,195 @@
+"""``auth: {type: oauth2}``: a profile's access token, held and renewed for a Sender.
+
+One :class:`TokenHolder` per Sender holds one token per token identity (the cache's
+entry key). It is shared by the threads of a batch: the common case reads the held
+token without a lock; when a held token is refused, one thread renews it under the
+identity's lock and the others re-send with the one it got instead of each fetching
+their own. Tokens come from :func:`oauthcli.tokens.obtain` and a refused cached one is
+dropped with :func:`oauthcli.tokens.drop` (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, ClassVar
+
+from oauthcli.auth.base import Auth, AuthState, Flow, Outgoing
+from oauthcli.errors import TokenEndpointError
+from oauthcli.secret import MASK
+
+if TYPE_CHECKING:
+    from oauthcli.request.resolved import ResolvedProfile
+    from oauthcli.tokens.model import Token
+    from oauthcli.trace import Trace
+
+#: Seconds a timed-out or 5xx token request stands before a call may try again.
+TRANSIENT_TOKEN_FAILURE = 5.0
+
+
+class Held:
+    """A token a Sender uses for a profile, and what is known about it."""
+
+    __slots__ = ("accepted", "source", "token")
+
+    def __init__(self, token: Token, source: str) -> None:
+        self.token = token
+        self.source = source  # "cache", "refresh", "grant", ...
+        #: A response other than 401 came to a request that carried it.
+        self.accepted = False
+
+
+class OAuth2Auth(Auth):
+    """The token of :attr:`profile`, as ``Authorization: <token_scheme> <token>``."""
+
+    __slots__ = ("_profile",)
+    type: ClassVar[str] = "oauth2"
+
+    def __init__(self, profile: ResolvedProfile) -> None:
+        self._profile = profile
+
+    @property
+    def profile(self) -> ResolvedProfile:
+        """The profile whose token is sent."""
+        return self._profile
+
+    @property
+    def header(self) -> str:
+        return "Authorization"
+
+    def auth_flow(self, request: Outgoing, state: AuthState) -> Flow:
+        if self._given(request):
+            yield request
+            return
+        if state.dry_run:
+            request.attach("Authorization", self.masked())
+            yield request
+            return
+        holder = state.slot("oauth2", TokenHolder)
+        profile, trace = self._profile, request.trace
+        held = holder.current(profile, trace)
+        self._put(request, held)
+        reply = yield request
+        if not reply.credentials_sent:
+            return
+        if reply.status_code != 401:
+            held.accepted = True
+            return
+        replacement = holder.renew(profile, held, trace)
+        if replacement is None:
+            return
+        self._put(request, replacement)
+        request.renewed = True
+        reply = yield request
+        if reply.credentials_sent and reply.status_code != 401:
+            replacement.accepted = True
+
+    def _put(self, request: Outgoing, held: Held) -> None:
+        request.attach("Authorization", self.authorization(held.token))
+        request.token = held.token
+
+    def authorization(self, token: Token) -> str:
+        """``Bearer <token>``, or the profile's ``token_scheme``: never the answer's
+        token_type, which providers fill with "bearer", "N_A" or nothing (SPEC §4)."""
+        return f"{self._profile.authorization_scheme} {token.access_token.reveal()}"
+
+    def masked(self) -> str:
+        return f"{self._profile.authorization_scheme} {MASK}"
+
+    def curl(self) -> tuple[list[str], list[str]]:
+        import shlex
+
+        scheme = self._profile.authorization_scheme
+        return (
+            [f"# TOKEN=$(oauthcli get-token {shlex.quote(self._profile.name)} --raw)"],
+            ["-H", f'"Authorization: {scheme} $TOKEN"'],
+        )
+
+    def summary(self) -> str:
+        p = self._profile
+        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url})"
+
+
+class TokenHolder:
+    """The tokens of one Sender, one per token identity; safe to share between threads."""
+
+    def __init__(self, state: AuthState) -> None:
+        self._warn = state.warn
+        self._tokens: dict[str, Held] = {}  # by token identity (tokens.cache.entry_key)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        # A token request that failed, per identity, and until when it stands (None: for
+        # good). The rows of a batch then report it instead of each asking again.
+        self._failed: dict[str, tuple[TokenEndpointError, float | None]] = {}
+
+    def current(self, profile: ResolvedProfile, trace: Trace) -> Held:
+        """The token to send with: the held one while not due, else from ``tokens.obtain``."""
+        from oauthcli.tokens.cache import entry_key
+
+        key = entry_key(profile)
+        held = self._tokens.get(key)
+        if held is not None and not _due(held, profile):
+            return held  # the common case in a batch: no lock, so workers do not queue here
+        with self._lock(key):
+            held = self._tokens.get(key)
+            if held is None or _due(held, profile):
+                held = self._obtain(key, profile, force=False, trace=trace)
+            return held
+
+    def renew(self, profile: ResolvedProfile, stale: Held, trace: Trace) -> Held | None:
+        """After a 401: the token to re-send with, or None when another would not help."""
+        from oauthcli.tokens.cache import entry_key
+
+        key = entry_key(profile)
+        with self._lock(key):
+            current = self._tokens.get(key)
+            if current is not None and current is not stale:
+                trace.note("401: re-sending with the token another call just obtained")
+                return current
+            # A token fresh from the token endpoint that was never accepted would
+            # only be replaced by its twin; a cached or once-good one may be stale.
+            if stale.source != "cache" and not stale.accepted:
+                return None
+            from oauthcli.tokens import drop
+
+            trace.note("401 with a cached token: dropping it and obtaining a new one")
+            drop(profile, stale.token)
+            return self._obtain(key, profile, force=True, trace=trace)
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _obtain(self, key: str, profile: ResolvedProfile, *, force: bool, trace: Trace) -> Held:
+        """Get a token (holding the identity's lock), or raise the failure that still stands.
+
+        A refusal (``invalid_client``, a bad key) stands for the Sender's life; a
+        transient failure (timeout, 5xx) for :data:`TRANSIENT_TOKEN_FAILURE` seconds.
+        Without this, every row of a batch would ask the token endpoint again, and
+        wait out its timeout again.
+        """
+        from oauthcli.tokens import obtain
+
+        failed = self._failed.get(key)
+        if failed is not None and (failed[1] is None or time.monotonic() < failed[1]):
+            import copy
+
+            # A copy: raising the same object again would chain every row's frames to it.
+            raise copy.copy(failed[0]) from None
+        try:
+            obtained = obtain(profile, force=force, trace=trace)
+        except TokenEndpointError as exc:  # not a lock timeout or a sign-in: those may pass
+            until = time.monotonic() + TRANSIENT_TOKEN_FAILURE if exc.transient else None
+            self._failed[key] = (exc, until)
+            raise
+        self._failed.pop(key, None)
+        for warning in obtained.warnings:
+            self._warn(warning)
+        held = Held(obtained.token, obtained.source)
+        self._tokens[key] = held
+        return held
+
+
+def _due(held: Held, profile: ResolvedProfile) -> bool:
+    """Time to renew the held token: the cache's rule (SPEC §4), not one of our own."""
+    return held.token.due(profile.token_leeway, time.time())
