@@ -9,6 +9,7 @@ grant table of ``oauthcli.tokens.grants``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -316,3 +317,108 @@ def test_markdown_command() -> None:
         timeout=60,
     )
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
+
+
+# --- the JSON Schema ---------------------------------------------------------
+
+
+def _errors(schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
+    """The subset of draft 2020-12 the generated schema uses (no library needed)."""
+    errors: list[str] = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{at}: not one of {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{at}: not {schema['const']}")
+    if isinstance(value, dict):
+        for name in schema.get("required", ()):
+            if name not in value:
+                errors.append(f"{at}.{name}: missing")
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            if name in props:
+                errors += _errors(props[name], item, f"{at}.{name}")
+            elif extra is False:
+                errors.append(f"{at}.{name}: unknown")
+            elif isinstance(extra, dict):
+                errors += _errors(extra, item, f"{at}.{name}")
+        if "propertyNames" in schema:
+            errors += [
+                f"{at}.{n}: unknown" for n in value if n not in schema["propertyNames"]["enum"]
+            ]
+    for rule in schema.get("allOf", ()):
+        if not _errors(rule["if"], value, at):
+            errors += _errors(rule["then"], value, at)
+    return errors
+
+
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("kind", ["profile", "message"])
+def test_json_schema_covers_every_declared_key(kind: str) -> None:
+    schema = decl.json_schema(kind)
+    keys = decl.PROFILE if kind == "profile" else decl.MESSAGE
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert list(schema["properties"]) == names(keys)
+    assert schema["additionalProperties"] is False
+    assert list(schema["properties"]["tls"]["properties"]) == [
+        "verify",
+        "ca_bundle",
+        "client_cert",
+        "client_key",
+    ]
+    json.dumps(schema)  # plain JSON
+
+
+def test_json_schema_accepts_the_example_registry() -> None:
+    for kind, folder in (("profile", "profiles"), ("message", "messages")):
+        schema = decl.json_schema(kind)
+        for path in sorted((ROOT / folder).glob("*.yaml")):
+            assert _errors(schema, _yaml(path)) == [], path
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "problem"),
+    [
+        (
+            "profile",
+            "grant_type: password\ntoken_url: u\nclient_id: c\nclient_secret: s\n",
+            ".username: missing",
+        ),
+        (
+            "profile",
+            "grant_type: client_credentials\ntoken_url: u\nclient_id: c\n",
+            ".client_secret: missing",
+        ),
+        (
+            "profile",
+            "grant_type: nope\ntoken_url: u\nclient_id: c\nclient_auth: none\n",
+            ".grant_type: not one of",
+        ),
+        (
+            "profile",
+            "grant_type: client_credentials\ntoken_url: u\nclient_id: c\nclient_auth: none\nscopes: x\n",
+            ".scopes: unknown",
+        ),
+        ("message", "endpoint: u\nauth: {type: basic, username: u}\n", ".auth.password: missing"),
+        (
+            "message",
+            "endpoint: u\nauth: {type: bearer, token: t, header: X}\n",
+            ".auth.header: unknown",
+        ),
+        (
+            "message",
+            "endpoint: u\nmethods: {a: {tls: {verfy: true}}}\n",
+            ".methods.a.tls.verfy: unknown",
+        ),
+    ],
+)
+def test_json_schema_refuses_what_validate_refuses(kind: str, text: str, problem: str) -> None:
+    import yaml
+
+    errors = _errors(decl.json_schema(kind), yaml.safe_load(text))
+    assert any(e.startswith(problem) for e in errors), errors
