@@ -422,3 +422,12 @@ def test_json_schema_refuses_what_validate_refuses(kind: str, text: str, problem
 
     errors = _errors(decl.json_schema(kind), yaml.safe_load(text))
     assert any(e.startswith(problem) for e in errors), errors
+
+
+def test_an_empty_string_is_kept_as_written_not_replaced_by_the_default(tmp_path: Path) -> None:
+    make_registry(
+        tmp_path,
+        {"messages/m.yaml": 'endpoint: http://127.0.0.1:9/x\nauth: {type: oauth2, profile: ""}\n'},
+    )
+    result = run("-r", str(tmp_path), "send", "m", "--dry-run")
+    assert result.code == 3 and "auth.profile: no profile named ''" in result.err, result.both

@@ -169,9 +169,11 @@ def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
         return Text.empty() if text is None and key.required else text
     if kind == "string":
         read = r.header_name if key.header_names else r.plain
-        return read(m, path, name) or key.default
+        value = read(m, path, name)
+        return key.default if value is None else value
     if kind == "choice":
-        return r.choice(m, path, name, key.choices, required=key.required) or key.default
+        value = r.choice(m, path, name, key.choices, required=key.required)
+        return key.default if value is None else value
     if kind == "map":
         if name not in m and key.name in _OPTIONAL_MAPS:
             return None
