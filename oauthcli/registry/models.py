@@ -196,8 +196,8 @@ def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
             m, path, name, minimum=key.minimum or 0, maximum=key.maximum, default=key.default
         )
     if kind == "boolean":
-        value = r.boolean(m, path, name)
-        return key.default if value is None else value
+        flag = r.boolean(m, path, name)
+        return key.default if flag is None else flag
     if kind == "json":
         return r.json_body(m, path, name)
     if kind == "statuses":
