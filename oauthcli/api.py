@@ -22,9 +22,7 @@ import json
 import os
 import threading
 import warnings
-from collections import deque
 from collections.abc import Generator, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -162,30 +160,35 @@ class Registry:
         concurrency: int,
         profile: str | None,
     ) -> Generator[Response | Failed, None, None]:
+        from oauthcli.transport.batch import Threads
         from oauthcli.transport.sending import Sender
 
-        def one(row: Mapping[str, str]) -> Response | Failed:
-            try:
-                req = self._with_profile(build({**base, **row}), profile)
-                return _send(sender, req)
-            except OAuthCliError as exc:
-                return Failed(exc)
+        with Sender(pool_size=concurrency, warn=_warn) as sender:
 
-        window: deque[Future[Response | Failed]] = deque()
-        with (
-            Sender(pool_size=concurrency, warn=_warn) as sender,
-            ThreadPoolExecutor(concurrency, thread_name_prefix="oauthcli-each") as pool,
-        ):
+            def one(number: int, row: Mapping[str, str]) -> Response | Failed | _Bug:
+                try:
+                    req = self._with_profile(build({**base, **row}), profile)
+                    return _send(sender, req)
+                except OAuthCliError as exc:
+                    return Failed(exc)
+
+            # The batch engine of send --each (transport/batch.py): rows read as needed,
+            # at most 2 × concurrency of them read and not yet yielded.
+            pool: Threads[Mapping[str, str], Response | Failed | _Bug] = Threads(
+                rows, one, concurrency, on_bug=lambda n, exc: _Bug(exc), name="oauthcli-each"
+            )
+            pool.start()
             try:
-                for row in rows:
-                    window.append(pool.submit(one, row))
-                    if len(window) >= 2 * concurrency:
-                        yield window.popleft().result()
-                while window:
-                    yield window.popleft().result()
+                for _, outcome in pool.results():
+                    if isinstance(outcome, _Bug):
+                        raise outcome.exc  # a bug is the caller's to see, as before
+                    yield outcome
+                if pool.error is not None:  # the rows' iterable raised
+                    raise pool.error
             finally:  # the caller stopped early: rows not started are not sent
-                for future in window:
-                    future.cancel()
+                pool.stop()
+                while not pool.finished():  # the rows in flight end before the Sender
+                    pool.over.wait(0.1)
 
     def get_token(self, profile: str, force: bool = False) -> AccessToken:
         """A valid access token for ``profile``, from the shared cache unless ``force``.
@@ -326,6 +329,15 @@ class Response:
     def __repr__(self) -> str:
         method = self._result.http_method
         return f"<oauthcli.Response [{self.status}] {method} {scrub(mask_url(self.url))}>"
+
+
+class _Bug:
+    """A row's unexpected exception, raised to the caller of send_each when its turn comes."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
 
 
 @dataclass(repr=False, eq=False)

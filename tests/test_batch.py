@@ -18,9 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from oauthcli.cli.batch import BatchOptions, _Run, summary
+from oauthcli.cli.batch import summary
 from oauthcli.errors import UsageError
-from oauthcli.request.rows import RateLimiter, Rows, parse_rate
+from oauthcli.request.rows import Rows, parse_rate
+from oauthcli.transport.batch import Threads
 from tests.clirun import Result, run
 from tests.registry_factory import make_registry
 from tests.servers import LoopbackServer, Recorded
@@ -155,6 +156,58 @@ def test_exit_code_is_the_worst_row_and_the_first_failure_is_explained(
     assert "1 registry error" in r.err and "1 4xx" in r.err
 
 
+# -- above 32 in flight: worker processes ----------------------------------------------
+
+
+def test_above_32_in_flight_worker_processes_keep_the_order_the_token_and_the_exit_code(
+    api: Api, tmp_path: Path
+) -> None:
+    """--concurrency 64 spreads the rows over worker processes (on 2+ CPUs): same output."""
+    ids = [*range(1, 150), -7, *range(150, 300)]
+    r = api.send("--each", str(rows_file(tmp_path, ids)), "--concurrency", "64")
+    assert r.code == 4, r.err
+    got = results(r.out)
+    assert [x["row"] for x in got] == list(range(1, 301))
+    assert [x["body"]["id"] for x in got if x["exit_code"] == 0] == [i for i in ids if i > 0]
+    assert got[149]["exit_code"] == 4 and got[149]["error"].endswith("no such item")
+    assert "row 150: 404 Not Found" in r.err and "299 ok, 1 4xx" in r.err
+    assert api.token_requests() == 1  # one token for every worker process
+    assert all(x["headers"] is not None for x in got) and "Traceback" not in r.err
+
+
+def test_worker_processes_blank_the_token_they_fetched_in_what_they_print(
+    api: Api, tmp_path: Path
+) -> None:
+    """The token is obtained in a worker process: its lines are scrubbed there."""
+
+    def echo(rec: Recorded) -> Any:
+        return 200, JSON, json.dumps({"auth": rec.headers.get("authorization", "")}).encode()
+
+    api.server.routes["/api/items"] = echo
+    r = api.send("--each", str(rows_file(tmp_path, range(1, 101))), "--concurrency", "40")
+    assert r.code == 0, r.err
+    assert api.issued and not any(t in r.out + r.err for t in api.issued)
+    assert {x["body"]["auth"] for x in results(r.out)} == {"Bearer ****"}
+
+
+def test_sigterm_stops_worker_processes_cleanly(api: Api, tmp_path: Path) -> None:
+    api.delays = {i: 0.05 for i in range(1, 5001)}
+    path = rows_file(tmp_path, range(1, 5001))
+    with api.start("--each", str(path), "--concurrency", "64") as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        lines = [proc.stdout.readline() for _ in range(100)]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=30)
+    assert proc.returncode == 143, err
+    got = results("".join(lines) + out)
+    assert [x["row"] for x in got] == list(range(1, len(got) + 1))
+    assert all(x["exit_code"] == 0 for x in got)
+    assert f"terminated after {len(got)} of 5000 rows sent" in err
+    assert len(got) < 5000 and "Traceback" not in err
+    assert len(api.used) <= len(got) + 1  # nothing started after the signal
+
+
 # -- tokens during a run ------------------------------------------------------------
 
 
@@ -223,48 +276,77 @@ def test_rows_from_stdin_are_sent_as_they_arrive(api: Api) -> None:
     assert [x["row"] for x in results(rest)] == [2]
 
 
-class _BlockingSender:
-    """Stands in for Sender: each call waits until the test opens the gate."""
-
+def test_rows_are_read_no_further_than_the_window(tmp_path: Path) -> None:
+    """The engine reads a row only while fewer than 2 × N are read and not delivered."""
     gate = threading.Event()
     started: list[int] = []
-
-    def __init__(self, **kwargs: Any) -> None:
-        pass
-
-    def send(self, req: Any, trace: Any = None) -> Any:
-        self.started.append(req)
-        self.gate.wait(10)
-        raise UsageError(f"row {req}")
-
-    def close(self) -> None:
-        pass
-
-
-def _id_as_plan(row: dict[str, str]) -> Any:
-    """The stand-in Sender sends nothing: a row's id is all the plan it needs."""
-    return row["id"]
-
-
-def test_rows_are_read_no_further_than_the_window(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("oauthcli.transport.sending.Sender", _BlockingSender)
     rows = Rows(str(rows_file(tmp_path, range(1, 1001))))
     assert rows.total == 1000
-    batch = _Run(_id_as_plan, rows, BatchOptions(concurrency=2), RateLimiter(None))
-    exit_code: list[int] = []
-    worker = threading.Thread(target=lambda: exit_code.append(batch.run()))
-    worker.start()
+
+    def work(number: int, row: dict[str, str]) -> int:
+        started.append(number)
+        gate.wait(10)
+        return int(row["id"])
+
+    delivered: list[int] = []
+    pool = Threads(
+        rows, work, 2, on_bug=lambda n, exc: -1, deliver=lambda n, v: delivered.append(v)
+    )
+    pool.start()
     deadline = time.monotonic() + 5
-    while len(_BlockingSender.started) < 2 and time.monotonic() < deadline:
+    while len(started) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)
     assert rows.read <= 2 * 2 + 1  # the window, plus the row waiting for a place in it
-    _BlockingSender.gate.set()
-    worker.join(30)
+    gate.set()
+    assert pool.over.wait(30) and pool.finished()
     rows.close()
-    assert exit_code == [2] and rows.read == 1000 and batch.done == 1000
+    assert rows.read == 1000 and delivered == list(range(1, 1001))
+
+
+def test_the_engine_yields_in_row_order_and_frees_the_window_as_it_yields() -> None:
+    """Without a callback (Registry.send_each), a slow consumer holds the reading back."""
+    read: list[int] = []
+
+    def rows() -> Any:
+        for n in range(1, 101):
+            read.append(n)
+            yield n
+
+    pool = Threads(rows(), lambda number, row: row * 10, 4, on_bug=lambda n, exc: -1, window=8)
+    pool.start()
+    out = pool.results()
+    first = next(out)
+    time.sleep(0.2)
+    assert first == (1, 10) and len(read) <= 8 + 2
+    assert [v for _, v in out] == [n * 10 for n in range(2, 101)]
+
+
+def test_the_engine_turns_a_bug_into_that_rows_outcome_and_stops_on_a_bad_row() -> None:
+    def rows() -> Any:
+        yield from (1, 2, 3)
+        raise UsageError("rows.csv:5: more values than columns")
+
+    def work(number: int, row: int) -> int:
+        if row == 2:
+            raise RuntimeError("boom")
+        return row
+
+    pool = Threads(rows(), work, 3, on_bug=lambda n, exc: -n)
+    pool.start()
+    assert list(pool.results()) == [(1, 1), (2, -2), (3, 3)]
+    assert isinstance(pool.error, UsageError)
+
+
+def test_a_stopped_engine_takes_no_further_row() -> None:
+    gate = threading.Event()
+    pool = Threads(range(1, 1001), lambda n, r: gate.wait(10) and r, 4, on_bug=lambda n, e: -1)
+    pool.start()
+    time.sleep(0.1)
+    pool.stop()
+    gate.set()
+    got = [n for n, _ in pool.results()]
+    assert 1 <= len(got) <= 8 and got == list(range(1, len(got) + 1))
 
 
 # -- bad input, dry run, Ctrl-C, progress --------------------------------------------

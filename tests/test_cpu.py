@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from oauthcli.cli.batch import BatchOptions, _Run
-from oauthcli.errors import UsageError
-from oauthcli.request.rows import RateLimiter, Rows
 from oauthcli.transport import cpu
+from oauthcli.transport.batch import Threads
 
 
 def _affinity(monkeypatch: pytest.MonkeyPatch, allowed: set[int], current: int | None) -> None:
@@ -71,41 +68,32 @@ def test_pin_thread_ignores_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
     cpu.pin_thread(0)
 
 
-class _Sender:
-    def __init__(self, **kwargs: Any) -> None:
-        pass
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two CPUs",
+)
+@pytest.mark.parametrize("concurrency", [3, 1])
+def test_a_batchs_workers_run_on_one_cpu(concurrency: int) -> None:
+    """With more than one worker they share one CPU; one worker is left where it is."""
+    before = os.sched_getaffinity(0)
+    seen: dict[str, set[int]] = {}
+    lock = threading.Lock()
 
-    def send(self, req: Any, trace: Any = None) -> Any:
-        raise UsageError(f"row {req}")
+    def work(number: int, row: int) -> int:
+        with lock:
+            seen[threading.current_thread().name] = os.sched_getaffinity(0)
+        return row
 
-    def close(self) -> None:
-        pass
-
-
-def _id_as_plan(row: dict[str, str]) -> Any:
-    """The stand-in Sender sends nothing: a row's id is all the plan it needs."""
-    return row["id"]
-
-
-@pytest.mark.parametrize("concurrency, pinned", [(3, 3), (1, 0)])
-def test_every_worker_is_pinned_to_the_chosen_cpu(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, concurrency: int, pinned: int
-) -> None:
-    calls: list[tuple[str, int]] = []
-    monkeypatch.setattr("oauthcli.transport.sending.Sender", _Sender)
-    monkeypatch.setattr("oauthcli.cli.batch.choose_cpu", lambda: 1)
-    monkeypatch.setattr(
-        "oauthcli.cli.batch.pin_thread",
-        lambda n: calls.append((threading.current_thread().name, n)),
-    )
-    path = tmp_path / "rows.csv"
-    path.write_text("id\n" + "".join(f"{i}\n" for i in range(20)))
-    rows = Rows(str(path))
-    run = _Run(_id_as_plan, rows, BatchOptions(concurrency=concurrency), RateLimiter(None))
-    assert run.run() == 2 and run.done == 20
-    rows.close()
-    assert len(calls) == pinned and {n for _, n in calls} <= {1}
-    assert len({name for name, _ in calls}) == pinned  # each worker pins itself
+    pool = Threads(range(1, 41), work, concurrency, on_bug=lambda n, exc: -1)
+    pool.start()
+    assert [n for _, n in pool.results()] == list(range(1, 41))
+    assert os.sched_getaffinity(0) == before  # the caller's thread is not pinned
+    affinities = list(seen.values())
+    if concurrency == 1:
+        assert affinities == [before]
+    else:
+        assert len(affinities[0]) == 1 and affinities[0] <= before
+        assert all(a == affinities[0] for a in affinities)
 
 
 def test_unpinned_gives_the_thread_every_cpu_back_for_a_while(

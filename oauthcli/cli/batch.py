@@ -1,18 +1,19 @@
-"""``send --each``: one call per row of a CSV or JSONL file, streamed through one Sender.
+"""``send --each``: one call per row of a CSV or JSONL file; the flags and the output.
 
-::
+The rows are run by the batch engine (:mod:`oauthcli.transport.batch`): read one at
+a time, at most ``2 × concurrency`` in flight or waiting for an earlier row, each
+row's result delivered in row order. This module says what a row's result is (one
+JSON line on stdout), shows progress (a rich bar on a terminal) and the summary on
+stderr, and turns the first Ctrl-C or SIGTERM into a clean stop (no new rows, a
+result for every row sent; exit 130 or 143). The exit code is the worst row's (the
+highest).
 
-    rows, read one at a time ──► window of at most 2×N rows ──► N threads ──► one Sender
-                                       │                                   (one pooled session,
-                                       ▼                                    one token, one shared
-                     results written in row order as the oldest completes   401 renewal)
-
-Memory stays flat whatever the number of rows: the input is read lazily, at most
-``2 × concurrency`` rows are in flight or waiting for an earlier row to finish,
-and of the finished rows only counts are kept. Each row's result is one JSON
-line on stdout; progress (a rich bar on a terminal) and the summary go to
-stderr; the exit code is the worst row's (the highest), 130 after Ctrl-C, 143 after
-SIGTERM (both stop the run the same way: no new rows, a result for every row sent).
+Up to ``--concurrency 32`` the rows are sent by threads of this process, through
+one ``Sender`` (one pooled session, one token, one shared 401 renewal); above it,
+on a machine with more than one CPU, by worker processes (:mod:`oauthcli.cli.batchworker`),
+each with threads and a ``Sender`` of its own, sharing the token through the token
+cache (see :func:`oauthcli.transport.batch.processes_for`). ``-v`` keeps every row
+in this process.
 
 A malformed row stops the reading: the rows already started finish and are
 reported, then the error is raised (exit 2), since the rest of the file cannot
@@ -21,6 +22,7 @@ be trusted either.
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import sys
@@ -35,18 +37,15 @@ from oauthcli.errors import ExitCode, OAuthCliError
 from oauthcli.present import console
 from oauthcli.request.rows import RateLimiter, Rows, parse_rate
 from oauthcli.secret import scrub
-from oauthcli.transport.cpu import choose as choose_cpu
-from oauthcli.transport.cpu import pin_thread
+from oauthcli.transport import batch as engine
 
 if TYPE_CHECKING:
     from oauthcli.request.resolved import ResolvedRequest
-    from oauthcli.transport.sending import Result, Sender
+    from oauthcli.transport.sending import Sender
 
-    #: A row's JSON result, and the Result to explain when it failed.
-    _Outcome = tuple[dict[str, Any], Result | None]
+#: A row's result: its exit code, its JSON line, and the explanation when it failed.
+Outcome = tuple[int, str, "list[str] | None"]
 
-#: Rows kept in flight or waiting to be printed, per unit of concurrency.
-WINDOW_PER_WORKER = 2
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
 #: ... or fewer, once they hold this many characters (rows of big bodies).
@@ -56,8 +55,7 @@ _CHARS_PER_WRITE = 4 << 20
 #: gzip bomb in every row costs the same memory at --concurrency 256 as at 4.
 _WINDOW_BODIES = 128 << 20
 _MIN_ROW_BODY = 256 << 10
-#: Seconds between checks for Ctrl-C while waiting, and between writes of results.
-_TICK = 0.1
+_TICK = engine.TICK
 _EMPTY_RESULT = dict.fromkeys(
     ("status", "reason", "url", "http_method", "headers", "body", "elapsed_ms", "attempts")
 )
@@ -88,14 +86,20 @@ class BatchOptions:
 Build = Callable[[dict[str, str]], "ResolvedRequest"]
 
 
-def run_batch(build: Build, spec: str, options: BatchOptions) -> int:
-    """Send one request per row of ``spec``; ``build`` makes a row's request. The exit code."""
+def run_batch(
+    build: Build, spec: str, options: BatchOptions, recipe: dict[str, Any] | None = None
+) -> int:
+    """Send one request per row of ``spec``; ``build`` makes a row's request. The exit code.
+
+    ``recipe`` is what a worker process needs to build the same requests itself (see
+    :mod:`oauthcli.cli.batchworker`); without it every row is sent from this process.
+    """
     limiter = RateLimiter(parse_rate(options.rate))
     rows = Rows(spec)
     try:
         if options.dry_run:
             return _dry_run(build, rows, options.as_json)
-        return _Run(build, rows, options, limiter).run()
+        return _Batch(build, rows, options, limiter, recipe).run()
     finally:
         rows.close()
 
@@ -114,89 +118,138 @@ def _dry_run(build: Build, rows: Rows, as_json: bool) -> int:
     return int(ExitCode.OK)
 
 
-class _Run:
-    """One batch: N worker threads that each read a row, send it and print what is due.
+def body_limit(concurrency: int) -> int:
+    """What each row's body is kept up to, so that the window's bodies stay bounded."""
+    from oauthcli.transport.sending import BODY_LIMIT
 
-    Rows are numbered as they are read (one reader at a time); a finished row is
-    printed by whichever worker completes the gap before it, so results come out
-    in row order with no thread in between. A worker reads a row only while
-    fewer than ``2 × N`` rows are read and not yet printed.
+    window = engine.WINDOW_PER_WORKER * concurrency
+    return min(BODY_LIMIT, max(_MIN_ROW_BODY, _WINDOW_BODIES // window))
 
-    The main thread only watches: it flushes stdout every tick (so results reach
-    a pipe within a tenth of a second while the workers write without a system
-    call per row) and turns the first Ctrl-C into a clean stop: no new rows,
-    the ones in flight finish and are printed. A second Ctrl-C aborts at once.
+
+def send_row(
+    sender: Sender,
+    build: Build,
+    number: int,
+    row: dict[str, str],
+    *,
+    no_fail: bool,
+    verbose: bool = False,
+) -> Outcome:
+    """Send one row: its exit code, JSON line and (when it failed) explanation."""
+    from oauthcli.present import output
+
+    try:
+        req = build(row)
+        trace = output.VerboseTrace(f"[{number}] ") if verbose else None
+        result = sender.send(req, trace)
+        code = output.exit_code(result, no_fail)
+        explained = None
+        if result.status >= 400:
+            from oauthcli.present.explain import failure_lines
+
+            explained = failure_lines(result)
+        error = explained[0] if explained else None
+        obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}
+    except OAuthCliError as exc:
+        return error_outcome(number, int(exc.exit_code), str(exc))
+    except Exception as exc:  # a bug: keep the other rows going, report it in the row
+        return error_outcome(number, 1, f"internal error: {type(exc).__name__}: {exc}")
+    return code, json.dumps(obj, ensure_ascii=False), explained
+
+
+def error_outcome(number: int, code: int, message: str) -> Outcome:
+    return code, json.dumps(error_row(number, code, message), ensure_ascii=False), None
+
+
+class _Batch:
+    """One ``--each`` run: the engine's workers, its results written, Ctrl-C, the summary.
+
+    Finished rows are delivered in row order by whichever worker completes the gap
+    before them and held here; the main thread writes what is held every tick (so
+    results reach a pipe within a tenth of a second while workers write without a
+    system call per row) and turns the first Ctrl-C into a clean stop. A second
+    Ctrl-C aborts at once.
     """
 
-    def __init__(self, build: Build, rows: Rows, options: BatchOptions, limiter: RateLimiter):
+    def __init__(
+        self,
+        build: Build,
+        rows: Rows,
+        options: BatchOptions,
+        limiter: RateLimiter,
+        recipe: dict[str, Any] | None,
+    ) -> None:
         self.build = build
         self.rows = rows
         self.options = options
         self.limiter = limiter
+        self.recipe = recipe
         self.codes: Counter[int] = Counter()
         self.done = 0  # rows sent and printed
-        self._printed = 0  # the last row printed, or dropped unsent after Ctrl-C
-        self.first_failure: tuple[int, Result] | None = None
+        self.first_failure: tuple[int, list[str]] | None = None
         self.interrupted = threading.Event()
         self.stopped_by = "interrupted"  # or "terminated": which signal set `interrupted`
         self.progress: _Progress | None = None
-        self._window = WINDOW_PER_WORKER * options.concurrency
-        self._rows = iter(rows)
-        self._reading = threading.Lock()  # one reader: a blocked stdin read holds only this
-        self._state = threading.Condition()  # everything below
-        self._taken = 0  # rows read and numbered
-        self._in_flight = 0
-        self._finished: dict[int, _Outcome | None] = {}  # done, waiting for an earlier row
-        self._end = False  # no more rows will be taken: end of input, error or Ctrl-C
-        self._error: BaseException | None = None  # a malformed row, a closed stdout
-        self._over = threading.Event()  # wakes the main thread: all done, or Ctrl-C
-        self._lines: list[str] = []  # results printed but not yet written
+        self._out = threading.Lock()  # the two below
+        self._lines: list[str] = []  # results delivered but not yet written
         self._held = 0  # characters in _lines
+        self._write_error: BaseException | None = None
 
     def run(self) -> int:
-        from oauthcli.transport.sending import Sender
-
         started = time.monotonic()
-        from oauthcli.transport.sending import BODY_LIMIT
+        concurrency = self.options.concurrency
+        limit = body_limit(concurrency)
+        spread = 1
+        if self.recipe is not None and not self.options.verbose:
+            spread = engine.processes_for(concurrency)
+        sender: Sender | None = None
+        pool: engine.Threads[dict[str, str], Outcome] | engine.Processes[dict[str, str], Outcome]
+        if spread > 1:
+            pool = self._processes(spread, limit)
+        else:
+            from oauthcli.transport.sending import Sender
 
-        body_limit = min(BODY_LIMIT, max(_MIN_ROW_BODY, _WINDOW_BODIES // self._window))
-        sender = Sender(pool_size=self.options.concurrency, body_limit=body_limit)
-        # Workers share one interpreter lock: on one CPU it does not bounce between them.
-        cpu = choose_cpu() if self.options.concurrency > 1 else None
-        workers = [
-            threading.Thread(
-                target=self._work,
-                args=(sender, cpu),
-                name=f"oauthcli-send-{n}",
-                daemon=True,  # one may be blocked reading stdin when the run is interrupted
+            sender = Sender(pool_size=concurrency, body_limit=limit, warn=console.warn)
+            pool = engine.Threads(
+                self.rows,
+                self._one(sender),
+                concurrency,
+                on_bug=lambda n, exc: error_outcome(
+                    n, int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}"
+                ),
+                deliver=self._emit,
             )
-            for n in range(self.options.concurrency)
-        ]
-        restore = self._catch_ctrl_c()
+        restore = self._catch_ctrl_c(pool)
+        clean = False
         try:
             if sys.stderr.isatty() and not self.options.verbose:
                 self.progress = _Progress(self.rows.total)
-            for worker in workers:
-                worker.start()
-            self._watch(workers)
+            pool.start()
+            self._watch(pool)
+            clean = True
         finally:
             restore()
-            with self._state:
-                self._end = True
-                self._state.notify_all()
-            sender.close()
+            pool.stop()
+            if isinstance(pool, engine.Processes):
+                pool.close(kill=not clean)
+            if sender is not None:
+                sender.close()
             if self.progress is not None:
                 self.progress.stop()
-        if isinstance(self._error, (console.OutputError, BrokenPipeError)):
-            raise self._error  # stdout is gone: no summary pretends the results arrived
-        with self._state:
-            self._write()
+        error = self._write_error or pool.error
+        if isinstance(error, (console.OutputError, BrokenPipeError)):
+            raise error  # stdout is gone: no summary pretends the results arrived
+        self._write()
         console.err(summary(self.codes, time.monotonic() - started))
         if self.first_failure is not None:
-            from oauthcli.present import output
-
-            number, failed = self.first_failure
-            output.show_failure(failed, no_fail=self.options.no_fail, prefix=f"row {number}: ")
+            number, lines = self.first_failure
+            prefix = f"row {number}: "
+            if self.options.no_fail:
+                console.warn(prefix + lines[0])
+            else:
+                console.error(prefix + lines[0])
+            for line in lines[1:]:
+                console.err(line)
         if self.interrupted.is_set():
             total = self.rows.total if self.rows.total is not None else self.rows.read
             more = (
@@ -206,49 +259,85 @@ class _Run:
             )
             console.err(f"{self.stopped_by} after {self.done} of {total} rows sent{more}", "yellow")
             return ExitCode.TERMINATED if self.stopped_by == "terminated" else ExitCode.INTERRUPTED
-        if self._error is not None:
-            raise self._error
+        if pool.error is not None:
+            raise pool.error
         return max(self.codes, default=int(ExitCode.OK))
 
-    def _watch(self, workers: list[threading.Thread]) -> None:
-        """Flush every tick until no more rows are taken and none is in flight.
+    def _one(self, sender: Sender) -> Callable[[int, dict[str, str]], Outcome | None]:
+        build, limiter, interrupted = self.build, self.limiter, self.interrupted
+        no_fail, verbose = self.options.no_fail, self.options.verbose
+
+        def one(number: int, row: dict[str, str]) -> Outcome | None:
+            if not limiter.wait(interrupted):
+                return None  # Ctrl-C while waiting for --rate: not sent
+            return send_row(sender, build, number, row, no_fail=no_fail, verbose=verbose)
+
+        return one
+
+    def _processes(self, spread: int, limit: int) -> engine.Processes[dict[str, str], Outcome]:
+        concurrency = self.options.concurrency
+        shares = [concurrency // spread + (i < concurrency % spread) for i in range(spread)]
+        recipe = {**(self.recipe or {}), "no_fail": self.options.no_fail, "body_limit": limit}
+        if isinstance(recipe.get("body"), bytes):
+            recipe["body"] = base64.b64encode(recipe["body"]).decode("ascii")
+
+        def first(share: int) -> bytes:
+            return json.dumps({**recipe, "concurrency": share}).encode("utf-8") + b"\n"
+
+        def encode(number: int, row: dict[str, str]) -> bytes:
+            return f"{number}\t{json.dumps(row, ensure_ascii=False)}\n".encode()
+
+        def decode(line: bytes) -> tuple[int, Outcome]:
+            number, code, explained, text = line.decode("utf-8").rstrip("\n").split("\t", 3)
+            return int(number), (int(code), text, json.loads(explained) if explained else None)
+
+        def lost(number: int, why: str) -> Outcome:
+            return error_outcome(number, int(ExitCode.INTERNAL), f"internal error: {why}")
+
+        return engine.Processes(
+            self.rows,
+            [sys.executable, "-m", "oauthcli.cli.batchworker"],
+            first,
+            shares,
+            encode=encode,
+            decode=decode,
+            lost=lost,
+            deliver=self._emit,
+            before_each=lambda: self.limiter.wait(self.interrupted),
+        )
+
+    def _watch(self, pool: engine.Threads[Any, Any] | engine.Processes[Any, Any]) -> None:
+        """Write every tick until no more rows are taken and none is in flight.
 
         A worker blocked reading stdin after Ctrl-C is left behind (it is a daemon).
         """
         while True:
-            self._over.wait(_TICK)
-            with self._state:
-                self._write()
-                if self.interrupted.is_set() and not self._end:
-                    self._end = True
-                    self._state.notify_all()
-                if self._end and not self._in_flight:
-                    return
-                if not any(w.is_alive() for w in workers):  # cannot happen; never hang on it
-                    return
-                self._over.clear()
+            pool.over.wait(_TICK)
+            self._write()
+            if self.interrupted.is_set() and not pool.stopped:
+                pool.stop()
+            if pool.finished() or not pool.alive():  # (not alive: cannot happen; never hang)
+                return
 
     def _write(self) -> None:
-        """Write the results held so far in one go (holding the state lock).
+        """Write the results held so far in one go.
 
         Results are held here, not in stdout's buffer, so that one system call
         carries many rows even when stdout is unbuffered (``PYTHONUNBUFFERED``,
         set in many CI images): each call lets the other threads take the
         interpreter lock.
         """
-        if self._lines:
-            text = "\n".join(self._lines)
-            self._lines.clear()
-            self._held = 0
-            console.out(text)
-        console.flush()
+        with self._out:
+            if self._lines:
+                text = "\n".join(self._lines)
+                self._lines.clear()
+                self._held = 0
+                console.out(text)
+            console.flush()
 
-    def _check_over(self) -> None:
-        """Wake the main thread when the run is over (called holding the state lock)."""
-        if self._end and not self._in_flight:
-            self._over.set()
-
-    def _catch_ctrl_c(self) -> Callable[[], None]:
+    def _catch_ctrl_c(
+        self, pool: engine.Threads[Any, Any] | engine.Processes[Any, Any]
+    ) -> Callable[[], None]:
         """Turn the first SIGINT or SIGTERM into :attr:`interrupted`; what undoes it.
 
         SIGTERM (``kill``, a CI job cancelled, ``timeout``) stops the run as Ctrl-C
@@ -263,7 +352,7 @@ class _Run:
             if not self.interrupted.is_set():
                 self.stopped_by = "terminated" if signum == signal.SIGTERM else "interrupted"
             self.interrupted.set()
-            self._over.set()
+            pool.over.set()  # wakes the main thread, which stops the pool
             signal.signal(signum, previous[signum])  # a second one is not polite
 
         def restore() -> None:
@@ -274,97 +363,25 @@ class _Run:
             signal.signal(signum, first)
         return restore
 
-    def _work(self, sender: Sender, cpu: int | None) -> None:
-        if cpu is not None:
-            pin_thread(cpu)
-        while (taken := self._take()) is not None:
-            number, row = taken
-            outcome: _Outcome | None = None  # None: not sent (Ctrl-C while waiting for --rate)
+    def _emit(self, number: int, outcome: Outcome) -> None:
+        """Hold one row's result (called in row order, holding the engine's lock)."""
+        code, line, explained = outcome
+        with self._out:
+            self._lines.append(line)
+            self._held += len(line)
+            full = len(self._lines) >= _LINES_PER_WRITE or self._held >= _CHARS_PER_WRITE
+        if full:
             try:
-                outcome = self._one(sender, number, row)
-            except Exception as exc:  # a bug outside the send itself: still the row's result
-                message = f"internal error: {type(exc).__name__}: {exc}"
-                outcome = error_row(number, int(ExitCode.INTERNAL), message), None
-            finally:  # whatever happened, the row leaves the window: the run never hangs on it
-                with self._state:
-                    self._in_flight -= 1
-                    self._finished[number] = outcome
-                    self._print_due()
-                    self._state.notify_all()
-                    self._check_over()
-
-    def _print_due(self) -> None:
-        """Print the finished rows that are next in row order (holding the state lock)."""
-        try:
-            while self._printed + 1 in self._finished:
-                self._printed += 1
-                due = self._finished.pop(self._printed)
-                if due is not None:
-                    self._emit(self._printed, *due)
-        except Exception as exc:  # stdout closed or broken: stop reading rows
-            self._error = self._error or exc
-            self._end = True
-
-    def _take(self) -> tuple[int, dict[str, str]] | None:
-        """The next row and its number, once the window has room; None when no more are wanted."""
-        with self._reading:
-            with self._state:
-                while not self._end and self._taken - self._printed >= self._window:
-                    self._state.wait(_TICK)
-                if self._end:
-                    return None
-            error: Exception | None = None
-            try:
-                row = next(self._rows, None)
-            except Exception as exc:  # a malformed row (or a bug): the run reports it at the end
-                row, error = None, exc
-            with self._state:
-                if row is None or self._end:  # the end of the input, or Ctrl-C while reading
-                    self._error = self._error or error
-                    self._end = True
-                    self._state.notify_all()
-                    self._check_over()
-                    return None
-                self._taken += 1
-                self._in_flight += 1
-                return self._taken, row
-
-    def _emit(self, number: int, obj: dict[str, Any], failed: Result | None) -> None:
-        """Print one row's result (called in row order, holding the state lock)."""
-        line = json.dumps(obj, ensure_ascii=False)
-        self._lines.append(line)
-        self._held += len(line)
-        if len(self._lines) >= _LINES_PER_WRITE or self._held >= _CHARS_PER_WRITE:
-            self._write()
-        self.codes[obj["exit_code"]] += 1
+                self._write()
+            except Exception as exc:
+                self._write_error = self._write_error or exc
+                raise
+        self.codes[code] += 1
         self.done += 1
-        if failed is not None and self.first_failure is None:
-            self.first_failure = (number, failed)
+        if explained and self.first_failure is None:
+            self.first_failure = (number, explained)
         if self.progress is not None:
             self.progress.advance(self.done)
-
-    def _one(self, sender: Sender, number: int, row: dict[str, str]) -> _Outcome | None:
-        """Send one row; its JSON result (and the Result to explain), None if never sent."""
-        from oauthcli.present import output
-
-        if not self.limiter.wait(self.interrupted):
-            return None
-        try:
-            req = self.build(row)
-            trace = output.VerboseTrace(f"[{number}] ") if self.options.verbose else None
-            result = sender.send(req, trace)
-            code = output.exit_code(result, self.options.no_fail)
-            error = None
-            if result.status >= 400:
-                from oauthcli.present.explain import failure_lines
-
-                error = failure_lines(result)[0]
-            obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}
-        except OAuthCliError as exc:
-            return error_row(number, int(exc.exit_code), str(exc)), None
-        except Exception as exc:  # a bug: keep the other rows going, report it in the row
-            return error_row(number, 1, f"internal error: {type(exc).__name__}: {exc}"), None
-        return obj, (result if result.status >= 400 else None)
 
 
 def error_row(number: int, code: int, message: str) -> dict[str, Any]:

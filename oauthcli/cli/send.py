@@ -51,6 +51,17 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
         from oauthcli.cli.batch import BatchOptions, run_batch
 
         build = RequestBuilder(registry, message, meth, body, options)
+        # What a worker process needs to build the same requests (cli/batchworker.py).
+        recipe = {
+            "registry": str(registry.root),
+            "target": target,
+            "method": method,
+            "variables": variables,
+            "headers": options.headers,
+            "body": body,
+            "timeout": options.timeout,
+            "retries": options.retries,
+        }
         return run_batch(
             lambda row: build({**variables, **row}),
             options.each,
@@ -62,6 +73,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
                 dry_run=options.dry_run,
                 as_json=options.as_json,
             ),
+            recipe,
         )
 
     req = build_request(registry, message, meth, variables, body, options)
@@ -79,7 +91,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
     # Piped, the body streams to stdout as it arrives (whatever its size); else the
     # Sender keeps what a terminal or --json can show.
     stream = not options.as_json and not sys.stdout.isatty()
-    with Sender(pool_size=1) as sender:
+    with Sender(pool_size=1, warn=console.warn) as sender:
         result = sender.send(
             req,
             output.VerboseTrace() if options.verbose else None,

@@ -1,0 +1,113 @@
+"""A worker process of ``send --each`` at high concurrency (see :mod:`oauthcli.transport.batch`).
+
+Started by :mod:`oauthcli.cli.batch` as ``python -m oauthcli.cli.batchworker``, never
+by a user. Its stdin starts with one JSON line, the recipe: the registry folder, the
+target, the call's variables and overrides (``-H``, ``--body``, ``--timeout``,
+``--retries``), ``--no-fail``, the per-row body limit and this worker's concurrency.
+Then one line per row, ``NUMBER<TAB>{json object}``. It builds each row's request as
+the parent would (:class:`~oauthcli.request.build.RequestBuilder`), sends it through a
+``Sender`` of its own (the token comes from the shared token cache) and answers, in
+the order the rows came, ``NUMBER<TAB>EXIT<TAB>[explanation]<TAB>json line`` on stdout,
+scrubbed of every secret it knows (the parent may never have seen the token).
+
+Ctrl-C and SIGTERM are the parent's to handle: the worker ignores them, and stops
+once its stdin ends, after answering every row it was given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+from oauthcli.cli.batch import Outcome, error_outcome, send_row
+from oauthcli.errors import ExitCode
+from oauthcli.secret import scrub
+from oauthcli.transport import batch as engine
+
+
+def _rows(stdin: Iterator[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
+    for line in stdin:
+        number, _, row = line.decode("utf-8").partition("\t")
+        yield int(number), json.loads(row)
+
+
+def main() -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    stdin = sys.stdin.buffer
+    recipe = json.loads(stdin.readline())
+    from oauthcli.cli.send import RequestBuilder, SendOptions
+    from oauthcli.registry.discovery import discover
+    from oauthcli.request.resolve import split_target
+    from oauthcli.transport.sending import Sender
+
+    registry = discover(recipe["registry"])
+    message, method = split_target(registry, recipe["target"], recipe["method"])
+    body = base64.b64decode(recipe["body"]) if recipe.get("body") is not None else None
+    options = SendOptions(
+        headers=[(n, v) for n, v in recipe["headers"]],
+        timeout=recipe["timeout"],
+        retries=recipe["retries"],
+    )
+    builder = RequestBuilder(registry, message, method, body, options)
+    variables: dict[str, str] = recipe["variables"]
+    no_fail: bool = recipe["no_fail"]
+    concurrency: int = recipe["concurrency"]
+    out = sys.stdout.buffer
+    lock = threading.Lock()
+
+    def build(row: dict[str, str]):  # type: ignore[no-untyped-def]
+        return builder({**variables, **row})
+
+    def work(_: int, numbered: tuple[int, dict[str, str]]) -> tuple[int, Outcome]:
+        number, row = numbered
+        try:
+            return number, send_row(sender, build, number, row, no_fail=no_fail)
+        except Exception as exc:  # noqa: BLE001 - every row given gets its answer
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return number, error_outcome(number, int(ExitCode.INTERNAL), message)
+
+    def bug(_: int, exc: Exception) -> tuple[int, Outcome]:
+        raise exc  # work() answers every row itself: never called
+
+    def deliver(_: int, answer: tuple[int, Outcome]) -> None:
+        number, (code, text, explained) = answer
+        line = f"{number}\t{code}\t{json.dumps(explained) if explained else ''}\t{scrub(text)}\n"
+        with lock:
+            out.write(line.encode("utf-8"))
+            out.flush()
+
+    with Sender(pool_size=concurrency, body_limit=recipe["body_limit"]) as sender:
+        pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
+            _rows(stdin), work, concurrency, on_bug=bug, deliver=deliver, name="oauthcli-worker"
+        )
+        pool.start()
+        pool.over.wait()
+        while not pool.finished():
+            pool.over.wait()
+    return int(ExitCode.OK)
+
+
+def _run() -> int:
+    from oauthcli.errors import OAuthCliError
+
+    try:
+        return main()
+    except BrokenPipeError:  # the parent is gone
+        return int(ExitCode.BROKEN_PIPE)
+    except OAuthCliError as exc:  # the registry changed under the run: the parent reports rows
+        sys.stderr.write(f"oauthcli batch worker: {scrub(str(exc))}\n")
+        return int(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        sys.stderr.write(
+            f"oauthcli batch worker: internal error: {type(exc).__name__}: {scrub(str(exc))}\n"
+        )
+        return int(ExitCode.INTERNAL)
+
+
+if __name__ == "__main__":
+    sys.exit(_run())
