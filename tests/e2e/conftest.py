@@ -1,7 +1,8 @@
-"""Fixtures of the end-to-end harness: a real OAuth server (oidc-provider) and a test API.
+"""Fixtures of the end-to-end harness: a real OAuth server (oidc-provider), a test API, a
+DPoP-verifying API, a fake GitHub Actions ID-token endpoint and a headless browser.
 
-Both run for the whole session on free 127.0.0.1 ports; see servers.py for the objects handed
-out. State that tests may change (counters, the resource server's revocation cutoff, injected
+The servers run for the whole session on free 127.0.0.1 ports; see servers.py for the objects
+handed out and README.md for what each does. State that tests may change (counters, the resource server's revocation cutoff, injected
 failures, the access token TTL) is shared: reset what you rely on, or compare deltas.
 
 The ``cli`` fixture (see cli.py) runs the installed oauthcli against them. At the end of the
@@ -12,6 +13,7 @@ the CI log shows them without ``-v``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,19 +22,24 @@ import pytest
 
 from .cli import AUTH_METHODS, Cli, cli_env, write_registry
 from .servers import (
+    BROWSER_DIR,
     E2E_DIR,
+    Browser,
+    DpopServer,
+    E2eServers,
+    FakeCi,
     HarnessError,
     OidcProvider,
     ResourceServer,
     _installed_provider_version,
+    chromium_missing_reason,
+    ensure_node_modules,
     run_servers,
 )
 
 
 @pytest.fixture(scope="session")
-def _e2e_servers(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[OidcProvider, ResourceServer]]:
+def _e2e_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eServers]:
     workdir = tmp_path_factory.mktemp("e2e-servers")
     try:
         with run_servers(workdir) as servers:
@@ -42,15 +49,60 @@ def _e2e_servers(
 
 
 @pytest.fixture(scope="session")
-def oidc_provider(_e2e_servers: tuple[OidcProvider, ResourceServer]) -> OidcProvider:
+def oidc_provider(_e2e_servers: E2eServers) -> OidcProvider:
     """The authorization server (issuer, token_url, clients, token_requests(), ...)."""
-    return _e2e_servers[0]
+    return _e2e_servers.op
 
 
 @pytest.fixture(scope="session")
-def resource_server(_e2e_servers: tuple[OidcProvider, ResourceServer]) -> ResourceServer:
+def resource_server(_e2e_servers: E2eServers) -> ResourceServer:
     """The API accepting the provider's JWTs (api_base_url, incidents_url, stats(), ...)."""
-    return _e2e_servers[1]
+    return _e2e_servers.rs
+
+
+@pytest.fixture
+def dpop_server(_e2e_servers: E2eServers) -> Iterator[DpopServer]:
+    """The DPoP-verifying API (api_base_url, incidents_url, stats(), configure(), ...), reset
+    (counters, nonces, seen jti, settings) before and after the test."""
+    server = _e2e_servers.dpop
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture
+def fake_ci(_e2e_servers: E2eServers) -> Iterator[FakeCi]:
+    """The fake GitHub Actions ID-token endpoint (request_url, actions_env(), issue(), ...),
+    its counters reset before and after the test."""
+    server = _e2e_servers.ci
+    server.reset()
+    yield server
+    server.reset()
+
+
+@pytest.fixture(scope="session")
+def _browser_ready() -> None:
+    """chromium and the driver's npm packages: skipped outside CI when chromium is absent,
+    a failure in CI (``CI`` set), where .ci/run installs it."""
+    missing = chromium_missing_reason()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"e2e browser: {missing}", pytrace=False)
+        pytest.skip(f"e2e browser: {missing}")
+    try:
+        ensure_node_modules(BROWSER_DIR, "playwright-core")
+    except HarnessError as exc:
+        pytest.fail(f"e2e browser: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def browser(_browser_ready: None, tmp_path: Path) -> Iterator[Browser]:
+    """The headless browser: put ``browser.env()`` in the environment of what opens the
+    sign-in URL (BROWSER=the open-url wrapper); ``wait_done()``/``results()`` tell how it went.
+    Any run still going at the end is stopped by its PID."""
+    driver = Browser(tmp_path / "browser")
+    yield driver
+    driver.stop()
 
 
 @pytest.fixture

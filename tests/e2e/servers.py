@@ -1,6 +1,8 @@
 """Start and drive the end-to-end servers: a real OAuth 2.0 authorization server (panva's
-``oidc-provider`` on Node, see ``provider/server.mjs``) and the test API
-(``resource_server.py``), both as subprocesses on free 127.0.0.1 ports.
+``oidc-provider`` on Node, see ``provider/server.mjs``), the test API (``resource_server.py``),
+the DPoP-verifying API (``dpop_server.py``) and the fake GitHub Actions ID-token endpoint of
+the "CI issuer" (``fake_ci.py``), all as subprocesses on free 127.0.0.1 ports; and the headless
+browser (``browser/``) that signs in at the provider. See README.md in this folder.
 
 Only the standard library plus ``cryptography``/``joserfc`` (installed with Authlib) and
 ``filelock`` are used here, so the harness does not depend on oauthcli itself.
@@ -28,6 +30,11 @@ E2E_DIR = Path(__file__).resolve().parent
 PROVIDER_DIR = E2E_DIR / "provider"
 PROVIDER_SCRIPT = PROVIDER_DIR / "server.mjs"
 RESOURCE_SERVER_SCRIPT = E2E_DIR / "resource_server.py"
+FAKE_CI_SCRIPT = E2E_DIR / "fake_ci.py"
+REPO_ROOT = E2E_DIR.parent.parent
+BROWSER_DIR = E2E_DIR / "browser"
+BROWSER_WRAPPER = BROWSER_DIR / "open-url"
+CHROMIUM = Path("/usr/bin/chromium")
 HOST = "127.0.0.1"
 
 STARTUP_TIMEOUT = 20.0
@@ -75,41 +82,52 @@ def free_port() -> int:
 # node_modules
 
 
-def _pinned_provider_version() -> str:
-    package = json.loads((PROVIDER_DIR / "package.json").read_text())
-    return str(package["dependencies"]["oidc-provider"])
+def _pinned_version(folder: Path, package: str) -> str:
+    manifest = json.loads((folder / "package.json").read_text())
+    return str(manifest["dependencies"][package])
 
 
-def _installed_provider_version() -> str | None:
-    installed = PROVIDER_DIR / "node_modules" / "oidc-provider" / "package.json"
+def _installed_version(folder: Path, package: str) -> str | None:
+    installed = folder / "node_modules" / package / "package.json"
     try:
         return str(json.loads(installed.read_text())["version"])
     except (OSError, ValueError, KeyError):
         return None
 
 
-def ensure_node_modules() -> None:
-    """Run ``npm ci`` in tests/e2e/provider unless the pinned oidc-provider is installed."""
+def _pinned_provider_version() -> str:
+    return _pinned_version(PROVIDER_DIR, "oidc-provider")
+
+
+def _installed_provider_version() -> str | None:
+    return _installed_version(PROVIDER_DIR, "oidc-provider")
+
+
+def ensure_node_modules(folder: Path = PROVIDER_DIR, package: str = "oidc-provider") -> None:
+    """Run ``npm ci`` in ``folder`` unless its pinned ``package`` is installed."""
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             raise HarnessError(
                 f"`{tool}` is not on PATH: the e2e tests need Node.js >= 20 and npm "
                 "(or deselect them with -m 'not e2e')"
             )
-    pinned = _pinned_provider_version()
-    if _installed_provider_version() == pinned:
+    pinned = _pinned_version(folder, package)
+    if _installed_version(folder, package) == pinned:
         return
     from filelock import FileLock  # a dependency of oauthcli
 
-    lock = Path(tempfile.gettempdir()) / "oauthcli-e2e-npm-ci.lock"
+    lock = Path(tempfile.gettempdir()) / f"oauthcli-e2e-npm-ci-{folder.name}.lock"
     with FileLock(str(lock), timeout=NPM_CI_TIMEOUT):
-        if _installed_provider_version() == pinned:  # done by another process meanwhile
+        if _installed_version(folder, package) == pinned:  # done by another process meanwhile
             return
+        # playwright-core downloads nothing at install; this makes sure of it
+        env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"}
         with tempfile.TemporaryFile(mode="w+") as out:
             try:
                 proc = subprocess.run(
                     ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                    cwd=PROVIDER_DIR,
+                    cwd=folder,
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -117,11 +135,11 @@ def ensure_node_modules() -> None:
                     check=False,
                 )
             except subprocess.TimeoutExpired:
-                raise HarnessError(f"npm ci in {PROVIDER_DIR} timed out") from None
+                raise HarnessError(f"npm ci in {folder} timed out") from None
             out.seek(0)
             output = out.read()
-        if proc.returncode != 0 or _installed_provider_version() != pinned:
-            raise HarnessError(f"npm ci in {PROVIDER_DIR} failed ({proc.returncode}):\n{output}")
+        if proc.returncode != 0 or _installed_version(folder, package) != pinned:
+            raise HarnessError(f"npm ci in {folder} failed ({proc.returncode}):\n{output}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +177,47 @@ def generate_client_key(directory: Path) -> ClientKey:
     public_jwks_path = directory / "cli-jwt-public.jwks.json"
     public_jwks_path.write_text(json.dumps({"keys": [public]}))
     return ClientKey(private_key_path, public_jwks_path, kid)
+
+
+@dataclass(frozen=True)
+class CiIssuerKey:
+    """The fake CI issuer's signing key (the provider trusts its public JWKS for cli-ci)."""
+
+    private_key_path: Path
+    public_jwks_path: Path
+    kid: str
+    request_token_path: Path  # what GitHub Actions puts in ACTIONS_ID_TOKEN_REQUEST_TOKEN
+
+
+def generate_ci_issuer_key(directory: Path) -> CiIssuerKey:
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from joserfc.jwk import RSAKey
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    jwk = RSAKey.import_key(pem)
+    kid = f"ci-{jwk.thumbprint()[:16]}"
+    public = {**jwk.as_dict(private=False), "kid": kid, "alg": "RS256", "use": "sig"}
+    directory.mkdir(parents=True, exist_ok=True)
+    private_key_path = directory / "ci-issuer-private.pem"
+    request_token_path = directory / "ci-request-token"
+    for path, data in (
+        (private_key_path, pem),
+        (request_token_path, f"ghs_e2e{secrets.token_urlsafe(24)}".encode()),
+    ):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    public_jwks_path = directory / "ci-issuer-public.jwks.json"
+    public_jwks_path.write_text(json.dumps({"keys": [public]}))
+    return CiIssuerKey(private_key_path, public_jwks_path, kid, request_token_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,7 +295,7 @@ class ServerProcess:
 
 @dataclass(frozen=True)
 class Client:
-    """A client registered at the provider (all use grant client_credentials)."""
+    """A client registered at the provider (see provider/server.mjs for its grants)."""
 
     client_id: str
     auth_method: str
@@ -271,14 +330,50 @@ class OidcProvider:
     post: Client = field(init=False)
     jwt: Client = field(init=False)
     secret_jwt: Client = field(init=False)
+    dpop_resource: str | None = None  # the DPoP API's resource indicator (cli-dpop's default)
+    ci_key: CiIssuerKey | None = None
+    oauth_metadata_url: str = field(
+        init=False
+    )  # RFC 8414 (served after configure(oauth_metadata=True))
+    authorization_url: str = field(init=False)
+    device_authorization_url: str = field(init=False)
+    dpop: Client = field(init=False)  # client_credentials, DPoP-bound tokens only
+    exchange: Client = field(init=False)  # token exchange (and client_credentials)
+    ci: Client = field(init=False)  # private_key_jwt by the CI issuer's assertion
+    device: Client = field(init=False)  # public, device_code + refresh_token
+    authcode: Client = field(init=False)  # public native, authorization_code + refresh_token
+    authcode_secret: Client = field(init=False)  # the same, client_secret_basic
+
+    #: The redirect URI the authorization_code clients have registered; any port is accepted.
+    REDIRECT_PATH = "/callback"
+    #: Any login name signs in (dev interactions); the browser uses this one by default.
+    USER = "alice"
+    INTERACTIVE_SCOPE = "openid offline_access " + " ".join(SCOPES)
 
     def __post_init__(self) -> None:
         self.issuer = f"http://{HOST}:{self.port}"
         self.discovery_url = f"{self.issuer}/.well-known/openid-configuration"
+        self.oauth_metadata_url = f"{self.issuer}/.well-known/oauth-authorization-server"
         self.token_url = f"{self.issuer}/token"
         self.revocation_url = f"{self.issuer}/token/revocation"
         self.introspection_url = f"{self.issuer}/token/introspection"
         self.jwks_url = f"{self.issuer}/jwks"
+        self.authorization_url = f"{self.issuer}/auth"
+        self.device_authorization_url = f"{self.issuer}/device/auth"
+        interactive = self.INTERACTIVE_SCOPE
+        self.dpop = Client("cli-dpop", "client_secret_basic", "dp0p-s3cret+with%odd:chars/too")
+        self.exchange = Client(
+            "cli-exchange", "client_secret_basic", "exch4nge-s3cret+with%odd:chars/too"
+        )
+        self.ci = Client("cli-ci", "private_key_jwt")
+        self.device = Client("cli-device", "none", scope=interactive)
+        self.authcode = Client("cli-authcode", "none", scope=interactive)
+        self.authcode_secret = Client(
+            "cli-authcode-secret",
+            "client_secret_basic",
+            "c0de-s3cret+with%odd:chars/too",
+            scope=interactive,
+        )
         # Must match the clients registered in provider/server.mjs.
         self.basic = Client("cli-basic", "client_secret_basic", "b4s1c+s3cr%t:with/odd")
         self.post = Client("cli-post", "client_secret_post", "p0st-s3cret+with%odd:chars/too")
@@ -300,7 +395,46 @@ class OidcProvider:
 
     @property
     def clients(self) -> dict[str, Client]:
+        """The client_credentials clients of the four client auth methods."""
         return {c.client_id: c for c in (self.basic, self.post, self.jwt, self.secret_jwt)}
+
+    @property
+    def all_clients(self) -> dict[str, Client]:
+        every = (
+            *self.clients.values(),
+            self.dpop,
+            self.exchange,
+            self.ci,
+            self.device,
+            self.authcode,
+            self.authcode_secret,
+        )
+        return {c.client_id: c for c in every}
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def grants_served(self) -> list[dict[str, str]]:
+        """Every ``oidc-provider-e2e: grant ...`` line of the provider's log (all since start,
+        not reset by reset_stats), parsed: grant_type, client, status, auth, token_type,
+        dpop_proof, error (and audience, actor for token exchange)."""
+        served = []
+        for line in self.log_text().splitlines():
+            if line.startswith("oidc-provider-e2e: grant "):
+                fields = line.split(" ", 2)[2].split()
+                served.append(dict(f.split("=", 1) for f in fields if "=" in f))
+        return served
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """POST /__config: device_code_ttl, device_interval, dpop_require_nonce, ignore_dpop,
+        structured_token_errors, oauth_metadata (access_token_ttl: use set_access_token_ttl).
+        reset_stats() puts them back to their defaults."""
+        if "access_token_ttl" in settings:
+            self.access_token_ttl = int(settings["access_token_ttl"])
+        return dict(http_json("POST", f"{self.issuer}/__config", settings))
 
     # -- test hooks ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -320,7 +454,8 @@ class OidcProvider:
         return list(self.stats()["token_history"])
 
     def reset_stats(self) -> None:
-        """Zero the counters and history, and cancel pending fail_next_token_requests()."""
+        """Zero the counters and history, cancel pending fail_next_token_requests(), and put
+        the configure() settings back to their defaults (the access token TTL stays)."""
         http_json("POST", f"{self.issuer}/__reset")
 
     def fail_next_token_requests(
@@ -347,8 +482,7 @@ class OidcProvider:
 
     def set_access_token_ttl(self, seconds: int) -> None:
         """Lifetime (s) of the access tokens issued from now on."""
-        http_json("POST", f"{self.issuer}/__config", {"access_token_ttl": int(seconds)})
-        self.access_token_ttl = int(seconds)
+        self.configure(access_token_ttl=int(seconds))
 
     @contextlib.contextmanager
     def short_lived_tokens(self, seconds: int = 3) -> Iterator[None]:
@@ -395,65 +529,282 @@ class ResourceServer:
         return int(http_json("POST", f"{self.base_url}/__reject_before_now")["reject_before_ms"])
 
 
+@dataclass
+class DpopServer:
+    """The running DPoP-verifying API; tokens must be DPoP-bound with aud == api_base_url."""
+
+    port: int
+    log_path: Path
+    base_url: str = field(init=False)
+    api_base_url: str = field(init=False)
+    incidents_url: str = field(init=False)
+    me_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.api_base_url = f"{self.base_url}/api"
+        self.incidents_url = f"{self.api_base_url}/incidents"
+        self.me_url = f"{self.api_base_url}/me"
+
+    def stats(self) -> dict[str, Any]:
+        """{"total", "accepted", "challenged", "unauthorized", "forbidden", "by_status",
+        "by_reason", "requests": [{method, path, status, reason, scheme, proofs, jkt, cnf_jkt,
+        client_id, proof: {htm, htu, iat, jti, ath, nonce, typ, alg}}], "settings"}"""
+        return dict(http_json("GET", f"{self.base_url}/__stats"))
+
+    def reset(self) -> None:
+        """Zero the counters, forget every nonce and jti, default settings."""
+        http_json("POST", f"{self.base_url}/__reset")
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        """require_nonce, nonce_loop, strict_htu, iat_window (see dpop_server.py)."""
+        return dict(http_json("POST", f"{self.base_url}/__config", settings))
+
+    def rotate_nonce(self) -> None:
+        """Every key's next proof is challenged again (use_dpop_nonce with a new nonce)."""
+        http_json("POST", f"{self.base_url}/__rotate_nonce")
+
+
+@dataclass
+class FakeCi:
+    """The fake GitHub Actions ID-token endpoint; its tokens authenticate client cli-ci."""
+
+    port: int
+    key: CiIssuerKey
+    subject: str
+    log_path: Path
+    base_url: str = field(init=False)
+    #: what ACTIONS_ID_TOKEN_REQUEST_URL holds (callers append ``&audience=...``)
+    request_url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.request_url = f"{self.base_url}/_apis/idtoken?api-version=2.0"
+
+    @property
+    def request_token(self) -> str:
+        """What ACTIONS_ID_TOKEN_REQUEST_TOKEN holds (a secret: never to be printed)."""
+        return self.key.request_token_path.read_text().strip()
+
+    def actions_env(self) -> dict[str, str]:
+        """ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN of a CI job."""
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": self.request_url,
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
+
+    def issue(self, audience: str, lifetime: int = 300, **claims: Any) -> str:
+        """An assertion as the CI issuer signs it (iss = sub = cli-ci), made here without HTTP:
+        what a Kubernetes projected token file or AZURE_FEDERATED_TOKEN_FILE would hold."""
+        from joserfc import jwt
+        from joserfc.jwk import RSAKey
+
+        from .fake_ci import github_claims
+
+        body = github_claims(self.subject, audience)
+        body["exp"] = body["iat"] + lifetime
+        body.update(claims)
+        key = RSAKey.import_key(self.key.private_key_path.read_bytes())
+        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": self.key.kid}, body, key)
+
+    def stats(self) -> dict[str, Any]:
+        """{"total", "ok", "unauthorized", "requests": [{at, audience, api_version,
+        authorized, status}]}"""
+        return dict(http_json("GET", f"{self.base_url}/__stats"))
+
+    def reset(self) -> None:
+        http_json("POST", f"{self.base_url}/__reset")
+
+    def fail_next(self, count: int = 1, status: int = 500, body: Any = None) -> None:
+        """The next ``count`` authorized requests answer ``status`` with ``body`` (JSON)."""
+        payload: dict[str, Any] = {"count": count, "status": status}
+        if body is not None:
+            payload["body"] = body
+        http_json("POST", f"{self.base_url}/__fail", payload)
+
+
+@dataclass
+class E2eServers:
+    op: OidcProvider
+    rs: ResourceServer
+    dpop: DpopServer
+    ci: FakeCi
+
+
 # --------------------------------------------------------------------------------------------
-# start / stop both
+# the browser
+
+
+def chromium_missing_reason() -> str | None:
+    """Why the browser tests cannot run here, or None. In CI (``CI`` set) nothing is missing:
+    the caller fails instead of skipping."""
+    if not CHROMIUM.exists():
+        return (
+            f"{CHROMIUM} is not installed (apt-get install -y --no-install-recommends chromium;"
+            " .ci/run does it)"
+        )
+    if shutil.which("node") is None:
+        return "`node` is not on PATH"
+    return None
+
+
+class Browser:
+    """The headless browser as Python's webbrowser meets it: ``env()`` gives ``BROWSER`` (the
+    open-url wrapper) and the E2E_BROWSER_* settings for a process that opens a sign-in URL;
+    ``events()`` is what drive.mjs logged; ``stop()`` ends any run still going, by its PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / "browser.jsonl"
+        self.output_path = workdir / "browser-output.log"
+        self.pid_dir = workdir / "browser-pids"
+        self.pid_dir.mkdir(exist_ok=True)
+
+    def env(
+        self,
+        mode: str = "approve",
+        login: str = OidcProvider.USER,
+        user_code: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, str]:
+        """mode: approve | deny | open (see browser/drive.mjs)."""
+        env = {
+            "BROWSER": str(BROWSER_WRAPPER),
+            "E2E_BROWSER_MODE": mode,
+            "E2E_BROWSER_LOGIN": login,
+            "E2E_BROWSER_LOG": str(self.log_path),
+            "E2E_BROWSER_OUTPUT": str(self.output_path),
+            "E2E_BROWSER_PID_DIR": str(self.pid_dir),
+            "E2E_BROWSER_TIMEOUT_MS": str(int(timeout * 1000)),
+            "E2E_CHROMIUM": str(CHROMIUM),
+        }
+        if user_code is not None:
+            env["E2E_BROWSER_USER_CODE"] = user_code
+        return env
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.log_path.read_text().splitlines()
+        except OSError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def results(self) -> list[dict[str, Any]]:
+        """The ``done`` event of every finished run: outcome (callback, device_success,
+        device_denied, opened, stuck, error), and for a callback: url (query names only),
+        code, state (present or not), error."""
+        return [e for e in self.events() if e.get("event") == "done"]
+
+    def running(self) -> list[int]:
+        return [int(p.name) for p in self.pid_dir.iterdir() if p.name.isdigit()]
+
+    def wait_done(self, count: int = 1, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` runs have finished (bounded), return their results."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.results()
+            if len(done) >= count and not self.running():
+                return done
+            time.sleep(0.1)
+        raise HarnessError(
+            f"the browser did not finish {count} run(s) within {timeout} s; events: {self.events()}"
+        )
+
+    def stop(self) -> None:
+        """Stop every run still going (its process group: node and chromium), by PID."""
+        import signal
+
+        for pid in self.running():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            (self.pid_dir / str(pid)).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# start / stop them all
 
 
 @contextlib.contextmanager
 def run_servers(
     workdir: Path, access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL, attempts: int = 3
-) -> Iterator[tuple[OidcProvider, ResourceServer]]:
-    """Start oidc-provider and the resource server, yield them, stop them."""
+) -> Iterator[E2eServers]:
+    """Start oidc-provider, the resource server, the DPoP API and the fake CI endpoint, yield
+    them, stop them (by PID)."""
     ensure_node_modules()
     workdir.mkdir(parents=True, exist_ok=True)
     client_key = generate_client_key(workdir / "keys")
+    ci_key = generate_ci_issuer_key(workdir / "keys")
     for attempt in range(1, attempts + 1):
         try:
-            started = _start(workdir, client_key, access_token_ttl)
+            servers, processes = _start(workdir, client_key, ci_key, access_token_ttl)
         except AddressInUse:
             if attempt == attempts:
                 raise
             continue
-        op, rs, processes = started
         try:
-            yield op, rs
+            yield servers
         finally:
             for process in processes:
                 process.stop()
         return
 
 
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 def _start(
-    workdir: Path, client_key: ClientKey, access_token_ttl: int
-) -> tuple[OidcProvider, ResourceServer, list[ServerProcess]]:
-    op_port = free_port()
-    rs_port = free_port()
-    while rs_port == op_port:
-        rs_port = free_port()
+    workdir: Path, client_key: ClientKey, ci_key: CiIssuerKey, access_token_ttl: int
+) -> tuple[E2eServers, list[ServerProcess]]:
+    op_port, rs_port, dpop_port, ci_port = _free_ports(4)
     rs = ResourceServer(rs_port, f"http://{HOST}:{op_port}", workdir / "resource-server.log")
+    dpop = DpopServer(dpop_port, workdir / "dpop-server.log")
+    ci = FakeCi(ci_port, ci_key, "cli-ci", workdir / "fake-ci.log")
     op = OidcProvider(
-        op_port, rs.api_base_url, client_key, workdir / "oidc-provider.log", access_token_ttl
+        op_port,
+        rs.api_base_url,
+        client_key,
+        workdir / "oidc-provider.log",
+        access_token_ttl,
+        dpop_resource=dpop.api_base_url,
+        ci_key=ci_key,
     )
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    parent = str(os.getpid())
     op_env = {
         **env,
         "OP_PORT": str(op_port),
         "OP_RESOURCE": op.resource,
+        "OP_DPOP_RESOURCE": dpop.api_base_url,
         "OP_ACCESS_TOKEN_TTL": str(access_token_ttl),
         "OP_CLI_JWT_JWKS": str(client_key.public_jwks_path),
-        "OP_PARENT_PID": str(os.getpid()),
+        "OP_CI_JWKS": str(ci_key.public_jwks_path),
+        "OP_PARENT_PID": parent,
     }
-    rs_args = [
+    verify_args = ["--issuer", op.issuer, "--jwks-url", op.jwks_url, "--parent-pid", parent]
+    rs_args = [sys.executable, str(RESOURCE_SERVER_SCRIPT), "--port", str(rs_port), *verify_args]
+    dpop_args = [sys.executable, "-m", "tests.e2e.dpop_server", "--port", str(dpop_port)]
+    dpop_env = {**env, "PYTHONPATH": str(REPO_ROOT)}
+    ci_args = [
         sys.executable,
-        str(RESOURCE_SERVER_SCRIPT),
+        str(FAKE_CI_SCRIPT),
         "--port",
-        str(rs_port),
-        "--issuer",
-        op.issuer,
-        "--jwks-url",
-        op.jwks_url,
+        str(ci_port),
+        "--key-file",
+        str(ci_key.private_key_path),
+        "--kid",
+        ci_key.kid,
+        "--request-token-file",
+        str(ci_key.request_token_path),
+        "--subject",
+        ci.subject,
         "--parent-pid",
-        str(os.getpid()),
+        parent,
     ]
     processes: list[ServerProcess] = []
     try:
@@ -463,9 +814,17 @@ def _start(
         processes.append(op_proc)
         rs_proc = ServerProcess("resource server", rs_args, env, rs.log_path)
         processes.append(rs_proc)
+        dpop_proc = ServerProcess(
+            "DPoP resource server", [*dpop_args, *verify_args], dpop_env, dpop.log_path
+        )
+        processes.append(dpop_proc)
+        ci_proc = ServerProcess("fake CI endpoint", ci_args, env, ci.log_path)
+        processes.append(ci_proc)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         op_proc.wait_ready(op.discovery_url, deadline)
         rs_proc.wait_ready(f"{rs.base_url}/__health", deadline)
+        dpop_proc.wait_ready(f"{dpop.base_url}/__health", deadline)
+        ci_proc.wait_ready(f"{ci.base_url}/__health", deadline)
         discovery = http_json("GET", op.discovery_url)
         for key, expected in (
             ("issuer", op.issuer),
@@ -473,6 +832,8 @@ def _start(
             ("revocation_endpoint", op.revocation_url),
             ("introspection_endpoint", op.introspection_url),
             ("jwks_uri", op.jwks_url),
+            ("authorization_endpoint", op.authorization_url),
+            ("device_authorization_endpoint", op.device_authorization_url),
         ):
             if discovery.get(key) != expected:
                 raise HarnessError(f"discovery {key} is {discovery.get(key)!r}, not {expected!r}")
@@ -480,4 +841,4 @@ def _start(
         for process in processes:
             process.stop()
         raise
-    return op, rs, processes
+    return E2eServers(op, rs, dpop, ci), processes
