@@ -281,8 +281,9 @@ class _Batch:
         if isinstance(recipe.get("body"), bytes):
             recipe["body"] = base64.b64encode(recipe["body"]).decode("ascii")
 
-        def first(share: int) -> bytes:
-            return json.dumps({**recipe, "concurrency": share}).encode("utf-8") + b"\n"
+        def first(share: int, cpu: int | None) -> bytes:
+            line = json.dumps({**recipe, "concurrency": share, "cpu": cpu})
+            return line.encode("utf-8") + b"\n"
 
         def encode(number: int, row: dict[str, str]) -> bytes:
             return f"{number}\t{json.dumps(row, ensure_ascii=False)}\n".encode()

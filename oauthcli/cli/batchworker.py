@@ -3,7 +3,8 @@
 Started by :mod:`oauthcli.cli.batch` as ``python -m oauthcli.cli.batchworker``, never
 by a user. Its stdin starts with one JSON line, the recipe: the registry folder, the
 target, the call's variables and overrides (``-H``, ``--body``, ``--timeout``,
-``--retries``), ``--no-fail``, the per-row body limit and this worker's concurrency.
+``--retries``), ``--no-fail``, the per-row body limit, this worker's concurrency and the
+CPU to keep its threads on.
 Then one line per row, ``NUMBER<TAB>{json object}``. It builds each row's request as
 the parent would (:class:`~oauthcli.request.build.RequestBuilder`), sends it through a
 ``Sender`` of its own (the token comes from the shared token cache) and answers, in
@@ -83,7 +84,13 @@ def main() -> int:
 
     with Sender(pool_size=concurrency, body_limit=recipe["body_limit"]) as sender:
         pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
-            _rows(stdin), work, concurrency, on_bug=bug, deliver=deliver, name="oauthcli-worker"
+            _rows(stdin),
+            work,
+            concurrency,
+            on_bug=bug,
+            deliver=deliver,
+            name="oauthcli-worker",
+            cpu=recipe["cpu"],
         )
         pool.start()
         pool.over.wait()

@@ -70,6 +70,14 @@ def processes_for(concurrency: int) -> int:
     return max(1, min(cpus, -(-concurrency // PER_PROCESS)))
 
 
+def _cpus() -> list[int | None]:
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return [None]
+    return list(allowed) if len(allowed) > 1 and "pin" not in _WITHOUT else [None]
+
+
 class _Window(Generic[R, T]):
     """Rows taken in order, finished in any order, delivered in order; the shared state."""
 
@@ -210,12 +218,15 @@ class Threads(_Window[R, T]):
         deliver: Callable[[int, T], None] | None = None,
         window: int | None = None,
         name: str = "oauthcli-send",
+        cpu: int | None = -1,
     ) -> None:
         super().__init__(rows, window or WINDOW_PER_WORKER * concurrency, deliver)
         self._work_one = work
         self._on_bug = on_bug
         # Workers share one interpreter lock: on one CPU it does not bounce between them.
-        cpu = choose_cpu() if concurrency > 1 else None
+        # -1: the CPU this process runs on now; a worker process is told which one.
+        if cpu == -1:
+            cpu = choose_cpu() if concurrency > 1 else None
         self.workers = [
             threading.Thread(
                 target=self._work,
@@ -250,8 +261,9 @@ class Threads(_Window[R, T]):
 class Processes(_Window[R, T]):
     """K worker processes, each given rows over its stdin and answering a line per row.
 
-    ``command`` starts one worker; ``first(share)`` is written to each worker's stdin
-    before any row (its recipe and concurrency), ``encode(number, row)`` is a
+    ``command`` starts one worker; ``first(share, cpu)`` is written to each worker's
+    stdin before any row (its recipe, its concurrency and the CPU to keep its threads
+    on: each worker a different one), ``encode(number, row)`` is a
     row's line and ``decode(line)`` turns an answer line into ``(number, outcome)``.
     Worker ``i`` has at most ``shares[i]`` rows in flight, so no row waits in a pipe
     while the worker is busy (a stop sends none of it). A worker that ends with rows
@@ -262,7 +274,7 @@ class Processes(_Window[R, T]):
         self,
         rows: Iterable[R],
         command: list[str],
-        first: Callable[[int], bytes],
+        first: Callable[[int, int | None], bytes],
         shares: list[int],
         *,
         encode: Callable[[int, R], bytes],
@@ -285,6 +297,7 @@ class Processes(_Window[R, T]):
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
+        cpus = _cpus()
         for n, share in enumerate(self._shares):
             proc = subprocess.Popen(
                 self._command,
@@ -297,7 +310,7 @@ class Processes(_Window[R, T]):
             credits = threading.Semaphore(share)
             sent: deque[int] = deque()
             for target, args in (
-                (self._feed, (proc.stdin, credits, sent, share)),
+                (self._feed, (proc.stdin, credits, sent, share, cpus[n % len(cpus)])),
                 (self._read, (proc, proc.stdout, credits, sent)),
             ):
                 thread = threading.Thread(
@@ -323,10 +336,15 @@ class Processes(_Window[R, T]):
                 proc.wait()
 
     def _feed(
-        self, stdin: IO[bytes], credits: threading.Semaphore, sent: deque[int], share: int
+        self,
+        stdin: IO[bytes],
+        credits: threading.Semaphore,
+        sent: deque[int],
+        share: int,
+        cpu: int | None,
     ) -> None:
         try:
-            stdin.write(self._first(share))
+            stdin.write(self._first(share, cpu))
             stdin.flush()
             while True:
                 while not credits.acquire(timeout=TICK):
