@@ -41,9 +41,10 @@
 //                                                 unsupported_token_type) instead of the default
 //                                                 200 / {"active": false} of RFC 7009/7662 for
 //                                                 tokens the server does not keep
-//                      oauth_metadata (bool)      also serve the discovery document at RFC
-//                                                 8414's /.well-known/oauth-authorization-server
-//                                                 (default false: 404 there, as oidc-provider)
+//                      oauth_metadata (bool)      serve RFC 8414's /.well-known/oauth-
+//                                                 authorization-server (default true, as
+//                                                 oidc-provider 9 does; false: 404 there, only
+//                                                 the OpenID document remains)
 //   POST /__fail    -> JSON body {count, status, error, error_description, delay_ms}: the next
 //                      `count` token endpoint requests wait delay_ms, then answer `status` with
 //                      {error, error_description} (status 0: only the delay, then normal handling)
@@ -102,7 +103,7 @@ const DEFAULTS = {
   dpopRequireNonce: true,
   ignoreDpop: false,
   structuredTokenErrors: false,
-  oauthMetadata: false,
+  oauthMetadata: true,
 };
 if (!Number.isInteger(DEFAULTS.accessTokenTTL) || DEFAULTS.accessTokenTTL <= 0) fatal('OP_ACCESS_TOKEN_TTL must be a positive integer');
 let settings = { ...DEFAULTS };
@@ -594,8 +595,10 @@ provider.use(async (ctx, next) => {
       return;
     }
 
-    if (ctx.path === '/.well-known/oauth-authorization-server' && settings.oauthMetadata) {
-      ctx.path = '/.well-known/openid-configuration'; // the same document, RFC 8414's path
+    if (ctx.path === '/.well-known/oauth-authorization-server' && !settings.oauthMetadata) {
+      ctx.status = 404; // a server with OpenID discovery only
+      ctx.body = { error: 'not_found' };
+      return;
     }
     if (kind) stats[kind].total += 1;
     ctx.state.dpopProof = ctx.headers.dpop !== undefined;
