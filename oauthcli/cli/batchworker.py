@@ -82,7 +82,11 @@ def main() -> int:
             out.write(line.encode("utf-8"))
             out.flush()
 
-    with Sender(pool_size=concurrency, body_limit=recipe["body_limit"]) as sender:
+    from oauthcli.present import console
+
+    with Sender(
+        pool_size=concurrency, body_limit=recipe["body_limit"], warn=console.warn
+    ) as sender:
         pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
             _rows(stdin),
             work,
