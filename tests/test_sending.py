@@ -495,3 +495,19 @@ def test_threads_share_one_renewal(loopback: LoopbackServer, tokens: FakeTokens)
             w.join()
     assert results == [200] * 8
     assert tokens.forced == 1 and tokens.dropped == ["cached-token-0"]
+
+
+def test_a_401_goes_to_the_auth_before_a_retry_that_lists_it(
+    loopback: LoopbackServer, sender: Sender, tokens: FakeTokens, sleeps: list[float]
+) -> None:
+    loopback.routes["/x"] = accept_only("fresh-token-1")
+    retry = ResolvedRetry(attempts=3, on_status=(401, 503))
+    result = sender.send(request(loopback.url("/x"), auth=OAUTH2, retry=retry))
+    assert (result.status, result.attempts, result.token_renewed, sleeps) == (200, 2, True, [])
+    # A 401 the auth cannot help with (a fresh token refused again) is then retried.
+    loopback.requests.clear()
+    loopback.routes["/x"] = accept_only()
+    with Sender(sleep=sleeps.append, warn=lambda text: None) as other:
+        result = other.send(request(loopback.url("/x"), auth=OAUTH2, retry=retry))
+    assert (result.status, result.token_renewed) == (401, True)
+    assert result.attempts == 4 and len(sleeps) == 2  # one renewal, then two retries

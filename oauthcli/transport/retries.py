@@ -31,9 +31,14 @@ class Retrying:
         self.attempts = 0
         self.tries = 0
 
-    def send(self, attempt: Callable[[], Answer]) -> Answer:
-        """The answer of ``attempt`` once it is not to be retried; raises NetworkError."""
-        retry = self.retry
+    def send(
+        self, attempt: Callable[[], Answer], *, keep: Callable[[Answer], bool] | None = None
+    ) -> Answer:
+        """The answer of ``attempt`` once it is not to be retried; raises NetworkError.
+
+        An answer ``keep`` holds is returned even when its status is retried: it goes
+        to the auth flow first (a 401 to credentials sent), and :meth:`again` decides after.
+        """
         while True:
             self.attempts += 1
             self.tries += 1
@@ -42,18 +47,26 @@ class Retrying:
             except Transient as exc:
                 self.wait_or_raise(exc)
                 continue
-            status = answer.response.status_code
-            if status in retry.on_status and self.retryable and self.tries < retry.attempts:
-                wait = retry_after(answer.response.headers.get("Retry-After"), retry.max_delay)
-                if wait is None:
-                    wait = backoff_delay(retry, self.tries)
-                self.trace.note(
-                    f"retry {self.tries}/{retry.attempts - 1} in {wait:.2f} s: HTTP {status}"
-                )
-                discard(answer)
-                self.sleep(wait)
+            if self.again(answer, unless=keep):
                 continue
             return answer
+
+    def again(self, answer: Answer, *, unless: Callable[[Answer], bool] | None = None) -> bool:
+        """Whether ``answer``'s status is tried again; if so it is let go of after the wait
+        (``Retry-After``, else the backoff) has been slept."""
+        retry = self.retry
+        status = answer.response.status_code
+        if status not in retry.on_status or not self.retryable or self.tries >= retry.attempts:
+            return False
+        if unless is not None and unless(answer):
+            return False
+        wait = retry_after(answer.response.headers.get("Retry-After"), retry.max_delay)
+        if wait is None:
+            wait = backoff_delay(retry, self.tries)
+        self.trace.note(f"retry {self.tries}/{retry.attempts - 1} in {wait:.2f} s: HTTP {status}")
+        discard(answer)
+        self.sleep(wait)
+        return True
 
     def not_a_retry(self) -> None:
         """The next request re-sends with new credentials (after a 401): not one of the retries."""

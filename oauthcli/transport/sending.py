@@ -29,7 +29,7 @@ from oauthcli.auth.base import SECRET_HEADERS, AuthState, Outgoing
 from oauthcli.errors import OAuthCliWarning
 from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.trace import Trace
-from oauthcli.transport.exchange import Transient, Transport, discard, read_body
+from oauthcli.transport.exchange import Answer, Transient, Transport, discard, read_body
 from oauthcli.transport.http import base_headers
 from oauthcli.transport.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, follow
 from oauthcli.transport.retries import Retrying
@@ -127,16 +127,21 @@ class Sender:
         request = next(flow)
         tries = Retrying(req, self._sleep, trace)
         send_one, warn = self._transport.send, self._warn
+        flowing = True  # the auth flow has not yet said it is content with an answer
         while True:
-            answer = tries.send(partial(follow, send_one, req, request, warn))
-            try:
-                request = flow.send(answer)
-            except StopIteration:
-                pass  # the auth is content with this answer
-            else:
-                discard(answer)
-                tries.not_a_retry()
-                continue
+            attempt = partial(follow, send_one, req, request, warn)
+            answer = tries.send(attempt, keep=_refused if flowing else None)
+            if flowing:
+                try:
+                    request = flow.send(answer)
+                except StopIteration:
+                    flowing = False  # the auth is content with this answer
+                else:
+                    discard(answer)
+                    tries.not_a_retry()
+                    continue
+                if tries.again(answer):  # a 401 the auth could not help with, maybe retried
+                    continue
             try:
                 body, size, cut = read_body(answer, req, sink, self._body_limit)
             except Transient as exc:
@@ -162,3 +167,8 @@ class Sender:
                 body_cut=cut,
                 streamed=sink is not None,
             )
+
+
+def _refused(answer: Answer) -> bool:
+    """A 401 to credentials sent: the auth flow sees it before any retry (it may renew)."""
+    return answer.sent and answer.response.status_code == 401
