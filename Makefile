@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PROVIDER := tests/e2e/provider
+BROWSER_DRIVER := tests/e2e/browser
 # pip's errors still show; its warnings (such as index folders that a machine's own pip
 # configuration names but does not have) would fill the first screen of every setup.
 PIP_INSTALL := -m pip install -qq
@@ -23,13 +24,21 @@ $(PROVIDER)/node_modules/.installed: $(PROVIDER)/package-lock.json
 	cd $(PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: venv $(PROVIDER)/node_modules/.installed
+# playwright-core drives Debian's /usr/bin/chromium (.ci/run installs it): it never downloads
+# a browser of its own.
+$(BROWSER_DRIVER)/node_modules/.installed: $(BROWSER_DRIVER)/package-lock.json
+	cd $(BROWSER_DRIVER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+E2E_NODE_MODULES := $(PROVIDER)/node_modules/.installed $(BROWSER_DRIVER)/node_modules/.installed
+
+test: venv $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: venv $(PROVIDER)/node_modules/.installed
+test-e2e: venv $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest -m e2e
 
 lint: venv
@@ -54,4 +63,4 @@ bench: venv $(VENV)/.bench-installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(PROVIDER)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PROVIDER)/node_modules $(BROWSER_DRIVER)/node_modules .pytest_cache .mypy_cache .ruff_cache

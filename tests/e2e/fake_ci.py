@@ -181,7 +181,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             entry: dict[str, Any] = {
                 "at": time.time(),
                 "audience": audience if audiences else None,
-                "api_version": (query.get("api-version") or [None])[-1],
+                "api_version": query["api-version"][-1] if "api-version" in query else None,
                 "authorized": authorized,
             }
             if not authorized:

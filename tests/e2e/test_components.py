@@ -62,8 +62,17 @@ def basic(client: Client) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
 
 
+#: Every token, code, assertion and secret these tests handled: no log may hold one.
+SECRETS: set[str] = set()
+
+
 def claims_of(token: str) -> dict[str, Any]:
+    SECRETS.add(token)
     return dict(json.loads(jws.extract_compact(token.encode()).payload))
+
+
+def remember(*values: str | None) -> None:
+    SECRETS.update(v for v in values if v)
 
 
 def b64url_sha256(value: str) -> str:
@@ -114,6 +123,7 @@ def dpop_token(http: requests.Session, op: OidcProvider, key: ECKey) -> dict[str
             nonce = resp.headers["DPoP-Nonce"]
             continue
         assert resp.status_code == 200, resp.text
+        remember(resp.json()["access_token"])
         return dict(resp.json())
     raise AssertionError("the provider challenged twice")
 
@@ -301,6 +311,7 @@ def test_browser_completes_the_device_flow_and_refresh_tokens_rotate(
     claims = claims_of(tokens["access_token"])
     assert claims["sub"] == OidcProvider.USER and claims["aud"] == oidc_provider.resource
     assert claims["scope"] == "api.read" and tokens["refresh_token"]
+    remember(tokens["refresh_token"], answer["device_code"])
 
     # refresh_token with rotation: a new refresh token each time, the old one is dead
     refresh = {"grant_type": "refresh_token", "client_id": "cli-device"}
@@ -310,6 +321,7 @@ def test_browser_completes_the_device_flow_and_refresh_tokens_rotate(
     )
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()["refresh_token"]
+    remember(second, rotated.json()["access_token"])
     assert second != first
     again = http.post(oidc_provider.token_url, data={**refresh, "refresh_token": first}, timeout=5)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
@@ -497,6 +509,7 @@ def test_token_exchange_exchanges_an_issued_token(
     http: requests.Session, oidc_provider: OidcProvider, resource_server: ResourceServer
 ) -> None:
     subject = client_credentials(http, oidc_provider, oidc_provider.basic).json()["access_token"]
+    remember(subject)
     form = {
         "grant_type": TOKEN_EXCHANGE,
         "subject_token": subject,
@@ -560,6 +573,7 @@ def test_github_actions_endpoint_and_ci_assertion_authenticate_cli_ci(
     http: requests.Session, oidc_provider: OidcProvider, fake_ci: FakeCi
 ) -> None:
     env = fake_ci.actions_env()
+    remember(env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"])
     url = f"{env['ACTIONS_ID_TOKEN_REQUEST_URL']}&audience={quote_plus(oidc_provider.token_url)}"
     answer = http.get(
         url, headers={"Authorization": f"bearer {env['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"}, timeout=5
@@ -640,6 +654,7 @@ def test_browser_completes_authorization_code_with_pkce(
         open_with_webbrowser(url, browser.env())
         answer = callback.wait(30)
     assert answer["state"] == state and answer["iss"] == oidc_provider.issuer
+    remember(answer["code"], verifier, client.client_secret)
     form = {
         "grant_type": "authorization_code",
         "code": answer["code"],
@@ -657,6 +672,7 @@ def test_browser_completes_authorization_code_with_pkce(
     claims = claims_of(tokens["access_token"])
     assert claims["sub"] == OidcProvider.USER and claims["aud"] == oidc_provider.resource
     assert tokens["refresh_token"] and tokens["id_token"]
+    remember(tokens["refresh_token"], tokens["id_token"])
     result = browser.wait_done()[0]
     assert result["outcome"] == "callback" and result["code"] and result["state"]
     assert answer["code"] not in browser.log_path.read_text()
@@ -707,3 +723,37 @@ def test_wrong_verifier_is_refused(
     )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_grant"
     browser.wait_done()
+
+
+# --------------------------------------------------------------------------------------------
+# the components' own output
+
+
+def test_component_logs_hold_no_token_code_assertion_or_secret(
+    oidc_provider: OidcProvider,
+    resource_server: ResourceServer,
+    dpop_server: DpopServer,
+    fake_ci: FakeCi,
+) -> None:
+    """Runs last in this file: every log the servers wrote during the tests above (the
+    browser's are checked by each browser test) is free of what those tests handled."""
+    secrets_seen = {s for s in SECRETS if len(s) >= 8}
+    secrets_seen.update(
+        c.client_secret for c in oidc_provider.all_clients.values() if c.client_secret
+    )
+    secrets_seen.add(fake_ci.request_token)
+    secrets_seen.add(oidc_provider.client_key.private_key_path.read_text().splitlines()[1])
+    assert len(secrets_seen) > 10
+    logs = {
+        path.name: path.read_text(errors="replace")
+        for path in (
+            oidc_provider.log_path,
+            resource_server.log_path,
+            dpop_server.log_path,
+            fake_ci.log_path,
+        )
+    }
+    assert "grant_type=" in logs[oidc_provider.log_path.name]
+    for name, text in logs.items():
+        for secret in secrets_seen:
+            assert secret not in text, f"{name} holds a secret ({secret[:4]}...)"
