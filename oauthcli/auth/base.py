@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 from oauthcli.secret import MASK, remember
 
 if TYPE_CHECKING:
-    from oauthcli.tokens.model import Token
+    from oauthcli.tokens.model import Token  # what Outgoing.token holds; transport/ names it here
     from oauthcli.trace import Trace
+
+__all__ = ["SECRET_HEADERS", "Auth", "AuthState", "Flow", "Outgoing", "Reply", "dq"]
 
 #: Headers whose values are masked wherever a request or response is shown.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})

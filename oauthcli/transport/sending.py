@@ -35,7 +35,7 @@ from oauthcli.transport.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, follo
 from oauthcli.transport.retries import Retrying
 
 if TYPE_CHECKING:
-    from oauthcli.tokens.model import Token
+    from oauthcli.auth.base import Token  # the token an auth attached (oauthcli.tokens')
 
 __all__ = ["BODY_LIMIT", "MAX_REDIRECTS", "REDIRECT_STATUSES", "Result", "Sender"]
 
