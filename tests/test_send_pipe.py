@@ -144,10 +144,14 @@ def test_option_values_still_parse_and_fail_as_before(registry: Path) -> None:
     assert json.loads(ok.stdout)["status"] == 200
 
 
-def test_the_command_collects_garbage_less_often_and_importing_the_cli_does_not() -> None:
-    probe = "import gc, sys; import {0}; print(gc.get_threshold()[0])"
-    for module, expected in (("oauthcli.cli.app", "700"), ("oauthcli.entry", "50000")):
+def test_importing_oauthcli_leaves_the_garbage_collector_alone() -> None:
+    """Only the ``oauthcli`` command tunes the collector (entry.py, BENCHMARKS.md
+    "Mechanisms audit"); a program importing the library or the CLI keeps its own."""
+    probe = (
+        "import gc; before = gc.get_threshold(); import {0}; print(gc.get_threshold() == before)"
+    )
+    for module in ("oauthcli", "oauthcli.api", "oauthcli.cli.app"):
         done = subprocess.run(
             [sys.executable, "-c", probe.format(module)], capture_output=True, text=True, timeout=30
         )
-        assert done.stdout.strip() == expected, (module, done.stderr)
+        assert done.stdout.strip() == "True", (module, done.stderr)
