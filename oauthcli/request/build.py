@@ -64,10 +64,8 @@ class RequestBuilder:
         self.retries = retries
 
     def __call__(self, variables: Mapping[str, str]) -> ResolvedRequest:
-        from oauthcli.transport.http import secret_header_names
-
         req = self.plan.resolve(variables)
-        secret_names = secret_header_names(req)
+        secret_names = req.auth.secret_headers()
         headers = req.headers
         for name, value in self.headers:
             for existing in [h for h in headers if h.lower() == name.lower()]:

@@ -32,7 +32,6 @@ __all__ = [
     "innermost",
     "origin",
     "retry_after",
-    "secret_header_names",
 ]
 
 if TYPE_CHECKING:
@@ -55,11 +54,6 @@ def origin(url: str) -> tuple[str, str, int | None]:
     scheme = parts.scheme.lower()
     port = parts.port or {"http": 80, "https": 443}.get(scheme)
     return scheme, (parts.hostname or "").lower(), port
-
-
-def secret_header_names(req: ResolvedRequest) -> frozenset[str]:
-    """Names (lower case) of the request's headers that are masked wherever shown."""
-    return req.auth.secret_headers()
 
 
 def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:
