@@ -242,26 +242,24 @@ def test_proxies_still_come_from_the_environment(
     assert loopback2.requests[0].path == "http://127.0.0.3:1/via-proxy"
 
 
-def test_environment_settings_are_worked_out_once_per_origin(
+def test_proxy_settings_are_per_origin_through_one_sender(
     loopback: LoopbackServer,
     loopback2: LoopbackServer,
     sender: Sender,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    loopback.reply("/a", 200, b"a")
-    loopback.reply("/b", 200, b"b")
-    loopback2.reply("/c", 200, b"c")
-    calls: list[str] = []
-    merge = sender._transport._session.merge_environment_settings
-
-    def counting(url: str | None, *args: Any) -> Any:
-        calls.append(str(url))
-        return merge(url, *args)
-
-    monkeypatch.setattr(sender._transport._session, "merge_environment_settings", counting)
-    for url in (loopback.url("/a"), loopback.url("/b"), loopback.url("/a"), loopback2.url("/c")):
-        sender.send(request(url))
-    assert len(calls) == 2  # one per origin, not one per request
+    """The environment's proxy settings are remembered per origin, never one origin's for another."""
+    monkeypatch.setenv("HTTP_PROXY", loopback2.base)
+    monkeypatch.setenv("http_proxy", loopback2.base)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    loopback.reply("/direct", 200, b"direct")
+    loopback2.routes["http://127.0.0.3:1/via-proxy"] = lambda rec: (200, {}, b"proxied")
+    for _ in range(2):
+        assert sender.send(request(loopback.url("/direct"))).body == b"direct"
+        assert sender.send(request("http://127.0.0.3:1/via-proxy")).body == b"proxied"
+    assert [r.path for r in loopback.requests] == ["/direct", "/direct"]
+    assert [r.path for r in loopback2.requests] == ["http://127.0.0.3:1/via-proxy"] * 2
 
 
 # -- retries -------------------------------------------------------------------
