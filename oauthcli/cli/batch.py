@@ -29,9 +29,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from oauthcli.errors import ExitCode, OAuthCliError
 from oauthcli.present import console
@@ -157,6 +157,58 @@ def send_row(
     return code, json.dumps(obj, ensure_ascii=False), explained
 
 
+def serve(
+    rows_in: IO[bytes],
+    out: IO[bytes],
+    build: Build,
+    *,
+    no_fail: bool,
+    concurrency: int,
+    body_limit: int,
+    cpu: int | None,
+) -> None:
+    """A worker process's run: rows ``NUMBER<TAB>{json}`` in, answers out, in that order.
+
+    Each answer is ``NUMBER<TAB>EXIT<TAB>[explanation as JSON]<TAB>json line``,
+    scrubbed here of every secret this process knows (the parent may never have seen
+    the token it fetched). Returns once ``rows_in`` ends and every row is answered.
+    """
+    from oauthcli.transport.sending import Sender
+
+    lock = threading.Lock()
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        for line in rows_in:
+            number, _, row = line.decode("utf-8").partition("\t")
+            yield int(number), json.loads(row)
+
+    def work(_: int, numbered: tuple[int, dict[str, str]]) -> tuple[int, Outcome]:
+        number, row = numbered
+        try:
+            return number, send_row(sender, build, number, row, no_fail=no_fail)
+        except Exception as exc:  # every row given gets its answer
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return number, error_outcome(number, int(ExitCode.INTERNAL), message)
+
+    def bug(_: int, exc: Exception) -> tuple[int, Outcome]:
+        raise exc  # work() answers every row itself: never called
+
+    def deliver(_: int, answer: tuple[int, Outcome]) -> None:
+        number, (code, text, explained) = answer
+        line = f"{number}\t{code}\t{json.dumps(explained) if explained else ''}\t{scrub(text)}\n"
+        with lock:
+            out.write(line.encode("utf-8"))
+            out.flush()
+
+    with Sender(pool_size=concurrency, body_limit=body_limit, warn=console.warn) as sender:
+        pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
+            rows(), work, concurrency, on_bug=bug, deliver=deliver, name="oauthcli-worker", cpu=cpu
+        )
+        pool.start()
+        while not pool.finished():
+            pool.over.wait()
+
+
 def error_outcome(number: int, code: int, message: str) -> Outcome:
     return code, json.dumps(error_row(number, code, message), ensure_ascii=False), None
 
@@ -200,8 +252,8 @@ class _Batch:
         concurrency = self.options.concurrency
         limit = body_limit(concurrency)
         spread = 1
-        if self.recipe is not None and not self.options.verbose:
-            spread = engine.processes_for(concurrency)
+        if self.recipe is not None and not self.options.verbose and sys.executable:
+            spread = engine.processes_for(concurrency, self.rows.total)
         sender: Sender | None = None
         pool: engine.Threads[dict[str, str], Outcome] | engine.Processes[dict[str, str], Outcome]
         if spread > 1:
@@ -222,9 +274,9 @@ class _Batch:
         restore = self._catch_ctrl_c(pool)
         clean = False
         try:
+            pool.start()  # first: forked workers must be forked before rich's thread starts
             if sys.stderr.isatty() and not self.options.verbose:
                 self.progress = _Progress(self.rows.total)
-            pool.start()
             self._watch(pool)
             clean = True
         finally:
@@ -305,6 +357,15 @@ class _Batch:
             lost=lost,
             deliver=self._emit,
             before_each=lambda: self.limiter.wait(self.interrupted),
+            fork=lambda rows_in, out, share, cpu: serve(
+                rows_in,
+                out,
+                self.build,
+                no_fail=self.options.no_fail,
+                concurrency=share,
+                body_limit=limit,
+                cpu=cpu,
+            ),
         )
 
     def _watch(self, pool: engine.Threads[Any, Any] | engine.Processes[Any, Any]) -> None:

@@ -1,7 +1,9 @@
 """A worker process of ``send --each`` at high concurrency (see :mod:`oauthcli.transport.batch`).
 
 Started by :mod:`oauthcli.cli.batch` as ``python -m oauthcli.cli.batchworker``, never
-by a user. Its stdin starts with one JSON line, the recipe: the registry folder, the
+by a user, when the parent cannot fork (another thread runs, as in a test process):
+a forked worker runs :func:`oauthcli.cli.batch.serve` with the parent's own request
+builder instead, with no start-up to pay. Its stdin starts with one JSON line, the recipe: the registry folder, the
 target, the call's variables and overrides (``-H``, ``--body``, ``--timeout``,
 ``--retries``), ``--no-fail``, the per-row body limit, this worker's concurrency and the
 CPU to keep its threads on.
@@ -21,19 +23,10 @@ import base64
 import json
 import signal
 import sys
-import threading
-from collections.abc import Iterator
 
-from oauthcli.cli.batch import Outcome, error_outcome, send_row
+from oauthcli.cli.batch import serve
 from oauthcli.errors import ExitCode
 from oauthcli.secret import scrub
-from oauthcli.transport import batch as engine
-
-
-def _rows(stdin: Iterator[bytes]) -> Iterator[tuple[int, dict[str, str]]]:
-    for line in stdin:
-        number, _, row = line.decode("utf-8").partition("\t")
-        yield int(number), json.loads(row)
 
 
 def main() -> int:
@@ -44,7 +37,6 @@ def main() -> int:
     from oauthcli.cli.send import RequestBuilder, SendOptions
     from oauthcli.registry.discovery import discover
     from oauthcli.request.resolve import split_target
-    from oauthcli.transport.sending import Sender
 
     registry = discover(recipe["registry"])
     message, method = split_target(registry, recipe["target"], recipe["method"])
@@ -56,50 +48,15 @@ def main() -> int:
     )
     builder = RequestBuilder(registry, message, method, body, options)
     variables: dict[str, str] = recipe["variables"]
-    no_fail: bool = recipe["no_fail"]
-    concurrency: int = recipe["concurrency"]
-    out = sys.stdout.buffer
-    lock = threading.Lock()
-
-    def build(row: dict[str, str]):  # type: ignore[no-untyped-def]
-        return builder({**variables, **row})
-
-    def work(_: int, numbered: tuple[int, dict[str, str]]) -> tuple[int, Outcome]:
-        number, row = numbered
-        try:
-            return number, send_row(sender, build, number, row, no_fail=no_fail)
-        except Exception as exc:  # noqa: BLE001 - every row given gets its answer
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            return number, error_outcome(number, int(ExitCode.INTERNAL), message)
-
-    def bug(_: int, exc: Exception) -> tuple[int, Outcome]:
-        raise exc  # work() answers every row itself: never called
-
-    def deliver(_: int, answer: tuple[int, Outcome]) -> None:
-        number, (code, text, explained) = answer
-        line = f"{number}\t{code}\t{json.dumps(explained) if explained else ''}\t{scrub(text)}\n"
-        with lock:
-            out.write(line.encode("utf-8"))
-            out.flush()
-
-    from oauthcli.present import console
-
-    with Sender(
-        pool_size=concurrency, body_limit=recipe["body_limit"], warn=console.warn
-    ) as sender:
-        pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
-            _rows(stdin),
-            work,
-            concurrency,
-            on_bug=bug,
-            deliver=deliver,
-            name="oauthcli-worker",
-            cpu=recipe["cpu"],
-        )
-        pool.start()
-        pool.over.wait()
-        while not pool.finished():
-            pool.over.wait()
+    serve(
+        stdin,
+        sys.stdout.buffer,
+        lambda row: builder({**variables, **row}),
+        no_fail=recipe["no_fail"],
+        concurrency=recipe["concurrency"],
+        body_limit=recipe["body_limit"],
+        cpu=recipe["cpu"],
+    )
     return int(ExitCode.OK)
 
 

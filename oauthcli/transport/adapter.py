@@ -304,3 +304,13 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog()
+
+
+def _new_watchdog() -> None:
+    """In a forked batch worker: the parent's watchdog thread was not copied; a new one."""
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_watchdog)

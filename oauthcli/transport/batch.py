@@ -32,12 +32,16 @@ Two kinds of workers, one window:
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Generic, TypeVar
 
+from oauthcli.secret import scrub
 from oauthcli.transport.cpu import choose as choose_cpu
 from oauthcli.transport.cpu import pin_thread
 
@@ -48,26 +52,34 @@ T = TypeVar("T")  # a row's outcome
 WINDOW_PER_WORKER = 2
 #: Concurrency one worker process is given at most before a second pays (see processes_for).
 PER_PROCESS = 32
+#: Rows known to come (a file's) from which two or more in flight are spread too.
+ROWS_FOR_PROCESSES = int(os.environ.get("OAUTHCLI_BENCH_ROWS_FOR_PROCESSES", "") or 500)
 #: Seconds between checks when a waiting thread may have to notice a stop.
 TICK = 0.1
 
 _WITHOUT = frozenset(os.environ.get("OAUTHCLI_BENCH_WITHOUT", "").split(","))
 
 
-def processes_for(concurrency: int) -> int:
-    """How many worker processes ``concurrency`` rows in flight are best spread over.
+def processes_for(concurrency: int, rows: int | None = None) -> int:
+    """How many worker processes a run is best spread over (1: threads of this process).
 
-    One (this process, threads only) up to :data:`PER_PROCESS`; above it one per
-    ``PER_PROCESS``, at most one per CPU this process may use. Measured in
-    BENCHMARKS.md ("Mechanisms audit"): a 50 ms API at 128 in flight.
+    More than one when more than :data:`PER_PROCESS` rows are in flight (one process
+    runs out of CPU first), or when at least :data:`ROWS_FOR_PROCESSES` rows are known
+    to come and two or more are in flight (the rows' CPU time is then larger than a
+    forked worker's start); at most one per CPU this process may use. Measured in
+    BENCHMARKS.md ("Mechanisms audit").
     """
-    if concurrency <= PER_PROCESS or "processes" in _WITHOUT:
+    if concurrency < 2 or "processes" in _WITHOUT:
         return 1
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, min(cpus, -(-concurrency // PER_PROCESS)))
+    if concurrency > PER_PROCESS:
+        return max(1, min(cpus, -(-concurrency // PER_PROCESS)))
+    if rows is not None and rows >= ROWS_FOR_PROCESSES:
+        return max(1, min(cpus, concurrency // 2))
+    return 1
 
 
 def _cpus() -> list[int | None]:
@@ -283,8 +295,10 @@ class Processes(_Window[R, T]):
         deliver: Callable[[int, T], None] | None = None,
         before_each: Callable[[], bool] | None = None,
         env: dict[str, str] | None = None,
+        fork: Callable[[IO[bytes], IO[bytes], int, int | None], None] | None = None,
     ) -> None:
         super().__init__(rows, WINDOW_PER_WORKER * sum(shares), deliver)
+        self._fork = fork
         self._command = command
         self._first = first
         self._shares = shares
@@ -293,12 +307,29 @@ class Processes(_Window[R, T]):
         self._lost = lost
         self._before_each = before_each
         self._env = env
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[subprocess.Popen[bytes] | _Forked] = []
         self._threads: list[threading.Thread] = []
+
+    @property
+    def forking(self) -> bool:
+        """Whether workers are forked (no thread but this one runs, so forking is safe)."""
+        return (
+            self._fork is not None
+            and hasattr(os, "fork")
+            and threading.active_count() == 1
+            and "fork" not in _WITHOUT
+        )
 
     def start(self) -> None:
         cpus = _cpus()
+        pipes: list[tuple[subprocess.Popen[bytes] | _Forked, IO[bytes], IO[bytes]]] = []
+        forking = self.forking
         for n, share in enumerate(self._shares):
+            cpu = cpus[n % len(cpus)]
+            if forking:
+                assert self._fork is not None
+                pipes.append(_fork(self._fork, share, cpu, [p for _, *ends in pipes for p in ends]))
+                continue
             proc = subprocess.Popen(
                 self._command,
                 stdin=subprocess.PIPE,
@@ -306,12 +337,17 @@ class Processes(_Window[R, T]):
                 env=self._env,
             )
             assert proc.stdin is not None and proc.stdout is not None
-            self.procs.append(proc)
+            proc.stdin.write(self._first(share, cpu))
+            pipes.append((proc, proc.stdin, proc.stdout))
+        # Threads only once every worker is forked: a fork copies no thread but its own.
+        for n, (worker, stdin, stdout) in enumerate(pipes):
+            self.procs.append(worker)
+            share = self._shares[n]
             credits = threading.Semaphore(share)
             sent: deque[int] = deque()
             for target, args in (
-                (self._feed, (proc.stdin, credits, sent, share, cpus[n % len(cpus)])),
-                (self._read, (proc, proc.stdout, credits, sent)),
+                (self._feed, (stdin, credits, sent)),
+                (self._read, (worker, stdout, credits, sent)),
             ):
                 thread = threading.Thread(
                     target=target, args=args, name=f"oauthcli-batch-{n}", daemon=True
@@ -340,11 +376,8 @@ class Processes(_Window[R, T]):
         stdin: IO[bytes],
         credits: threading.Semaphore,
         sent: deque[int],
-        share: int,
-        cpu: int | None,
     ) -> None:
         try:
-            stdin.write(self._first(share, cpu))
             stdin.flush()
             while True:
                 while not credits.acquire(timeout=TICK):
@@ -372,7 +405,7 @@ class Processes(_Window[R, T]):
 
     def _read(
         self,
-        proc: subprocess.Popen[bytes],
+        proc: subprocess.Popen[bytes] | _Forked,
         stdout: IO[bytes],
         credits: threading.Semaphore,
         sent: deque[int],
@@ -394,3 +427,76 @@ class Processes(_Window[R, T]):
         for number in left:  # the worker ended without answering these
             self._finish(number, self._lost(number, f"the batch worker exited {code}"))
         self.stop()  # one worker gone: the others finish what they have
+
+
+class _Forked:
+    """A forked worker, waited for as a :class:`subprocess.Popen` is."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"batch worker {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _fork(
+    main: Callable[[IO[bytes], IO[bytes], int, int | None], None],
+    share: int,
+    cpu: int | None,
+    siblings: list[IO[bytes]],
+) -> tuple[_Forked, IO[bytes], IO[bytes]]:
+    """Fork a worker running ``main(rows_in, answers_out, share, cpu)``; its pipes' other ends."""
+    rows_r, rows_w = os.pipe()
+    answers_r, answers_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()  # or the child would write what is buffered a second time
+        except (OSError, ValueError):
+            pass
+    pid = os.fork()
+    if pid == 0:  # the worker: it never returns, and runs no exit handler of the parent
+        code = 1
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)  # the parent's to handle
+            os.close(rows_w)
+            os.close(answers_r)
+            for other in siblings:  # or an earlier worker would never see its input end
+                os.close(other.fileno())
+            with os.fdopen(rows_r, "rb") as rows_in, os.fdopen(answers_w, "wb") as out:
+                main(rows_in, out, share, cpu)
+            code = 0
+        except BrokenPipeError:
+            code = 141
+        except BaseException as exc:  # noqa: BLE001 - one line, never a traceback
+            try:
+                line = f"oauthcli batch worker: {type(exc).__name__}: {scrub(str(exc))}\n"
+                os.write(2, line.encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(rows_r)
+    os.close(answers_w)
+    return _Forked(pid), os.fdopen(rows_w, "wb"), os.fdopen(answers_r, "rb")
