@@ -81,6 +81,7 @@ def test_requirement_tables() -> None:
         "refresh_token": ("refresh_token",),
         "jwt_bearer": ("assertion",),
         "authorization_code": ("authorization_url", "redirect_url"),
+        "device_code": ("device_authorization_url",),
     }
     assert decl.CLIENT_AUTH_REQUIRES == {
         "client_secret_basic": ("client_secret",),

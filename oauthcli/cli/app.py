@@ -256,6 +256,10 @@ def validate() -> None:
     console.err(f"{files} file(s) OK", "green")
 
 
+_WAIT_HELP = "Without a terminal, wait for the device-code sign-in all the same."
+_NO_BROWSER_HELP = "Print the sign-in URL instead of opening a browser."
+
+
 @app.command("get-token")
 def get_token(
     profile: Annotated[str, typer.Argument(metavar="PROFILE")],
@@ -270,13 +274,22 @@ def get_token(
             "--verbose", "-v", help="Show the token decision and exchange (secrets masked)."
         ),
     ] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
 ) -> None:
     """Get a token for a profile, as the "Get OAuth token" button does."""
     from oauthcli.cli.tokens import get_token_command
 
     raise typer.Exit(
         get_token_command(
-            open_registry(), profile, force=force, raw=raw, as_json=as_json, verbose=verbose
+            open_registry(),
+            profile,
+            force=force,
+            raw=raw,
+            as_json=as_json,
+            verbose=verbose,
+            wait=wait,
+            browser=not no_browser,
         )
     )
 
@@ -381,6 +394,8 @@ def send(
         str | None,
         typer.Option("--rate", metavar="N/s", help="At most N calls a second with --each."),
     ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
+    no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
 ) -> None:
     """Resolve a message, authorise it and send it."""
     from oauthcli.cli.send import SendOptions, send_command
@@ -399,6 +414,8 @@ def send(
         each=each,
         concurrency=concurrency,
         rate=rate,
+        wait=wait,
+        browser=not no_browser,
     )
     raise typer.Exit(send_command(open_registry(), target, method, options))
 

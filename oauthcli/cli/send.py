@@ -35,9 +35,20 @@ class SendOptions:
     each: str | None = None
     concurrency: int = 4
     rate: str | None = None
+    wait: bool = False  # --wait: a device-code sign-in waits without a terminal too
+    browser: bool = True  # --no-browser: a browser sign-in prints the URL only
 
 
 def send_command(registry: Registry, target: str, method: str | None, options: SendOptions) -> int:
+    from oauthcli.tokens import signin
+
+    with signin.using(wait=options.wait, browser=options.browser):
+        return _send_command(registry, target, method, options)
+
+
+def _send_command(
+    registry: Registry, target: str, method: str | None, options: SendOptions
+) -> int:
     if options.rate is not None and options.each is None:
         raise UsageError("--rate only applies with --each")
     if options.each == "-" and options.body == "-":

@@ -28,9 +28,11 @@ def get_token_command(
     raw: bool,
     as_json: bool,
     verbose: bool = False,
+    wait: bool = False,
+    browser: bool = True,
 ) -> int:
     from oauthcli.request.resolve import resolve_profile
-    from oauthcli.tokens import obtain
+    from oauthcli.tokens import obtain, signin
 
     if raw and as_json:
         raise UsageError("--raw and --json cannot be used together")
@@ -40,7 +42,8 @@ def get_token_command(
         from oauthcli.present.output import VerboseTrace
 
         trace = VerboseTrace()
-    obtained = obtain(profile, force=force, trace=trace)
+    with signin.using(wait=wait, browser=browser):  # --wait, --no-browser
+        obtained = obtain(profile, force=force, trace=trace)
     for note in obtained.warnings:
         console.warn(note)
     token = obtained.token

@@ -25,6 +25,7 @@ GRANT_TYPES = (
     "refresh_token",
     "jwt_bearer",
     "authorization_code",
+    "device_code",
 )
 CLIENT_AUTHS = (
     "client_secret_basic",
@@ -278,6 +279,14 @@ PROFILE: tuple[Key, ...] = (
         "The loopback URL the sign-in redirects back to.",
         url=True,
         required_if=(("grant_type", "authorization_code"),),
+    ),
+    Key(
+        "device_authorization_url",
+        "template",
+        "The RFC 8628 device authorization endpoint: it gives the user code to enter at "
+        "its verification URI while oauthcli polls the token endpoint.",
+        url=True,
+        required_if=(("grant_type", "device_code"),),
     ),
     Key(
         "revocation_url",

@@ -108,6 +108,7 @@ class Profile:
     assertion: Text | None = None
     authorization_url: Text | None = None
     redirect_url: Text | None = None
+    device_authorization_url: Text | None = None
     revocation_url: Text | None = None
     refresh_token_lifespan: int | None = None
     token_leeway: int = 60

@@ -96,7 +96,11 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
     given ``problems``, records every one there and goes on."""
     r = _Renderer(profile.source, problems=problems)
     token_url = r.url(profile.token_url, profile.allow_insecure_http)
-    for text in (profile.revocation_url, profile.authorization_url):
+    for text in (
+        profile.revocation_url,
+        profile.authorization_url,
+        profile.device_authorization_url,
+    ):
         if text is not None:
             r.url(text, profile.allow_insecure_http)
     return ResolvedProfile(
@@ -120,6 +124,7 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
         assertion=r.secret(profile.assertion),
         authorization_url=r.opt(profile.authorization_url),
         redirect_url=r.opt(profile.redirect_url),
+        device_authorization_url=r.opt(profile.device_authorization_url),
         revocation_url=r.opt(profile.revocation_url),
         refresh_token_lifespan=profile.refresh_token_lifespan,
         token_leeway=profile.token_leeway,

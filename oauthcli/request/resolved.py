@@ -73,6 +73,7 @@ class ResolvedProfile:
     assertion: Secret | None = None
     authorization_url: str | None = None
     redirect_url: str | None = None
+    device_authorization_url: str | None = None
     revocation_url: str | None = None
     refresh_token_lifespan: int | None = None
     token_leeway: int = 60

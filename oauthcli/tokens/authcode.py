@@ -4,7 +4,9 @@ RFC 8252 style: a one-shot HTTP listener on the profile's ``redirect_url``
 (which must be ``http://`` on a loopback host with a port), the authorization
 URL built by Authlib with PKCE S256 and a random ``state``, opened with
 :mod:`webbrowser` (and handed to the caller's ``show``, for when no browser opens). The answer's
-``state`` must match; its ``code`` and the PKCE verifier go back to the grant.
+``state`` must match; its ``code`` and the PKCE verifier go back to the grant. With
+``--no-browser`` (:func:`oauthcli.tokens.signin.using`) no browser is opened: the URL is
+shown, with the port to forward from a remote shell, and the listener waits all the same.
 
 Without a terminal (stdin or stderr not a tty: a CI job, a pipe, cron) nobody
 will use the browser, so it fails at once instead of waiting (SPEC §5); the
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 import socket
-import sys
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import oauthcli.tokens.signin as signin
 from oauthcli.errors import GrantError, RegistryError, TokenError
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import remember
@@ -74,10 +76,7 @@ class _Callback(BaseHTTPRequestHandler):
 
 def interactive() -> bool:
     """Whether someone is at a terminal to use a browser (stdin and stderr are ttys)."""
-    try:
-        return sys.stdin.isatty() and sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed streams
-        return False
+    return signin.interactive()
 
 
 def authorize(
@@ -129,12 +128,20 @@ def authorize(
     thread = threading.Thread(target=listener.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        show(
-            f"Opening a browser to sign in for profile '{profile.name}'; "
-            f"if none opens, visit:\n  {url}"
-        )
-        with unpinned():  # from a batch worker: the browser must not inherit its one CPU
-            webbrowser.open(url)
+        if signin.settings().browser:
+            show(
+                f"Opening a browser to sign in for profile '{profile.name}'; "
+                f"if none opens, visit:\n  {url}"
+            )
+            with unpinned():  # from a batch worker: the browser must not inherit its one CPU
+                webbrowser.open(url)
+        else:
+            show(
+                f"To sign in for profile '{profile.name}', open this URL in a browser:\n  {url}\n"
+                f"It redirects to {profile.redirect_url}; from a remote shell, forward that "
+                f"port first (ssh -L {redirect.port}:127.0.0.1:{redirect.port} HOST). "
+                f"Waiting up to {WAIT} s for the answer."
+            )
         if not listener.done.wait(WAIT):
             raise TokenError(
                 f"no sign-in answer came back to {profile.redirect_url} within {WAIT} s"

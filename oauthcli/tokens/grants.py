@@ -137,6 +137,39 @@ class AuthorizationCode(Grant):
         return {"code": code, "code_verifier": verifier, "redirect_uri": x.profile.redirect_url}
 
 
+class DeviceCode(Grant):
+    """RFC 8628: a user code shown to enter elsewhere (:mod:`~oauthcli.tokens.device`),
+    then the token endpoint polled until the user has signed in."""
+
+    name = "device_code"
+    wire = "urn:ietf:params:oauth:grant-type:device_code"
+    needs = ("device_authorization_url",)
+    rotating = True
+    interactive = True
+
+    def parameters(self, x: Exchange) -> dict[str, Any]:
+        from oauthcli.tokens.device import start
+
+        return {"device": start(x.profile, x.session, x.show, _request_options(x.profile))}
+
+    def ask(self, x: Exchange, parameters: dict[str, Any]) -> None:
+        from oauthcli.tokens.device import poll
+
+        found = parameters["device"]
+
+        def one() -> None:
+            x.session.fetch_token(
+                x.profile.token_url,
+                grant_type=self.wire,
+                device_code=found.device_code.reveal(),
+                scope="",  # asked for with the device code already
+                body=_extras(x.profile),
+                **_request_options(x.profile),
+            )
+
+        poll(x.profile, found, one, f"{self.action} for profile '{x.profile.name}'")
+
+
 class RefreshToken(Grant):
     """RFC 6749 §6 through Authlib's ``refresh_token``: the cached refresh token, else the
     profile's; RFC 8707 §2.2: the resources (and audience, extras) go with it too."""
@@ -161,7 +194,14 @@ class RefreshToken(Grant):
 #: Every ``grant_type``, in the order SPEC §1.1 lists them.
 GRANTS: dict[str, Grant] = {
     g.name: g
-    for g in (ClientCredentials(), Password(), RefreshToken(), JWTBearer(), AuthorizationCode())
+    for g in (
+        ClientCredentials(),
+        Password(),
+        RefreshToken(),
+        JWTBearer(),
+        AuthorizationCode(),
+        DeviceCode(),
+    )
 }
 #: The names, for checking the registry's declaration against (tests/test_grant_table.py).
 GRANT_TYPES: tuple[str, ...] = tuple(GRANTS)

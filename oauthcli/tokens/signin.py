@@ -1,21 +1,44 @@
-"""Who tells the user a sign-in URL: injected by the caller, so tokens/ prints nothing.
+"""How a grant that needs a person reaches one: injected by the caller, so tokens/ prints nothing.
 
 A browser sign-in (``authorization_code``) shows one line the user may need to act
-on (the URL to open when no browser opens). The token code never writes it
-itself: the CLI injects where it goes (``console.err``) for the run of a command
-with :func:`shown_by`; without one (the Python API, which prints nothing) it goes
-to the ``oauthcli`` logger at INFO, for a script that wants it. A module of its
-own, standard library only, so that setting it costs the CLI's start nothing.
+on (the URL to open when no browser opens); the device flow (``device_code``)
+shows the user code and where to enter it. The token code never writes these
+itself: the CLI injects where they go (``console.err``) for the run of a command
+with :func:`shown_by`; without one (the Python API, which prints nothing) they go
+to the ``oauthcli`` logger at INFO, for a script that wants them.
+
+:func:`using` sets the rest of what the command line decides: whether to wait for
+a person when there is no terminal (``--wait``, the device flow only: someone may
+read the code in a CI log) and whether to open a browser (``--no-browser`` prints
+the URL only, for a remote shell with the redirect port forwarded).
+
+A module of its own, standard library only, so that setting it costs the CLI's
+start nothing.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 Show = Callable[[str], None]
 
-_show: Show | None = None
+
+@dataclass(frozen=True)
+class Settings:
+    """What the caller decided about reaching the user, for the grants that need one."""
+
+    #: Where a line for the user goes; None: the ``oauthcli`` logger (nobody may see it).
+    show: Show | None = None
+    #: Wait for a person even without a terminal (``--wait``).
+    wait: bool = False
+    #: Open the system browser (``--no-browser``: print the URL only).
+    browser: bool = True
+
+
+_settings = Settings()
 
 
 def _logged(text: str) -> None:
@@ -26,18 +49,42 @@ def _logged(text: str) -> None:
 
 def current() -> Show:
     """Where a line for the user goes now: the injected callback, else the logger."""
-    return _show or _logged
+    return _settings.show or _logged
+
+
+def settings() -> Settings:
+    """Everything the caller decided (:class:`Settings`)."""
+    return _settings
+
+
+@contextmanager
+def using(
+    *, show: Show | None = None, wait: bool | None = None, browser: bool | None = None
+) -> Iterator[None]:
+    """Change what is given (not None) while the block runs; the rest stays as it was.
+
+    Process-wide, not per thread: the workers of ``send --each`` sign in for the command.
+    """
+    global _settings
+    before = _settings
+    changes = {"show": show, "wait": wait, "browser": browser}
+    _settings = replace(before, **{k: v for k, v in changes.items() if v is not None})
+    try:
+        yield
+    finally:
+        _settings = before
 
 
 @contextmanager
 def shown_by(show: Show) -> Iterator[None]:
-    """Send the lines for the user to ``show`` while the block runs (the CLI's command).
-
-    Process-wide, not per thread: the workers of ``send --each`` sign in for the command.
-    """
-    global _show
-    before, _show = _show, show
-    try:
+    """Send the lines for the user to ``show`` while the block runs (the CLI's command)."""
+    with using(show=show):
         yield
-    finally:
-        _show = before
+
+
+def interactive() -> bool:
+    """Whether someone is at a terminal to act (stdin and stderr are ttys)."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
