@@ -248,7 +248,7 @@ class Registry:
         # The same per-registry memo the request stage fills (request.resolve.resolve_auth).
         resolved = self._files.resolved_profiles.get(name)
         if resolved is None:
-            resolved = resolve_profile(self._files.profile(name))
+            resolved = resolve_profile(self._files.profile(name), registry=self._files)
             self._files.resolved_profiles[name] = resolved
         assert isinstance(resolved, ResolvedProfile)
         return resolved

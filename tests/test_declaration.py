@@ -68,6 +68,9 @@ def test_secret_keys_are_the_credentials() -> None:
         "password",
         "refresh_token",
         "assertion",
+        "subject_token",
+        "actor_token",
+        "client_assertion",
         "auth.password",
         "auth.token",
         "auth.value",
@@ -82,6 +85,7 @@ def test_requirement_tables() -> None:
         "jwt_bearer": ("assertion",),
         "authorization_code": ("authorization_url", "redirect_url"),
         "device_code": ("device_authorization_url",),
+        "token_exchange": ("subject_token",),
     }
     assert decl.CLIENT_AUTH_REQUIRES == {
         "client_secret_basic": ("client_secret",),
@@ -89,6 +93,7 @@ def test_requirement_tables() -> None:
         "private_key_jwt": ("private_key",),
         "client_secret_jwt": ("client_secret",),
         "none": (),
+        "client_assertion": ("client_assertion",),
     }
     assert decl.AUTH_REQUIRES == {
         "oauth2": ("profile",),
@@ -232,7 +237,7 @@ def _value_for(key: decl.Key, tmp_path: Path) -> Any:
         return 12.5
     if key.kind == "boolean":
         return not key.default
-    assert key.kind in ("template", "string"), key
+    assert key.kind in ("template", "string", "assertion"), key
     return f"v-{key.name}"
 
 
@@ -348,8 +353,14 @@ def _errors(schema: dict[str, Any], value: Any, at: str = "") -> list[str]:
                 f"{at}.{n}: unknown" for n in value if n not in schema["propertyNames"]["enum"]
             ]
     for rule in schema.get("allOf", ()):
-        if not _errors(rule["if"], value, at):
+        if "if" not in rule:
+            errors += _errors(rule, value, at)
+        elif not _errors(rule["if"], value, at):
             errors += _errors(rule["then"], value, at)
+    if "not" in schema and not _errors(schema["not"], value, at):
+        errors.append(f"{at}: matches what it must not")
+    if "anyOf" in schema and all(_errors(s, value, at) for s in schema["anyOf"]):
+        errors.append(f"{at}: matches none of {schema['anyOf']}")
     return errors
 
 

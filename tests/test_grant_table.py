@@ -90,6 +90,13 @@ GRANT_CASES: dict[str, tuple[dict[str, Any], dict[str, list[str]]]] = {
         {"assertion": Secret("eyJ.table.assertion")},
         {"assertion": ["eyJ.table.assertion"]},
     ),
+    "token_exchange": (
+        {"subject_token": Secret("st-table-3456")},
+        {
+            "subject_token": ["st-table-3456"],
+            "subject_token_type": ["urn:ietf:params:oauth:token-type:access_token"],
+        },
+    ),
 }
 
 
@@ -274,6 +281,16 @@ def _private_key(profile: ResolvedProfile, form: dict[str, list[str]], headers: 
     assert claims["iss"] == claims["sub"] == "app" and claims["aud"] == URL
 
 
+#: A JWT issued elsewhere (a workload's projected token): header {"alg": "RS256"}.
+WORKLOAD_JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2lnbmF0dXJl"
+
+
+def _client_assertion(profile: ResolvedProfile, form: dict[str, list[str]], headers: Any) -> None:
+    assert "Authorization" not in headers and "client_secret" not in form
+    assert form["client_assertion_type"] == [ASSERTION_TYPE]
+    assert form["client_assertion"] == [WORKLOAD_JWT] and form["client_id"] == ["app"]
+
+
 def _secret_jwt(profile: ResolvedProfile, form: dict[str, list[str]], headers: Any) -> None:
     assert "Authorization" not in headers
     claims = _claims_of(form, OctKey.import_key(SECRET), "HS256")
@@ -286,6 +303,7 @@ AUTH_CASES: dict[str, Callable[[ResolvedProfile, dict[str, list[str]], Any], Non
     "none": _none,
     "private_key_jwt": _private_key,
     "client_secret_jwt": _secret_jwt,
+    "client_assertion": _client_assertion,
 }
 
 
@@ -306,6 +324,8 @@ def test_each_client_auth_method_sends_the_credential_its_way(
     )
     if name == "private_key_jwt":
         profile = replace(profile, client_secret=None, private_key=Secret(_pem(ec_key)))
+    if name == "client_assertion":
+        profile = replace(profile, client_secret=None, client_assertion=Secret(WORKLOAD_JWT))
     if call == "fetch":
         _ok()
         grants.fetch(profile)
@@ -325,7 +345,13 @@ def test_only_private_key_jwt_has_a_key_to_check_before_sending(
     with pytest.raises(RegistryError, match="private_key: is not PEM text"):
         CLIENT_AUTHS["private_key_jwt"].check(bad)
     CLIENT_AUTHS["private_key_jwt"].check(replace(bad, private_key=Secret(_pem(ec_key))))
-    for name in ("client_secret_basic", "client_secret_post", "client_secret_jwt", "none"):
+    for name in (
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "none",
+        "client_assertion",
+    ):
         CLIENT_AUTHS[name].check(token_profile(client_auth=name, client_secret=None))
 
 

@@ -287,9 +287,9 @@ def test_a_profile_is_resolved_once_per_registry(
     calls: list[str] = []
     real = oauthcli.request.resolve.resolve_profile
 
-    def counting(profile):
+    def counting(profile, **kw):
         calls.append(profile.name)
-        return real(profile)
+        return real(profile, **kw)
 
     monkeypatch.setattr(oauthcli.request.resolve, "resolve_profile", counting)
     first = resolve(registry, "things.list")

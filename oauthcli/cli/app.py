@@ -223,7 +223,7 @@ def show(
         registry.message(name)  # raises "unknown message" with suggestions
     blocks: list[list[str]] = []
     if is_profile:
-        blocks.append(profile_lines(resolve_profile(registry.profile(name))))
+        blocks.append(profile_lines(resolve_profile(registry.profile(name), registry=registry)))
     if is_message:
         message, method = split_target(registry, name, None) if "." in name else (None, None)
         if message is None:
@@ -253,7 +253,21 @@ def validate() -> None:
         bad = len({p.file for p in problems})
         console.err(f"{len(problems)} problem(s) in {bad} of {files} file(s)", "red")
         raise typer.Exit(int(ExitCode.REGISTRY))
+    _issuer_notes(registry)  # where endpoints will come from; validate makes no network call
     console.err(f"{files} file(s) OK", "green")
+
+
+def _issuer_notes(registry: "Registry") -> None:
+    from oauthcli.present.render import issuer_note
+    from oauthcli.request.resolve import resolve_profile
+
+    for name in registry.index("profiles"):
+        try:
+            note = issuer_note(resolve_profile(registry.profile(name), registry=registry))
+        except OAuthCliError:
+            continue
+        if note:
+            console.err(note)
 
 
 _WAIT_HELP = "Without a terminal, wait for the device-code sign-in all the same."

@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oauthcli.errors import ExitCode, OAuthCliError, UsageError
 from oauthcli.present import console
 from oauthcli.registry.discovery import Registry
 from oauthcli.secret import mask_token
 from oauthcli.tokens import Obtained, Token, cache, jwtinfo
+
+if TYPE_CHECKING:
+    from oauthcli.request.resolved import ResolvedProfile
 
 
 def get_token_command(
@@ -36,28 +39,72 @@ def get_token_command(
 
     if raw and as_json:
         raise UsageError("--raw and --json cannot be used together")
-    profile = resolve_profile(registry.profile(profile_name))
+    profile = resolve_profile(registry.profile(profile_name), registry=registry)
     trace = None
     if verbose:
         from oauthcli.present.output import VerboseTrace
 
         trace = VerboseTrace()
+    if force and profile.issuer:  # --force asks the issuer for its metadata anew too
+        from oauthcli.tokens import discovery
+
+        profile = discovery.complete(profile, trace, force=True)
     with signin.using(wait=wait, browser=browser):  # --wait, --no-browser
         obtained = obtain(profile, force=force, trace=trace)
     for note in obtained.warnings:
         console.warn(note)
     token = obtained.token
+    profile = _known(profile)
+    endpoints = _endpoints(profile)
     if raw:
         # The one place a token is printed whole, on purpose: for $(oauthcli get-token --raw p).
         sys.stdout.write(token.access_token.reveal() + "\n")
         return int(ExitCode.OK)
     now = time.time()
     if as_json:
-        console.out(json.dumps(_as_json(profile.name, profile.token_url, obtained, now), indent=2))
+        data = _as_json(profile.name, profile.token_url, obtained, now)
+        data.update(grant_type=profile.grant_type, issuer=profile.issuer, endpoints=endpoints)
+        data["binding"] = _binding(profile, token)
+        console.out(json.dumps(data, indent=2))
         return int(ExitCode.OK)
-    for line in _lines(profile.name, profile.token_url, obtained, now):
+    rows = [("grant", profile.grant_type)]
+    rows += [(key, f"{e['url'] or '(none)'} ({e['from']})") for key, e in endpoints.items()]
+    binding = _binding(profile, token)
+    if binding is not None:
+        rows.append(("binding", binding))
+    for line in _lines(profile.name, profile.token_url or profile.token_server, obtained, now, rows):
         console.out(line)
     return int(ExitCode.OK)
+
+
+def _binding(profile: ResolvedProfile, token: Token) -> str | None:
+    """What the token is bound to (DPoP ``cnf.jkt``) and whether it is the profile's key."""
+    from oauthcli.tokens import dpop
+
+    if not profile.dpop and not dpop.is_dpop(token) and "cnf" not in _claims(token):
+        return None
+    return dpop.binding(token, dpop.key_for(profile) if profile.dpop else None)
+
+
+def _claims(token: Token) -> dict[str, Any]:
+    decoded = jwtinfo.decode(token.access_token.reveal())
+    return decoded[1] if decoded is not None else {}
+
+
+def _known(profile: ResolvedProfile) -> ResolvedProfile:
+    """The profile with what its issuer's cached metadata says (no network): for display."""
+    if not profile.issuer:
+        return profile
+    from oauthcli.tokens import discovery
+
+    return discovery.known(profile)
+
+
+def _endpoints(profile: ResolvedProfile) -> dict[str, dict[str, str | None]]:
+    """Each endpoint of the profile and where it came from (profile, issuer metadata)."""
+    from oauthcli.tokens.discovery import origins
+
+    return {key: {"url": url, "from": where} for key, url, where in origins(profile)}
 
 
 def _headline(profile: str, token_url: str, obtained: Obtained, now: float) -> str:
@@ -75,7 +122,13 @@ def _expiry(token: Token, now: float) -> str:
     return f"{jwtinfo.local_time(token.expires_at)} ({jwtinfo.relative(token.expires_at, now)})"
 
 
-def _lines(profile: str, token_url: str, obtained: Obtained, now: float) -> list[str]:
+def _lines(
+    profile: str,
+    token_url: str,
+    obtained: Obtained,
+    now: float,
+    endpoints: list[tuple[str, str]] | None = None,
+) -> list[str]:
     token = obtained.token
     ok = console.style("OK", "green", sys.stdout)
     rows = [
@@ -84,6 +137,7 @@ def _lines(profile: str, token_url: str, obtained: Obtained, now: float) -> list
         ("expires", _expiry(token, now)),
         ("scope", token.scope or "(not stated by the server)"),
         ("refresh token", _refresh_text(token, now)),
+        *(endpoints or []),  # the grant, and where each endpoint came from
     ]
     decoded = jwtinfo.decode(token.access_token.reveal())
     claim_rows: list[tuple[str, str]] = []
@@ -184,7 +238,7 @@ def token_clear_command(registry: Registry | None, profile_name: str | None) -> 
         try:
             from oauthcli.request.resolve import resolve_profile
 
-            profile = resolve_profile(registry.profile(profile_name))
+            profile = resolve_profile(registry.profile(profile_name), registry=registry)
             also = cache.entry_path(cache.entry_key(profile))
         except OAuthCliError:
             pass  # an unresolvable profile can still have entries recorded under its name
@@ -199,7 +253,7 @@ def token_revoke_command(registry: Registry, profile_name: str) -> int:
     from oauthcli.request.resolve import resolve_profile
     from oauthcli.tokens import service
 
-    profile = resolve_profile(registry.profile(profile_name))
+    profile = resolve_profile(registry.profile(profile_name), registry=registry)
     revoked, notes = service.revoke(profile)
     for note in notes:
         console.warn(note)
@@ -208,6 +262,6 @@ def token_revoke_command(registry: Registry, profile_name: str) -> int:
         return int(ExitCode.OK)
     console.out(
         f"revoked the {' and '.join(revoked)} of profile '{profile_name}' at "
-        f"{profile.revocation_url}; removed the cached entry"
+        f"{_known(profile).revocation_url}; removed the cached entry"
     )
     return int(ExitCode.OK)

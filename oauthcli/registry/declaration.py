@@ -26,6 +26,7 @@ GRANT_TYPES = (
     "jwt_bearer",
     "authorization_code",
     "device_code",
+    "token_exchange",
 )
 CLIENT_AUTHS = (
     "client_secret_basic",
@@ -33,6 +34,7 @@ CLIENT_AUTHS = (
     "private_key_jwt",
     "client_secret_jwt",
     "none",
+    "client_assertion",
 )
 AUTH_TYPES = ("oauth2", "basic", "bearer", "api_key", "none")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -63,8 +65,11 @@ _JSON_TYPES: dict[str, str | list[str]] = {
     "boolean": "boolean",
     "statuses": "array",  # HTTP status codes, 100 to 599
     "mapping": "object",  # a block of its own keys (``tls``, ``retry``, ``auth``, ``methods``)
+    "assertion": ["string", "object"],  # a template, or {github_actions: {audience: …}}
 }
-_TEMPLATE_KINDS = frozenset({"template", "words", "map", "json"})
+_TEMPLATE_KINDS = frozenset({"template", "words", "map", "json", "assertion"})
+#: The default ``subject_token_type`` (RFC 8693 §3).
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 Condition = tuple[str, str]  # (key, value): "when ``key`` is ``value``"
 
@@ -90,6 +95,7 @@ class Key:
         "required_if",
         "only_if",
         "auth_types",
+        "unless",
     )
 
     def __init__(
@@ -112,6 +118,7 @@ class Key:
         required_if: tuple[Condition, ...] = (),
         only_if: tuple[Condition, ...] = (),
         auth_types: tuple[str, ...] = (),
+        unless: str | None = None,
     ) -> None:
         self.name = name  # dotted inside a block: tls.client_key, retry.attempts, auth.token
         self.kind = kind  # a key of _JSON_TYPES
@@ -130,6 +137,7 @@ class Key:
         self.required_if = required_if  # required when any of these holds
         self.only_if = only_if  # only allowed when one of these holds
         self.auth_types = auth_types  # auth block: the auth types that take this key
+        self.unless = unless  # not required (nor required_if) when this key is set: issuer
 
     @property
     def leaf(self) -> str:
@@ -187,12 +195,22 @@ PROFILE: tuple[Key, ...] = (
         choices=GRANT_TYPES,
     ),
     Key(
+        "issuer",
+        "template",
+        "The authorization server's issuer: its RFC 8414 (else OpenID) metadata fills "
+        "token_url, revocation_url, authorization_url and device_authorization_url when "
+        "they are not given.",
+        url=True,
+        call_variables=False,
+    ),
+    Key(
         "token_url",
         "template",
         "The token endpoint.",
         required=True,
         url=True,
         call_variables=False,
+        unless="issuer",
     ),
     Key("client_id", "template", "The client's id.", required=True, call_variables=False),
     Key(
@@ -220,6 +238,16 @@ PROFILE: tuple[Key, ...] = (
         "The PEM private key (RSA or EC) that signs private_key_jwt assertions.",
         secret=True,
         required_if=(("client_auth", "private_key_jwt"),),
+    ),
+    Key(
+        "client_assertion",
+        "assertion",
+        "The client assertion issued elsewhere (workload identity), read anew for each token "
+        "request: a template (${file:…} of a projected token, ${env:…}) or "
+        "{github_actions: {audience: …}} for GitHub Actions' ID token.",
+        secret=True,
+        required_if=(("client_auth", "client_assertion"),),
+        only_if=(("client_auth", "client_assertion"),),
     ),
     Key("key_id", "template", 'The JWS "kid" of the client assertion.'),
     Key(
@@ -267,11 +295,46 @@ PROFILE: tuple[Key, ...] = (
         required_if=(("grant_type", "jwt_bearer"),),
     ),
     Key(
+        "subject_token",
+        "template",
+        "The RFC 8693 token exchanged: ${token:PROFILE} is that profile's access token.",
+        secret=True,
+        required_if=(("grant_type", "token_exchange"),),
+        only_if=(("grant_type", "token_exchange"),),
+    ),
+    Key(
+        "subject_token_type",
+        "string",
+        "The RFC 8693 type of subject_token.",
+        default=ACCESS_TOKEN_TYPE,
+        only_if=(("grant_type", "token_exchange"),),
+    ),
+    Key(
+        "actor_token",
+        "template",
+        "The RFC 8693 token of the party acting for the subject (with actor_token_type).",
+        secret=True,
+        only_if=(("grant_type", "token_exchange"),),
+    ),
+    Key(
+        "actor_token_type",
+        "string",
+        "The RFC 8693 type of actor_token; needed with it.",
+        only_if=(("grant_type", "token_exchange"),),
+    ),
+    Key(
+        "requested_token_type",
+        "string",
+        "The RFC 8693 type of token asked for; the server's choice unless set.",
+        only_if=(("grant_type", "token_exchange"),),
+    ),
+    Key(
         "authorization_url",
         "template",
         "The authorization endpoint the browser sign-in opens (PKCE S256 always).",
         url=True,
         required_if=(("grant_type", "authorization_code"),),
+        unless="issuer",
     ),
     Key(
         "redirect_url",
@@ -287,6 +350,7 @@ PROFILE: tuple[Key, ...] = (
         "its verification URI while oauthcli polls the token endpoint.",
         url=True,
         required_if=(("grant_type", "device_code"),),
+        unless="issuer",
     ),
     Key(
         "revocation_url",
@@ -314,6 +378,14 @@ PROFILE: tuple[Key, ...] = (
         "string",
         "The Authorization scheme the token is sent with; Bearer unless set.",
         pattern=AUTH_SCHEME_PATTERN,
+    ),
+    Key(
+        "dpop",
+        "boolean",
+        "Asks for DPoP-bound tokens (RFC 9449) when true: a P-256 key kept 0600 in the cache "
+        "folder signs a fresh proof for every token and API request; a DPoP token is sent as "
+        "Authorization: DPoP.",
+        default=False,
     ),
     Key(
         "timeout",
@@ -562,6 +634,13 @@ def _property(key: Key, keys: tuple[Key, ...]) -> dict[str, Any]:
         prop["items"] = {"type": "integer", "minimum": 100, "maximum": 599}
     elif kind == "json":
         del prop["type"]  # any JSON
+    elif kind == "assertion":
+        prop["type"] = [*_SCALAR, "object"]
+        audience = {"type": "object", "properties": {"audience": {"type": _SCALAR}}}
+        audience |= {"required": ["audience"], "additionalProperties": False}
+        prop["properties"] = {"github_actions": audience}
+        prop["required"] = ["github_actions"]
+        prop["additionalProperties"] = False
     if key.choices and kind != "string" or key.name == "signing_alg":
         prop["enum"] = list(key.choices)
     if key.pattern:
@@ -579,7 +658,7 @@ def _property(key: Key, keys: tuple[Key, ...]) -> dict[str, Any]:
 
 def _object(keys: tuple[Key, ...]) -> dict[str, Any]:
     shown = top(keys) if not keys or "." not in keys[0].name else keys
-    required = [k.leaf for k in shown if k.required]
+    required = [k.leaf for k in shown if k.required and not k.unless]
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {k.leaf: _property(k, keys) for k in shown},
@@ -587,16 +666,33 @@ def _object(keys: tuple[Key, ...]) -> dict[str, Any]:
     }
     if required:
         schema["required"] = required
-    rules = []
+    rules = [
+        {"if": {"not": {"required": [k.unless]}}, "then": {"required": [k.leaf]}}
+        for k in shown
+        if k.required and k.unless
+    ]
     for on in dict.fromkeys(on for k in shown for on, _ in k.required_if):
         decider = next(k for k in shown if k.leaf == on)
         for value in decider.choices:
-            needs = [k.leaf for k in shown if (on, value) in k.required_if]
+            needs = [k for k in shown if (on, value) in k.required_if]
             if needs:
-                rules.append(_when(on, value, {"required": needs}, decider.default == value))
+                then = _requiring(needs)
+                rules.append(_when(on, value, then, decider.default == value))
     if rules:
         schema["allOf"] = rules
     return schema
+
+
+def _requiring(needs: list[Key]) -> dict[str, Any]:
+    """``required`` of the keys always needed; each one ``unless`` another key is set, or it."""
+    then: dict[str, Any] = {}
+    plain = [k.leaf for k in needs if not k.unless]
+    if plain:
+        then["required"] = plain
+    either = [{"anyOf": [{"required": [k.leaf]}, {"required": [k.unless]}]} for k in needs if k.unless]
+    if either:
+        then["allOf"] = either
+    return then
 
 
 def _when(on: str, value: str, then: dict[str, Any], default: bool = False) -> dict[str, Any]:
@@ -653,6 +749,7 @@ _KIND_WORDS = {
     "boolean": "true/false",
     "statuses": "list of statuses",
     "mapping": "block",
+    "assertion": "template or {github_actions: {audience}}",
 }
 
 
@@ -679,14 +776,18 @@ def _number(value: float) -> str:
 
 def _notes(key: Key) -> str:
     notes = []
+    unless = f" unless `{key.unless}` is set" if key.unless else ""
     if key.required:
-        notes.append("required")
+        notes.append("required" + unless)
     for word, conditions in (("required", key.required_if), ("only", key.only_if)):
         if conditions:
             on = conditions[0][0]  # one key decides, in every table
             values = [f"`{value}`" for _, value in conditions]
             listed = ", ".join(values[:-1]) + " or " + values[-1] if len(values) > 1 else values[0]
-            notes.append(f"{word} with {'auth ' if on == 'type' else ''}{on} {listed}")
+            notes.append(
+                f"{word} with {'auth ' if on == 'type' else ''}{on} {listed}"
+                + (unless if word == "required" else "")
+            )
     if key.secret:
         notes.append("secret")
     if key.url:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from oauthcli.registry.declaration import (
+    ACCESS_TOKEN_TYPE,
     AUTH,
     AUTH_REQUIRES,
     AUTH_SCHEME_PATTERN,
@@ -74,6 +75,13 @@ class Retry:
 
 
 @dataclass(frozen=True, repr=False, eq=False)
+class GitHubActions:
+    """``client_assertion: {github_actions: {audience: …}}``: GitHub Actions' OIDC ID token."""
+
+    audience: Text
+
+
+@dataclass(frozen=True, repr=False, eq=False)
 class Auth:
     type: str
     line: int | None = None
@@ -94,10 +102,12 @@ class Profile:
     client_id: Text
     client_auth: str = "client_secret_basic"
     description: str | None = None
+    issuer: Text | None = None
     client_secret: Text | None = None
     private_key: Text | None = None
     key_id: Text | None = None
     signing_alg: str | None = None
+    client_assertion: Text | GitHubActions | None = None
     scope: tuple[Text, ...] = ()
     audience: Text | None = None
     resource: tuple[Text, ...] = ()
@@ -106,6 +116,11 @@ class Profile:
     password: Text | None = None
     refresh_token: Text | None = None
     assertion: Text | None = None
+    subject_token: Text | None = None
+    subject_token_type: str = ACCESS_TOKEN_TYPE
+    actor_token: Text | None = None
+    actor_token_type: str | None = None
+    requested_token_type: str | None = None
     authorization_url: Text | None = None
     redirect_url: Text | None = None
     device_authorization_url: Text | None = None
@@ -113,6 +128,7 @@ class Profile:
     refresh_token_lifespan: int | None = None
     token_leeway: int = 60
     token_scheme: str | None = None
+    dpop: bool = False
     timeout: float = 30.0
     tls: TLS = TLS()
     allow_insecure_http: bool = False
@@ -166,7 +182,8 @@ def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
     """One key's value, read and checked as its declaration says; its default when absent."""
     name, kind = key.leaf, key.kind
     if kind == "template":
-        text = r.text(m, path, name, required=key.required, secret=key.secret, url=key.url)
+        required = key.required and not (key.unless and key.unless in m)
+        text = r.text(m, path, name, required=required, secret=key.secret, url=key.url)
         return Text.empty() if text is None and key.required else text
     if kind == "string":
         read = r.header_name if key.header_names else r.plain
@@ -203,7 +220,31 @@ def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
         return r.json_body(m, path, name)
     if kind == "statuses":
         return r.statuses(m, path, name)
+    if kind == "assertion":
+        return _assertion(r, m, path, key)
     raise AssertionError(f"{key.name}: no reader for kind {kind}")  # pragma: no cover
+
+
+def _assertion(
+    r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key
+) -> Text | GitHubActions | None:
+    """A template, or ``{github_actions: {audience: …}}``."""
+    raw = m.get(key.leaf)
+    if not isinstance(raw, dict):
+        return r.text(m, path, key.leaf, secret=key.secret)
+    where = (*path, key.leaf)
+    block = r.mapping(where, raw, ("github_actions",))
+    if block is None:
+        return None
+    if "github_actions" not in block:
+        r.fail(where, "github_actions: missing; write a template or {github_actions: {audience: …}}")
+        return None
+    where = (*where, "github_actions")
+    inner = r.mapping(where, block["github_actions"], ("audience",))
+    if inner is None:
+        return None
+    audience = r.text(inner, where, "audience", required=True)
+    return None if audience is None else GitHubActions(audience)
 
 
 _OPTIONAL_MAPS = frozenset({"form"})  # None when absent, so an empty form is still a body
@@ -225,7 +266,7 @@ def parse_profile(doc: Document) -> Profile:
     )
     for name in _PROFILE_NO_VARIABLES:
         text = values[name]
-        if text.variables:
+        if text is not None and text.variables:
             r.fail(text.key_path, "profiles take ${env:…} and ${file:…}, not call variables")
     if profile.token_scheme is not None and not _AUTH_SCHEME.fullmatch(profile.token_scheme):
         r.fail(("token_scheme",), "must be one word of letters, digits or !#$%&'*+-.^_`|~")
@@ -238,12 +279,14 @@ def _check_profile(r: Reader, m: dict[str, Any], values: dict[str, Any], grant_k
     """The requirements between keys: what a grant_type or client_auth needs, and what
     signing_alg may be used with (all declared in declaration.py)."""
     for key in _PROFILE_REQUIRED_IF:
-        if key.name in m:
+        if key.name in m or (key.unless and key.unless in m):
             continue
         for on, value in key.required_if:
             if values[on] == value and (on != "grant_type" or grant_known):
                 r.fail((), f"{key.name}: missing; {on} {value} needs it")
                 break
+    if "actor_token" in m and "actor_token_type" not in m:
+        r.fail((), "actor_token_type: missing; actor_token needs it (RFC 8693 §2.1)")
     alg, client_auth = values["signing_alg"], values["client_auth"]
     if alg is not None:
         if ("client_auth", client_auth) not in _SIGNING_ALG.only_if:

@@ -6,6 +6,9 @@ A template is parsed once into literal text and references:
 * ``${env:NAME}`` / ``${env:NAME:-default}``: the environment;
 * ``${file:path}``: a file's text (``~`` expanded, relative to the YAML file,
   trailing newlines dropped);
+* ``${token:PROFILE}``: that profile's access token, obtained through the token cache
+  when the token request that needs it is made (``subject_token``, ``actor_token``);
+  :mod:`oauthcli.request.resolve` resolves the profile, the token code fetches it;
 * ``$${``: a literal ``${``.
 
 Rendering inserts each value once, so a value that itself holds ``${`` is never
@@ -41,7 +44,12 @@ class File:
     path: str
 
 
-Part = str | Var | Env | File
+@dataclass(frozen=True)
+class TokenRef:
+    profile: str
+
+
+Part = str | Var | Env | File | TokenRef
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 _ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -102,6 +110,11 @@ class Template:
                 out.append(encode(value) if encode else value)
             elif isinstance(part, Env):
                 out.append(read_env(part))
+            elif isinstance(part, TokenRef):
+                raise TemplateError(
+                    f"${{token:{part.profile}}} is taken only by subject_token and actor_token "
+                    "(another profile's token, fetched when the token exchange runs)"
+                )
             else:
                 out.append(read_file(part, base_dir))
         return "".join(out)
@@ -117,10 +130,15 @@ def _reference(body: str) -> Part:
         if not body[5:].strip():
             raise TemplateError("'${file:}' needs a path")
         return File(body[5:])
+    if body.startswith("token:"):
+        name = body[6:].strip()
+        if not name:
+            raise TemplateError("'${token:}' needs a profile name")
+        return TokenRef(name)
     if _VAR_RE.fullmatch(body):
         return Var(body)
     if ":" in body:
-        raise TemplateError(f"unknown reference '${{{body}}}' (use ${{env:…}} or ${{file:…}})")
+        raise TemplateError(f"unknown reference '${{{body}}}' (use ${{env:…}}, ${{file:…}} or ${{token:…}})")
     raise TemplateError(f"bad variable name '${{{body}}}'")
 
 

@@ -13,6 +13,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -23,14 +24,16 @@ from oauthcli.auth.base import Auth as ResolvedAuth
 from oauthcli.errors import Problem, RegistryError, UsageError
 from oauthcli.headers import header_value_problem
 from oauthcli.registry.discovery import Registry
-from oauthcli.registry.models import TLS, Auth, Message, Method, Profile, Retry
+from oauthcli.registry.models import TLS, Auth, GitHubActions, Message, Method, Profile, Retry
 from oauthcli.registry.reader import Text, url_problem
-from oauthcli.registry.templates import TemplateError
+from oauthcli.registry.templates import File, Part, Template, TemplateError, TokenRef
 from oauthcli.request.resolved import (
+    AssertionSource,
     ResolvedProfile,
     ResolvedRequest,
     ResolvedRetry,
     ResolvedTLS,
+    WithTokens,
 )
 from oauthcli.secret import Secret, reveal
 
@@ -91,11 +94,31 @@ class _Renderer:
         return str(path)
 
 
-def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) -> ResolvedProfile:
+def resolve_profile(
+    profile: Profile,
+    *,
+    problems: list[Problem] | None = None,
+    registry: Registry | None = None,
+    _chain: tuple[str, ...] = (),
+) -> ResolvedProfile:
     """The profile with its values rendered; raises RegistryError at the first problem, or,
-    given ``problems``, records every one there and goes on."""
+    given ``problems``, records every one there and goes on.
+
+    ``registry`` resolves the profiles that ``${token:PROFILE}`` names (their tokens are
+    fetched only when the token exchange runs); ``_chain`` is the profiles being resolved
+    that lead here, so a cycle is named instead of followed."""
     r = _Renderer(profile.source, problems=problems)
-    token_url = r.url(profile.token_url, profile.allow_insecure_http)
+    tokens = _TokenRefs(r, registry, (*_chain, profile.name))
+    issuer = None if profile.issuer is None else r.url(profile.issuer, profile.allow_insecure_http)
+    if issuer and ("?" in issuer or "#" in issuer):
+        assert profile.issuer is not None
+        r._fail(RegistryError.at(profile.source, profile.issuer.line, "issuer", _ISSUER_FORM))
+    # Without token_url (an empty Text), the issuer's metadata gives it when a token is needed.
+    token_url = (
+        ""
+        if issuer is not None and not profile.token_url.key_path
+        else r.url(profile.token_url, profile.allow_insecure_http)
+    )
     for text in (
         profile.revocation_url,
         profile.authorization_url,
@@ -107,6 +130,7 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
         name=profile.name,
         source=profile.source,
         grant_type=profile.grant_type,
+        issuer=issuer,
         token_url=token_url,
         client_id=r(profile.client_id),
         client_auth=profile.client_auth,
@@ -122,6 +146,12 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
         password=r.secret(profile.password),
         refresh_token=r.secret(profile.refresh_token),
         assertion=r.secret(profile.assertion),
+        subject_token=tokens(profile.subject_token),
+        subject_token_type=profile.subject_token_type,
+        actor_token=tokens(profile.actor_token),
+        actor_token_type=profile.actor_token_type,
+        requested_token_type=profile.requested_token_type,
+        client_assertion=_assertion_source(r, profile),
         authorization_url=r.opt(profile.authorization_url),
         redirect_url=r.opt(profile.redirect_url),
         device_authorization_url=r.opt(profile.device_authorization_url),
@@ -129,11 +159,88 @@ def resolve_profile(profile: Profile, *, problems: list[Problem] | None = None) 
         refresh_token_lifespan=profile.refresh_token_lifespan,
         token_leeway=profile.token_leeway,
         token_scheme=profile.token_scheme,
+        dpop=profile.dpop,
         timeout=profile.timeout,
         tls=_tls(r, profile.tls, TLS()),
         allow_insecure_http=profile.allow_insecure_http,
         description=profile.description,
     )
+
+
+_ISSUER_FORM = "an issuer is an https URL without query or fragment (RFC 8414 §2)"
+
+
+class _TokenRefs:
+    """Renders ``subject_token``/``actor_token``: ``${token:PROFILE}`` parts become that
+    profile, resolved now (so an unknown one or a cycle is a registry error before anything
+    is sent), its token fetched later; the other parts are rendered now."""
+
+    def __init__(self, r: _Renderer, registry: Registry | None, chain: tuple[str, ...]) -> None:
+        self.r, self.registry, self.chain = r, registry, chain
+
+    def __call__(self, text: Text | None) -> Secret | WithTokens | None:
+        if text is None:
+            return None
+        if not any(isinstance(p, TokenRef) for p in text.template.parts):
+            return self.r.secret(text)
+        parts: list[Secret | ResolvedProfile] = []
+        pending: list[Part] = []
+        for part in (*text.template.parts, None):
+            if isinstance(part, TokenRef) or part is None:
+                if pending:
+                    parts.append(Secret(self.r(replace(text, template=Template(tuple(pending))))))
+                    pending = []
+                if part is not None:
+                    inner = self._profile(text, part.profile)
+                    if inner is not None:
+                        parts.append(inner)
+            else:
+                pending.append(part)
+        return WithTokens(tuple(parts))
+
+    def _profile(self, text: Text, name: str) -> ResolvedProfile | None:
+        r = self.r
+        ref = "${token:" + name + "}"
+        if self.registry is None:
+            r._fail(RegistryError.at(r.source, text.line, text.key, f"{ref} needs the registry"))
+            return None
+        if name in self.chain:
+            cycle = " → ".join((*self.chain[self.chain.index(name) :], name))
+            r._fail(
+                RegistryError.at(
+                    r.source, text.line, text.key, f"{ref} makes a cycle of profiles: {cycle}"
+                )
+            )
+            return None
+        if not self.registry.has("profiles", name):
+            r._fail(RegistryError.at(r.source, text.line, text.key, f"{ref}: no profile named '{name}'"))
+            return None
+        cached: ResolvedProfile | None = self.registry.resolved_profiles.get(name)
+        if cached is not None:
+            return cached
+        try:
+            resolved = resolve_profile(
+                self.registry.profile(name), registry=self.registry, _chain=self.chain
+            )
+        except RegistryError as exc:
+            r._fail(exc)
+            return None
+        if r.problems is None:
+            self.registry.resolved_profiles[name] = resolved
+        return resolved
+
+
+def _assertion_source(r: _Renderer, profile: Profile) -> Secret | AssertionSource | None:
+    """``client_assertion``: a file (a projected token) is read at each token request, not now;
+    GitHub Actions' token is asked for then too; a literal or ``${env:…}`` is rendered now."""
+    spec = profile.client_assertion
+    if spec is None:
+        return None
+    if isinstance(spec, GitHubActions):
+        return AssertionSource(profile.source, github_audience=r(spec.audience))
+    if any(isinstance(p, File) for p in spec.template.parts):
+        return AssertionSource(profile.source, template=spec.template)
+    return r.secret(spec)
 
 
 def split_target(registry: Registry, target: str, method: str | None) -> tuple[Message, Method]:
@@ -298,7 +405,7 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
             )
         resolved = registry.resolved_profiles.get(auth.profile)
         if resolved is None:
-            resolved = resolve_profile(registry.profile(auth.profile))
+            resolved = resolve_profile(registry.profile(auth.profile), registry=registry)
             registry.resolved_profiles[auth.profile] = resolved
         return OAuth2Auth(resolved)
     if auth.type == "basic":

@@ -23,7 +23,7 @@ from oauthcli.registry.discovery import KINDS, Kind, Registry, duplicate_problem
 from oauthcli.registry.document import Key
 from oauthcli.registry.models import Message, Profile
 from oauthcli.registry.reader import Text
-from oauthcli.registry.templates import Template, TemplateError, Var
+from oauthcli.registry.templates import File, Template, TemplateError, TokenRef, Var
 from oauthcli.request.resolve import pick_method, resolve_profile, resolve_request
 from oauthcli.request.resolved import ResolvedProfile
 
@@ -65,7 +65,7 @@ def _check_written(registry: Registry, kind: Kind, path: Path) -> list[Problem]:
             template = Template.parse(value)
         except TemplateError:
             continue  # the schema's round reports a malformed ${…}
-        refs = Template(tuple(p for p in template.parts if not isinstance(p, Var)))
+        refs = _now(template, str(key[0]) if key else "")
         try:
             refs.render(_NO_VARIABLES, base_dir=path.parent)
         except TemplateError as exc:
@@ -118,7 +118,7 @@ def _check_references(item: Profile | Message) -> list[Problem]:
     problems = []
     base = item.source.parent
     for text in _texts(item):
-        only_refs = Template(tuple(p for p in text.template.parts if not isinstance(p, Var)))
+        only_refs = _now(text.template, text.key)
         try:
             only_refs.render(_NO_VARIABLES, base_dir=base)
         except TemplateError as exc:
@@ -126,10 +126,22 @@ def _check_references(item: Profile | Message) -> list[Problem]:
     return problems
 
 
+#: Keys whose ${file:…} is read at each token request, not before: a projected token (a
+#: Kubernetes service account token, AZURE_FEDERATED_TOKEN_FILE) appears when the job runs.
+_READ_PER_REQUEST = frozenset({"client_assertion"})
+
+
+def _now(template: Template, key: str) -> Template:
+    """The references validate reads now: ${env:…} and ${file:…}, not call variables nor
+    ${token:…} (whose profile resolving checks), nor the files read per token request."""
+    later: tuple[type, ...] = (Var, TokenRef, File) if key in _READ_PER_REQUEST else (Var, TokenRef)
+    return Template(tuple(p for p in template.parts if not isinstance(p, later)))
+
+
 def _check_resolution(registry: Registry, item: Profile | Message) -> list[Problem]:
     if isinstance(item, Profile):
         found: list[Problem] = []
-        resolved = resolve_profile(item, problems=found)
+        resolved = resolve_profile(item, problems=found, registry=registry)
         if found:  # every key's problem at once; the key is only worth loading without them
             return _with_lines(found, item)
         return _problems_of(lambda: _check_keys(resolved), item)

@@ -56,7 +56,7 @@ MAX_ENTRY = 1 << 20
 _MAX_TIME = 253402300799  # 9999-12-31T23:59:59Z
 _KEY = re.compile(r"[0-9a-f]{64}")
 #: The files oauthcli writes in the folder, and the only ones it ever removes.
-_OURS = re.compile(r"[0-9a-f]{64}\.(?:json|lock)|\.[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\.tmp")
+_OURS = re.compile(r"[0-9a-f]{64}\.(?:json|lock|dpop|nonce)|\.[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\.tmp")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "profile": str,
@@ -118,6 +118,12 @@ IDENTITY_CREDENTIALS = (
     "password",
     "assertion",
     "refresh_token",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "client_assertion",
 )
 _keys: weakref.WeakKeyDictionary[ResolvedProfile, str] = weakref.WeakKeyDictionary()
 
@@ -141,13 +147,14 @@ def _identity(profile: ResolvedProfile) -> str:
     credentials = {}
     for name in IDENTITY_CREDENTIALS:
         value = getattr(profile, name)
-        if isinstance(value, Secret):
-            value = value.reveal()
+        if name == "subject_token_type" and profile.subject_token is None:
+            continue  # its default, on every profile: not part of a token's identity then
+        value = _credential(value)
         if value is not None:
             credentials[name] = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
     parts: list[Any] = [
         "oauthcli-token-identity-2",
-        profile.token_url,
+        profile.token_server,
         profile.client_id,
         profile.grant_type,
         profile.client_auth,
@@ -157,8 +164,32 @@ def _identity(profile: ResolvedProfile) -> str:
         sorted(profile.extra_params.items()),
         credentials,
     ]
+    if profile.dpop:  # a DPoP-bound token is another token (and has its own key, tokens.dpop)
+        parts.append("dpop")
     text = json.dumps(parts, ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _credential(value: Any) -> str | None:
+    """The text a credential's digest is taken of.
+
+    ``${token:PROFILE}`` stands for that profile's token identity, not its current token:
+    the exchanged token is the same party's however often the subject token is renewed (and
+    knowing the cache entry needs no token fetched). A client assertion read per request
+    (a projected file, GitHub Actions) stands for where it is read: each read is a new JWT
+    proving the same workload.
+    """
+    from oauthcli.request.resolved import AssertionSource, WithTokens
+
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, WithTokens):
+        return json.dumps(
+            [p.reveal() if isinstance(p, Secret) else "token:" + entry_key(p) for p in value.parts]
+        )
+    if isinstance(value, AssertionSource):
+        return f"{value.source.parent}|{value.github_audience}|{value.template}"
+    return value  # type: ignore[no-any-return]
 
 
 def entry_path(key: str) -> Path:
@@ -360,8 +391,13 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
             if _OURS.fullmatch(name) and not name.endswith(".json"):
                 _clear_one(folder / name)
         from oauthcli.registry import parsecache
+        from oauthcli.tokens import discovery
 
         parsecache.clear()
+        discovery.clear()
+        from oauthcli.tokens import dpop
+
+        dpop.forget_keys()  # their files were removed with the lock files
     return removed
 
 

@@ -141,6 +141,41 @@ class ClientSecretJWT(ClientAuthMethod):
         return ShortLivedClientSecretJWT(profile.token_url, headers=_kid(profile), alg=alg)
 
 
+def _encode_client_assertion(profile: ResolvedProfile) -> Any:
+    """An encoder that puts a client assertion issued elsewhere in the form, read anew for
+    each request (:mod:`~oauthcli.tokens.workload`), with the client id (RFC 7521 §4.2)."""
+
+    def encode(
+        client: Any, method: str, uri: str, headers: dict[str, str], body: str
+    ) -> tuple[str, dict[str, str], str]:
+        from authlib.common.urls import add_params_to_qs
+
+        import oauthcli.tokens.workload as workload
+
+        pairs = [
+            ("client_id", client.client_id),
+            ("client_assertion_type", workload.JWT_BEARER),
+            ("client_assertion", workload.assertion(profile)),
+        ]
+        return uri, headers, add_params_to_qs(body or "", pairs)
+
+    return encode
+
+
+class ClientAssertion(ClientAuthMethod):
+    """A JWT issued to this workload elsewhere (a projected token file, GitHub Actions),
+    sent as a ``jwt-bearer`` client assertion: no secret is stored anywhere."""
+
+    name = "client_assertion"
+    needs = "client_assertion"
+
+    def credential(self, profile: ResolvedProfile) -> Any:
+        return None
+
+    def method(self, profile: ResolvedProfile, credential: Any) -> Any:
+        return _encode_client_assertion(profile)
+
+
 #: Every ``client_auth`` value, in the order SPEC §1.1 lists them.
 CLIENT_AUTHS: dict[str, ClientAuthMethod] = {
     m.name: m
@@ -150,5 +185,6 @@ CLIENT_AUTHS: dict[str, ClientAuthMethod] = {
         PrivateKeyJWT(),
         ClientSecretJWT(),
         NoClientAuth(),
+        ClientAssertion(),
     )
 }

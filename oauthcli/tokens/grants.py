@@ -37,6 +37,7 @@ from oauthcli.tokens.clientauth import CLIENT_AUTHS
 if TYPE_CHECKING:
     from oauthcli.request.resolved import ResolvedProfile
     from oauthcli.tokens.endpoint import Session
+    from oauthcli.tokens.model import Obtained
     from oauthcli.trace import Trace
 
 __all__ = ["CLIENT_AUTHS", "GRANTS", "GRANT_TYPES", "Grant", "GrantError", "fetch", "refresh"]
@@ -57,6 +58,8 @@ class Exchange:
     show: Callable[[str], None]
     #: The refresh token to exchange (the cached one), instead of the profile's.
     refresh_token: Secret | None = None
+    #: Another profile's token (``${token:PROFILE}``): the token service's ``obtain``.
+    obtain: Callable[..., Obtained] | None = None
 
 
 class Grant:
@@ -170,6 +173,20 @@ class DeviceCode(Grant):
         poll(x.profile, found, one, f"{self.action} for profile '{x.profile.name}'")
 
 
+class TokenExchange(Grant):
+    """RFC 8693: a token (``subject_token``, maybe ``${token:PROFILE}``) exchanged for another
+    (:mod:`~oauthcli.tokens.exchange`); audience and each resource go as for every grant."""
+
+    name = "token_exchange"
+    wire = "urn:ietf:params:oauth:grant-type:token-exchange"
+    needs = ("subject_token",)
+
+    def parameters(self, x: Exchange) -> dict[str, Any]:
+        from oauthcli.tokens.exchange import parameters
+
+        return parameters(x.profile, x.obtain, x.session.trace)
+
+
 class RefreshToken(Grant):
     """RFC 6749 §6 through Authlib's ``refresh_token``: the cached refresh token, else the
     profile's; RFC 8707 §2.2: the resources (and audience, extras) go with it too."""
@@ -201,21 +218,28 @@ GRANTS: dict[str, Grant] = {
         JWTBearer(),
         AuthorizationCode(),
         DeviceCode(),
+        TokenExchange(),
     )
 }
 #: The names, for checking the registry's declaration against (tests/test_grant_table.py).
 GRANT_TYPES: tuple[str, ...] = tuple(GRANTS)
 
 
-def fetch(profile: ResolvedProfile, *, trace: Trace | None = None) -> TokenAnswer:
-    """Run the profile's grant; the token endpoint's answer."""
+def fetch(
+    profile: ResolvedProfile,
+    *,
+    trace: Trace | None = None,
+    obtain: Callable[..., Obtained] | None = None,
+) -> TokenAnswer:
+    """Run the profile's grant; the token endpoint's answer. ``obtain`` gets the tokens of
+    the profiles its ``${token:PROFILE}`` values name."""
     grant = GRANTS.get(profile.grant_type)
     if grant is None:
         raise GrantError(
             f"token request for profile '{profile.name}' failed: "
             f"grant_type {profile.grant_type} is not supported"
         )
-    return _run(grant, profile, trace)
+    return _run(grant, profile, trace, obtain=obtain)
 
 
 def refresh(
@@ -251,15 +275,26 @@ def _run(
     profile: ResolvedProfile,
     trace: Trace | None,
     refresh_token: Secret | None = None,
+    *,
+    obtain: Callable[..., Obtained] | None = None,
 ) -> TokenAnswer:
     """Run one grant; the answer the session's check read (not Authlib's dict)."""
+    import oauthcli.tokens.discovery as discovery
     import oauthcli.tokens.endpoint as endpoint
 
+    # With issuer: the endpoints the profile leaves out, from the issuer's metadata.
+    profile = discovery.complete(profile, trace, needs=("token_url", *grant.needs))
     what = f"{grant.action} for profile '{profile.name}'"
     s = endpoint.session(profile, what, trace, read=grant.read)
-    x = Exchange(s, profile, signin.current(), refresh_token)
+    x = Exchange(s, profile, signin.current(), refresh_token, obtain)
     parameters = grant.parameters(x)  # a browser sign-in happens once, outside the retry
-    _call(s, profile, what, lambda: grant.ask(x, parameters))
+    try:
+        _call(s, profile, what, lambda: grant.ask(x, parameters))
+    except GrantError as exc:
+        hinted = discovery.hint(profile, exc)  # invalid_client: the server's auth methods
+        if hinted is exc:
+            raise
+        raise hinted from None
     return s.answers[-1]
 
 

@@ -94,6 +94,10 @@ def drop(profile: ResolvedProfile, token: Token) -> None:
 
 def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
     """Revoke the cached tokens at revocation_url, then forget them; (what was revoked, notes)."""
+    if not profile.revocation_url and profile.issuer:
+        from oauthcli.tokens import discovery
+
+        profile = discovery.complete(profile, needs=("revocation_url",))
     if not profile.revocation_url:
         raise RegistryError.at(
             profile.source, None, "revocation_url", "missing; token revoke needs it"
@@ -178,7 +182,7 @@ def _read(
 
 def _same_client(entry: cache.Entry, profile: ResolvedProfile) -> bool:
     return (
-        entry.token_url == profile.token_url
+        entry.token_url == profile.token_server
         and entry.client_id in ("", profile.client_id)
         and entry.grant_type in ("", profile.grant_type)
     )
@@ -334,7 +338,7 @@ def _renew_locked(
     else:
         trace.note(f"token: running the {profile.grant_type} grant")
     try:
-        answer = grants.fetch(profile, trace=trace)
+        answer = grants.fetch(profile, trace=trace, obtain=obtain)
     except grants.GrantError as exc:
         if exc.transient and not force and old is not None and _valid(old, clock()):
             return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
@@ -384,7 +388,7 @@ def _store(
     entry = cache.Entry(
         token=token,
         profile=profile.name,
-        token_url=profile.token_url,
+        token_url=profile.token_server,
         client_id=profile.client_id,
         grant_type=profile.grant_type,
         expires_assumed=assumed,
