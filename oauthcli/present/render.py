@@ -10,6 +10,7 @@ from oauthcli.registry.declaration import PROFILE
 from oauthcli.registry.models import Message, Profile
 from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 from oauthcli.secret import MASK, Secret
+from oauthcli.tokens.discovery import ENDPOINTS, known, origins
 
 
 def profile_summary(profile: Profile) -> str:
@@ -25,6 +26,8 @@ def message_summary(message: Message) -> str:
 def profile_lines(p: ResolvedProfile) -> list[str]:
     """Every declared profile key that is set, in declaration order (secrets masked)."""
     rows: list[tuple[str, Any]] = [("profile", p.name), ("file", p.source)]
+    p = known(p)  # what the issuer's cached metadata says, if any: no network
+    endpoints = endpoint_origins(p)
     for key in _SHOWN_PROFILE_KEYS:
         value: Any = p
         for part in key.name.split("."):
@@ -35,8 +38,29 @@ def profile_lines(p: ResolvedProfile) -> list[str]:
             value = value or None
         elif value is False and key.default is False:
             value = None  # not set
+        if key.name in ENDPOINTS:
+            value = endpoints.get(key.name)
         rows.append((key.name, value))
     return _rows(rows)
+
+
+def endpoint_origins(p: ResolvedProfile) -> dict[str, str]:
+    """Each endpoint the profile has or discovers, with where it comes from:
+    ``https://… (profile)``, ``(from issuer, discovered when used)``."""
+    return {key: f"{url} ({where})" if url else f"({where})" for key, url, where in origins(p)}
+
+
+def issuer_note(p: ResolvedProfile) -> str | None:
+    """``validate``'s line for a profile with issuer: which endpoints it will discover."""
+    if not p.issuer:
+        return None
+    waiting = [key for key, url, _ in origins(p) if url is None]
+    given = [key for key, url, _ in origins(p) if url is not None]
+    text = f"{p.source.parent.name}/{p.source.name}: issuer {p.issuer}: "
+    text += f"{', '.join(waiting)} from issuer (discovered when used)" if waiting else ""
+    text += "; " if waiting and given else ""
+    text += f"{', '.join(given)} from the profile" if given else ""
+    return text
 
 
 _SHOWN_PROFILE_KEYS = tuple(k for k in PROFILE if k.kind != "mapping" and k.name != "name")

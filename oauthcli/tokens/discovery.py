@@ -1,0 +1,532 @@
+"""The issuer's metadata (RFC 8414, OpenID Connect Discovery 1.0): endpoints from ``issuer:``.
+
+A profile with ``issuer`` gets the endpoints it does not write itself from the
+authorization server's metadata, when a token is needed (:func:`complete`, called
+by :mod:`oauthcli.tokens.grants` before each token request and by ``token revoke``):
+``token_url``, ``revocation_url``, ``authorization_url`` and
+``device_authorization_url`` (:data:`ENDPOINTS`); the profile's own values win.
+The metadata is asked for at RFC 8414's ``/.well-known/oauth-authorization-server``
+(inserted between host and path for an issuer with a path, §3.1), then at OpenID's
+``{issuer}/.well-known/openid-configuration``. Its ``issuer`` must be the configured
+one exactly (§3.3), and every endpoint it gives must be a URL oauthcli would send to
+(https, or http to loopback or with ``allow_insecure_http``), else it is a
+:class:`GrantError` (exit 6) naming both.
+
+The fetch goes through the transport's adapter with the profile's TLS settings and
+``timeout`` (for the whole answer), a body cap of :data:`MAX_BYTES`, and redirects
+followed only within the issuer's origin. Known members beyond the endpoints are kept
+on the profile (``ResolvedProfile.metadata``: ``jwks_uri``,
+``token_endpoint_auth_methods_supported``, ...): after ``invalid_client`` with a
+``client_auth`` the server does not list, :func:`hint` says so.
+
+Metadata is cached for :data:`MAX_AGE` seconds in ``issuers/`` of the token cache
+folder, under the trust rules of :mod:`oauthcli.cachedir` (the folders ours, entries
+0600 and ours, opened without following links); an entry that cannot be read or used is
+a miss, never an error. ``get-token --force`` fetches it anew; ``token clear`` removes
+it. Nothing here prints: what was done goes to the caller's :class:`~oauthcli.trace.Trace`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from oauthcli.errors import GrantError
+from oauthcli.trace import Trace
+
+if TYPE_CHECKING:
+    import requests
+
+    from oauthcli.request.resolved import ResolvedProfile
+
+#: Profile key → the metadata member that fills it.
+ENDPOINTS = {
+    "token_url": "token_endpoint",
+    "revocation_url": "revocation_endpoint",
+    "authorization_url": "authorization_endpoint",
+    "device_authorization_url": "device_authorization_endpoint",
+}
+#: URL members kept beside the endpoints, checked like them.
+_OTHER_URLS = ("introspection_endpoint", "jwks_uri", "pushed_authorization_request_endpoint")
+#: List-of-strings members kept for the token code (client auth hint, grants, DPoP).
+_LISTS = (
+    "token_endpoint_auth_methods_supported",
+    "grant_types_supported",
+    "dpop_signing_alg_values_supported",
+    "code_challenge_methods_supported",
+    "scopes_supported",
+)
+#: Seconds a fetched document is used before it is asked for again.
+MAX_AGE = 3600.0
+#: Bytes beyond which an answer is not metadata (real ones are a few KiB).
+MAX_BYTES = 256 * 1024
+MAX_REDIRECTS = 3
+#: What a client_auth of oauthcli is called in ``token_endpoint_auth_methods_supported``.
+_WIRE_METHODS = {"client_assertion": "private_key_jwt"}
+#: RFC 8414 §2: without the member, the server takes client_secret_basic.
+_DEFAULT_METHODS = ("client_secret_basic",)
+_FORMAT = "oauthcli-issuer-metadata-1"
+_OURS = re.compile(r"[0-9a-f]{32}\.json|\.[0-9a-f]{32}\.json\.\d+\.[0-9a-f]{8}\.tmp")
+_FOLDER_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CONTROLS = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+clock: Callable[[], float] = time.time
+
+
+class _Missing(Exception):
+    """This well-known URL has no metadata (a 404, an HTML page): the next one is tried."""
+
+    def __init__(self, reason: str, *, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.transient = transient
+
+
+def well_known(issuer: str) -> list[str]:
+    """The metadata URLs asked, in order: RFC 8414 §3.1's, then OpenID's."""
+    parts = urlsplit(issuer)
+    base = f"{parts.scheme}://{parts.netloc}"
+    path = parts.path.rstrip("/")
+    return [
+        f"{base}/.well-known/oauth-authorization-server{path}",
+        f"{base}{path}/.well-known/openid-configuration",
+    ]
+
+
+def complete(
+    profile: ResolvedProfile,
+    trace: Trace | None = None,
+    *,
+    needs: Iterable[str] = ("token_url",),
+    force: bool = False,
+) -> ResolvedProfile:
+    """The profile with the endpoints it lacks filled from its issuer's metadata.
+
+    Without ``issuer`` the profile itself; with metadata already on it, no fetch (unless
+    ``force``). Raises :class:`GrantError` when the metadata cannot be had, is not the
+    issuer's, or lacks an endpoint of ``needs`` the profile does not give.
+    """
+    if not profile.issuer:
+        return profile
+    if profile.metadata is None or force:
+        trace = trace or Trace()
+        metadata = None if force else _cached(profile, MAX_AGE)
+        if metadata is None:
+            metadata = fetch(profile, trace)
+            _store(profile, metadata)
+        else:
+            trace.note(f"discovery: metadata of issuer {profile.issuer} from the cache")
+        profile = fill(profile, metadata)
+    for key in needs:
+        member = ENDPOINTS.get(key)
+        if member is not None and not getattr(profile, key, None):
+            raise GrantError(
+                f"issuer metadata has no {member}: {profile.issuer} does not say where "
+                f"profile '{profile.name}' finds its {key}; set {key} in {profile.source.name}"
+            )
+    return profile
+
+
+def known(profile: ResolvedProfile) -> ResolvedProfile:
+    """The profile filled from cached metadata of any age, with no network; else itself."""
+    if not profile.issuer or profile.metadata is not None:
+        return profile
+    metadata = _cached(profile, None)
+    return profile if metadata is None else fill(profile, metadata)
+
+
+def fill(profile: ResolvedProfile, metadata: Mapping[str, Any]) -> ResolvedProfile:
+    """The profile with each endpoint it leaves out taken from ``metadata``."""
+    values = {
+        key: metadata[member]
+        for key, member in ENDPOINTS.items()
+        if not getattr(profile, key, None) and isinstance(metadata.get(member), str)
+    }
+    return replace(profile, **values, discovered=tuple(values), metadata=dict(metadata))
+
+
+def origins(profile: ResolvedProfile) -> list[tuple[str, str | None, str]]:
+    """Each endpoint key the profile has or could discover: (key, URL or None, where from)."""
+    rows: list[tuple[str, str | None, str]] = []
+    for key in ENDPOINTS:
+        if not hasattr(profile, key):
+            continue
+        value = getattr(profile, key) or None
+        if key in profile.discovered:
+            rows.append((key, value, "from issuer metadata"))
+        elif value:
+            rows.append((key, value, "profile"))
+        elif profile.issuer and profile.metadata is None:
+            rows.append((key, None, "from issuer, discovered when used"))
+        elif profile.issuer:
+            rows.append((key, None, "not in the issuer's metadata"))
+    return rows
+
+
+def hint(profile: ResolvedProfile, exc: GrantError) -> GrantError:
+    """``exc`` with a line on the server's client auth methods after ``invalid_client``,
+    when its metadata lists them without the profile's ``client_auth``; else ``exc``."""
+    if exc.error != "invalid_client" or profile.metadata is None:
+        return exc
+    listed = profile.metadata.get("token_endpoint_auth_methods_supported")
+    methods = tuple(listed) if isinstance(listed, list) else _DEFAULT_METHODS
+    wire = _WIRE_METHODS.get(profile.client_auth, profile.client_auth)
+    if wire in methods:
+        return exc
+    known_methods = ", ".join(_clean(m, 40) for m in methods[:12]) or "none listed"
+    hinted = GrantError(
+        f"{exc}; client_auth {profile.client_auth} is not among the server's methods "
+        f"({known_methods})",
+        error=exc.error,
+        transient=exc.transient,
+        retry_after=exc.retry_after,
+    )
+    return hinted
+
+
+# -- the fetch -------------------------------------------------------------------------------
+
+
+def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
+    """The issuer's checked metadata, asked for at each well-known URL in turn."""
+    import requests
+
+    from oauthcli.tokens.endpoint import transport
+    from oauthcli.transport.adapter import PooledAdapter
+    from oauthcli.transport.http import DEFAULT_HEADERS
+
+    assert profile.issuer
+    what = f"discovery for profile '{profile.name}'"
+    session = requests.Session()
+    session.headers["User-Agent"] = DEFAULT_HEADERS["User-Agent"]
+    session.headers["Accept"] = "application/json"
+    session.mount("https://", PooledAdapter())
+    session.mount("http://", PooledAdapter())
+    misses: list[str] = []
+    transient = False
+    try:
+        for url in well_known(profile.issuer):
+            got: list[Any] = []
+            ask = partial(_get, session, profile, url, trace, what)
+            try:
+                transport(profile, what, lambda ask=ask, got=got: got.append(ask()), url)
+            except _Missing as miss:
+                misses.append(f"{url} {miss}")
+                transient = transient or miss.transient
+                continue
+            trace.note(f"discovery: metadata of issuer {profile.issuer} from {url}")
+            return _checked(profile, got[0], url, what)
+    finally:
+        session.close()
+    raise GrantError(
+        f"{what} failed: issuer {profile.issuer} serves no metadata: {'; '.join(misses)}; "
+        "check issuer",
+        transient=transient,
+    )
+
+
+def _get(
+    session: requests.Session, profile: ResolvedProfile, url: str, trace: Trace, what: str
+) -> Any:
+    """The JSON document at ``url`` (same-origin redirects followed), or :class:`_Missing`."""
+    import requests
+
+    from oauthcli.transport.adapter import Deadline, watching
+
+    deadline = Deadline(profile.timeout)
+    start = _origin(url)
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            request = session.prepare_request(requests.Request("GET", url))
+            trace.request(request, frozenset())
+            with watching(deadline):
+                resp = session.send(
+                    request,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=profile.timeout,
+                    verify=profile.tls.requests_verify,
+                    cert=profile.tls.requests_cert,
+                )
+                try:
+                    body = resp._content = _bounded(resp, url, what)
+                finally:
+                    resp.close()
+            trace.response(resp)
+            location = resp.headers.get("Location")
+            if 300 <= resp.status_code < 400 and location:
+                target = urljoin(url, location)
+                if _origin(target) != start:
+                    raise GrantError(
+                        f"{what} failed: {url} redirects to another origin "
+                        f"({_clean(target, 120)}); metadata is read from the issuer's own"
+                    )
+                url = target
+                continue
+            break
+        else:
+            raise _Missing(f"redirected more than {MAX_REDIRECTS} times")
+    except requests.RequestException:
+        if deadline.expired:
+            raise GrantError(
+                f"{what} failed: no complete answer from {url} within {profile.timeout:g} s",
+                transient=True,
+            ) from None
+        raise
+    finally:
+        deadline.finish()
+    status = resp.status_code
+    if status != 200:
+        raise _Missing(f"answered HTTP {status}", transient=status >= 500 or status == 429)
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise _Missing("answered JSON nested too deeply to be metadata") from None
+    except ValueError:
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        raise _Missing(f"answered HTTP 200 ({_clean(ctype, 60)}), not JSON") from None
+
+
+def _bounded(resp: requests.Response, url: str, what: str) -> bytes:
+    body = bytearray()
+    for chunk in resp.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > MAX_BYTES:
+            raise GrantError(
+                f"{what} failed: {url} answered more than {MAX_BYTES // 1024} KiB; "
+                "metadata is a few KiB"
+            )
+    return bytes(body)
+
+
+def _checked(profile: ResolvedProfile, data: Any, url: str, what: str) -> dict[str, Any]:
+    """The members oauthcli uses, each checked; a GrantError for a document not to trust."""
+    if not isinstance(data, dict):
+        raise GrantError(f"{what} failed: {url} answered JSON that is not an object")
+    problem = _problem(profile, data)
+    if problem:
+        raise GrantError(f"{what} failed: {url} {problem}")
+    return _kept(data)
+
+
+def _problem(profile: ResolvedProfile, data: Mapping[str, Any]) -> str | None:
+    """Why the document is not the issuer's usable metadata, or None."""
+    theirs = data.get("issuer")
+    if theirs != profile.issuer:
+        said = _clean(theirs, 120) if isinstance(theirs, str) else "no issuer"
+        return (
+            f"names issuer {said}, not {profile.issuer}: RFC 8414 §3.3 wants them "
+            "identical (check issuer)"
+        )
+    for member in (*ENDPOINTS.values(), *_OTHER_URLS):
+        value = data.get(member)
+        if value is None:
+            continue
+        refused = _url_problem(value, profile.allow_insecure_http)
+        if refused:
+            shown = _clean(value, 120) if isinstance(value, str) else type(value).__name__
+            return f"gives {member} {shown}, which is refused: {refused}"
+    return None
+
+
+def _kept(data: Mapping[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {"issuer": data["issuer"]}
+    for member in (*ENDPOINTS.values(), *_OTHER_URLS):
+        if isinstance(data.get(member), str):
+            kept[member] = data[member]
+    for member in _LISTS:
+        value = data.get(member)
+        if isinstance(value, list):
+            kept[member] = [v for v in value if isinstance(v, str)][:64]
+    return kept
+
+
+def _url_problem(value: Any, allow_insecure_http: bool) -> str | None:
+    if not isinstance(value, str):
+        return "not a string"
+    if _CONTROLS.search(value) or len(value) > 2048:
+        return "not a URL"
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return "not an http(s) URL"
+    if "@" in parts.netloc:
+        return "a URL with credentials in it"
+    if parts.fragment:
+        return "a URL with a fragment"
+    if parts.scheme == "http" and not allow_insecure_http and not _loopback(parts.hostname):
+        return f"plain http:// to {parts.hostname}, which is not loopback"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    from oauthcli.transport.http import origin
+
+    return origin(url)
+
+
+def _clean(value: Any, limit: int) -> str:
+    from oauthcli.tokens.endpoint import _truncate
+
+    return _truncate(str(value), limit)
+
+
+# -- the cache -------------------------------------------------------------------------------
+
+
+def _name(profile: ResolvedProfile) -> str:
+    """One entry per issuer and TLS trust: what one profile fetched unverified is never
+    what another, verifying, uses."""
+    tls = profile.tls
+    who = json.dumps(
+        [_FORMAT, profile.issuer, tls.verify, tls.ca_bundle, profile.allow_insecure_http]
+    )
+    return hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()[:32] + ".json"
+
+
+def _cached(profile: ResolvedProfile, max_age: float | None) -> dict[str, Any] | None:
+    """The cached metadata, if not older than ``max_age`` (None: any age) and still good."""
+    try:
+        folder = _folder(create=False)
+        if folder is None:
+            return None
+        try:
+            raw = _read_own(folder, _name(profile))
+        finally:
+            os.close(folder)
+        if raw is None:
+            return None
+        entry = json.loads(raw)
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
+        return None
+    fetched, metadata = entry.get("fetched_at"), entry.get("metadata")
+    if not isinstance(fetched, (int, float)) or not isinstance(metadata, dict):
+        return None
+    age = clock() - fetched
+    if age < -60 or (max_age is not None and age > max_age):  # stale, or the clock went back
+        return None
+    if _problem(profile, metadata) is not None:
+        return None
+    return _kept(metadata)
+
+
+def _store(profile: ResolvedProfile, metadata: Mapping[str, Any]) -> None:
+    """Keep the metadata for :data:`MAX_AGE`; silently skipped when the folder is not usable."""
+    entry = {"format": _FORMAT, "fetched_at": clock(), "metadata": dict(metadata)}
+    data = json.dumps(entry, indent=1).encode()
+    name = _name(profile)
+    folder = _folder(create=True)
+    if folder is None:
+        return
+    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=folder)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
+    except OSError:
+        try:
+            os.unlink(tmp, dir_fd=folder)
+        except OSError:
+            pass
+    finally:
+        os.close(folder)
+
+
+def clear() -> None:
+    """Remove every cached document (``token clear``); only files named as oauthcli names them."""
+    folder = _folder(create=False)
+    if folder is None:
+        return
+    try:
+        for name in os.listdir(folder):
+            if _OURS.fullmatch(name):
+                try:
+                    os.unlink(name, dir_fd=folder)
+                except OSError:
+                    pass
+    finally:
+        os.close(folder)
+    from oauthcli.cachedir import cache_dir
+
+    try:
+        os.rmdir(cache_dir() / "issuers")  # never follows a link; only if empty
+    except OSError:
+        pass
+
+
+def _folder(*, create: bool) -> int | None:
+    """A handle of ``issuers/`` if it and the cache folder are ours, else None."""
+    from oauthcli.cachedir import cache_dir, check_folder, ensure_dir
+    from oauthcli.errors import RegistryError
+
+    try:
+        top = cache_dir()
+        if not check_folder(top):
+            if not create:
+                return None
+            ensure_dir()
+    except (RegistryError, OSError, RuntimeError):
+        return None
+    where = top / "issuers"
+    try:
+        fd = os.open(where, _FOLDER_FLAGS)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            os.mkdir(where, 0o700)
+            fd = os.open(where, _FOLDER_FLAGS)
+        except OSError:
+            return None
+    except OSError:  # a link (ELOOP), not a folder
+        return None
+    st = os.fstat(fd)
+    foreign = hasattr(os, "getuid") and st.st_uid != os.getuid()
+    if foreign or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _read_own(folder: int, name: str) -> bytes | None:
+    """The entry's bytes if this user owns it, nobody else may write it, and it is small."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022:
+            return None
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            return None
+        raw = os.read(fd, MAX_BYTES + 1)
+        return None if len(raw) > MAX_BYTES else raw
+    finally:
+        os.close(fd)
