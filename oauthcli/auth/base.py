@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from oauthcli.tokens.model import Token  # what Outgoing.token holds; transport/ names it here
     from oauthcli.trace import Trace
 
-__all__ = ["SECRET_HEADERS", "Auth", "AuthState", "Flow", "Outgoing", "Reply", "dq"]
+__all__ = ["SECRET_HEADERS", "Auth", "AuthState", "Flow", "Outgoing", "Reply", "Signer", "dq"]
 
 #: Headers whose values are masked wherever a request or response is shown.
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
@@ -44,6 +44,24 @@ class Reply(Protocol):
         to another origin left them behind)."""
         ...
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The answer's headers (``WWW-Authenticate``, ``DPoP-Nonce``)."""
+        ...
+
+
+class Signer(Protocol):
+    """What signs each request as it goes on the wire, every try and redirect hop at the
+    credentials' origin (a DPoP proof, RFC 9449), and sees every answer's headers."""
+
+    def sign(self, method: str, url: str, headers: MutableMapping[str, str]) -> None:
+        """Add the headers this request needs (``url`` as sent on the wire)."""
+        ...
+
+    def answered(self, url: str, headers: Mapping[str, str]) -> None:
+        """The headers of an answer from ``url`` (a ``DPoP-Nonce`` to remember)."""
+        ...
+
 
 class Outgoing:
     """A request on its way out, as an auth flow sees it: its headers (the defaults and
@@ -51,7 +69,7 @@ class Outgoing:
     gives (``given``, to see whether one takes the credentials' place), and, for
     OAuth, the token attached."""
 
-    __slots__ = ("credential", "given", "headers", "renewed", "token", "trace")
+    __slots__ = ("credential", "given", "headers", "renewed", "signer", "token", "trace")
 
     def __init__(
         self, given: Mapping[str, str], headers: MutableMapping[str, str], trace: Trace
@@ -64,6 +82,8 @@ class Outgoing:
         self.token: Token | None = None
         #: The token was renewed after a 401 (SPEC §4).
         self.renewed = False
+        #: Signs each hop on the wire (DPoP); None: the headers go as they are.
+        self.signer: Signer | None = None
 
     def attach(self, name: str, value: str) -> None:
         self.headers[name] = value

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator
 from typing import TYPE_CHECKING, ClassVar
 
-from oauthcli.auth.base import Auth, AuthState, Flow, Outgoing
+from oauthcli.auth.base import SECRET_HEADERS, Auth, AuthState, Flow, Outgoing, Reply
 from oauthcli.errors import TokenEndpointError
 from oauthcli.secret import MASK
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from oauthcli.tokens.model import Token
     from oauthcli.trace import Trace
 
+#: The headers masked for a ``dpop: true`` profile: its proofs too.
+_WITH_PROOF = SECRET_HEADERS | {"dpop"}
 #: Seconds a timed-out or 5xx token request stands before a call may try again.
 TRANSIENT_TOKEN_FAILURE = 5.0
 
@@ -63,13 +66,17 @@ class OAuth2Auth(Auth):
             return
         if state.dry_run:
             request.attach("Authorization", self.masked())
+            if self._profile.dpop:
+                from oauthcli.auth import dpop
+
+                request.signer = dpop.signer(self._profile, None, state, request.trace)
             yield request
             return
         holder = state.slot("oauth2", TokenHolder)
         profile, trace = self._profile, request.trace
         held = holder.current(profile, trace)
-        self._put(request, held)
-        reply = yield request
+        self._put(request, held, state)
+        reply = yield from self._exchange(request)
         if not reply.credentials_sent:
             return
         if reply.status_code != 401:
@@ -78,36 +85,69 @@ class OAuth2Auth(Auth):
         replacement = holder.renew(profile, held, trace)
         if replacement is None:
             return
-        self._put(request, replacement)
+        self._put(request, replacement, state)
         request.renewed = True
-        reply = yield request
+        reply = yield from self._exchange(request)
         if reply.credentials_sent and reply.status_code != 401:
             replacement.accepted = True
 
-    def _put(self, request: Outgoing, held: Held) -> None:
+    def _exchange(self, request: Outgoing) -> Generator[Outgoing, Reply, Reply]:
+        """Send ``request``; a DPoP nonce challenge (RFC 9449 §9) is answered once."""
+        reply = yield request
+        if request.signer is None or not reply.credentials_sent:
+            return reply
+        from oauthcli.auth.dpop import asks_nonce
+
+        if asks_nonce(reply):
+            request.trace.note("401 use_dpop_nonce: sending again with the API's DPoP nonce")
+            reply = yield request
+            if reply.credentials_sent and asks_nonce(reply):
+                request.trace.note("the API asked for a new DPoP nonce again: not retried")
+        return reply
+
+    def _put(self, request: Outgoing, held: Held, state: AuthState) -> None:
         request.attach("Authorization", self.authorization(held.token))
         request.token = held.token
+        if self._profile.dpop:
+            from oauthcli.auth import dpop
+
+            request.signer = dpop.signer(self._profile, held.token, state, request.trace)
 
     def authorization(self, token: Token) -> str:
         """``Bearer <token>``, or the profile's ``token_scheme``: never the answer's
-        token_type, which providers fill with "bearer", "N_A" or nothing (SPEC §4)."""
-        return f"{self._profile.authorization_scheme} {token.access_token.reveal()}"
+        token_type, which providers fill with "bearer", "N_A" or nothing (SPEC §4); a
+        DPoP-bound token of a ``dpop: true`` profile goes as ``DPoP`` (never Bearer)."""
+        return f"{self._scheme(token.token_type)} {token.access_token.reveal()}"
+
+    def _scheme(self, token_type: str) -> str:
+        p = self._profile
+        if p.dpop and token_type.lower() == "dpop":
+            scheme = p.token_scheme
+            return scheme if scheme and scheme.lower() != "bearer" else "DPoP"
+        return p.authorization_scheme
 
     def masked(self) -> str:
-        return f"{self._profile.authorization_scheme} {MASK}"
+        return f"{self._scheme('DPoP' if self._profile.dpop else '')} {MASK}"
+
+    def secret_headers(self) -> frozenset[str]:
+        return _WITH_PROOF if self._profile.dpop else SECRET_HEADERS
 
     def curl(self) -> tuple[list[str], list[str]]:
         import shlex
 
-        scheme = self._profile.authorization_scheme
-        return (
-            [f"# TOKEN=$(oauthcli get-token {shlex.quote(self._profile.name)} --raw)"],
-            ["-H", f'"Authorization: {scheme} $TOKEN"'],
-        )
+        p = self._profile
+        comments = [f"# TOKEN=$(oauthcli get-token {shlex.quote(p.name)} --raw)"]
+        args = ["-H", f'"Authorization: {self._scheme("DPoP" if p.dpop else "")} $TOKEN"']
+        if p.dpop:
+            # A proof is signed per request with the key in the cache folder: curl cannot.
+            comments.append("# DPOP: a fresh DPoP proof for this request (RFC 9449)")
+            args += ["-H", '"DPoP: $DPOP"']
+        return comments, args
 
     def summary(self) -> str:
         p = self._profile
-        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url})"
+        dpop = ", DPoP-bound" if p.dpop else ""
+        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url}{dpop})"
 
 
 class TokenHolder:

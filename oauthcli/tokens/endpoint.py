@@ -23,7 +23,10 @@ Every exchange goes through :meth:`Session.send`: it sends ``User-Agent:
 oauthcli/<version>``, shows the exchange on the caller's :class:`~oauthcli.trace.Trace`
 (``-v``), reads at most :data:`~oauthcli.tokens.answer.MAX_ANSWER_BYTES` of an
 answer within the profile's ``timeout``, and makes every secret value sent or
-issued known to :func:`oauthcli.secret.scrub` before anything can print it.
+issued known to :func:`oauthcli.secret.scrub` before anything can print it. For a
+``dpop: true`` profile each request to the token endpoint carries a fresh DPoP proof
+(:mod:`oauthcli.tokens.dpop`), each answer's ``DPoP-Nonce`` is remembered, and a
+``use_dpop_nonce`` refusal is asked once more with it (:func:`transport`).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ _HINTS = {
     "invalid_scope": "check the profile's scope",
     "unauthorized_client": "the client may not use this grant_type",
     "unsupported_grant_type": "the server does not offer this grant_type",
+    "invalid_dpop_proof": "the server refused oauthcli's DPoP proof (RFC 9449); check the clock",
+    "use_dpop_nonce": "the server wants DPoP-bound tokens: set dpop: true in the profile",
 }
 RETRY_STATUSES = frozenset({429, 503})
 # Members of an answer that carry a credential, remembered before any of it is shown.
@@ -128,7 +133,16 @@ class Session(OAuth2Client, requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """One exchange: shown on the trace, its answer read whole but bounded in size and
         time (the profile's ``timeout`` bounds the whole answer, headers dribbled included)."""
-        self.trace.request(request, frozenset({"authorization"}))
+        proving = self.profile.dpop and _same_endpoint(request.url, self.profile.token_url)
+        if proving:
+            from oauthcli.tokens.dpop import NONCES, key_for
+
+            url = request.url or self.profile.token_url
+            proof, _ = key_for(self.profile).proof(
+                request.method or "POST", url, nonce=NONCES.get(url)
+            )
+            request.headers["DPoP"] = proof
+        self.trace.request(request, frozenset({"authorization", "dpop"}))
         kwargs["stream"] = True
         deadline = Deadline(self.profile.timeout)
         try:
@@ -146,6 +160,8 @@ class Session(OAuth2Client, requests.Session):
             deadline.finish()
         if deadline.expired:  # cut off mid-headers, http.client may take what came as all
             raise self._timed_out(request)
+        if proving:
+            NONCES.answered(request.url or self.profile.token_url, resp.headers)
         data = answer.decode(resp.content, resp.headers.get("Content-Type"))
         for name in _SECRET_MEMBERS:
             value = data.get(name) if data else None
@@ -227,7 +243,41 @@ def session(
 
 
 def transport(profile: ResolvedProfile, what: str, fn: Callable[[], Any], url: str) -> None:
-    """Run ``fn``, turning transport failures into a GrantError naming ``url``."""
+    """Run ``fn``, turning transport failures into a GrantError naming ``url``; for a
+    ``dpop: true`` profile a ``use_dpop_nonce`` refusal (RFC 9449 §8) is asked once more,
+    with the nonce the server gave, and a second one is a nonce loop."""
+    try:
+        _transport(profile, what, fn, url)
+    except GrantError as exc:
+        if exc.error != "use_dpop_nonce" or not profile.dpop:
+            raise
+        from oauthcli.tokens.dpop import NONCES
+
+        if NONCES.get(url) is None:
+            raise GrantError(
+                f"{what} failed: {url} answered use_dpop_nonce without a usable DPoP-Nonce "
+                "header, so no proof can carry the nonce it wants"
+            ) from None
+        try:
+            _transport(profile, what, fn, url)
+        except GrantError as again:
+            if again.error != "use_dpop_nonce":
+                raise
+            raise GrantError(
+                f"{what} failed: {url} asked for a new DPoP nonce (use_dpop_nonce) again after "
+                "the retry that carried the one it gave: a nonce loop; the server's nonces "
+                "change faster than they can be used"
+            ) from None
+
+
+def _same_endpoint(url: str | None, token_url: str) -> bool:
+    """``url`` is the token endpoint (a proof goes there; not to revocation or device URLs)."""
+    from oauthcli.tokens.dpop import htu
+
+    return url is not None and bool(token_url) and htu(url) == htu(token_url)
+
+
+def _transport(profile: ResolvedProfile, what: str, fn: Callable[[], Any], url: str) -> None:
     try:
         fn()
     except requests.Timeout:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
 
 from oauthcli.errors import NetworkError
 from oauthcli.request.resolved import ResolvedRequest
@@ -57,6 +58,10 @@ class Answer:
     @property
     def credentials_sent(self) -> bool:
         return self.sent
+
+    @property
+    def headers(self) -> CaseInsensitiveDict[str]:
+        return self.response.headers
 
 
 class Transient(Exception):

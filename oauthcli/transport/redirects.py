@@ -85,10 +85,15 @@ def follow(
             if cookie:
                 prepared.headers["Cookie"] = cookie
         sent = request.credential is not None and not left
+        signer = request.signer
+        if signer is not None and not left:  # a fresh DPoP proof for this hop's URL
+            signer.sign(prepared.method or method, prepared.url or url, prepared.headers)
         trace.request(prepared, secret_names)
         response, deadline = send_one(prepared, req)
         answer = Answer(response, deadline, sent, left)
         trace.response(response)
+        if signer is not None:
+            signer.answered(response.url or url, response.headers)
         if not left:
             jar.update(response.cookies)
         status = response.status_code
