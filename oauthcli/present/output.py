@@ -44,6 +44,11 @@ def mask_header(name: str, value: str, secret_names: frozenset[str]) -> str:
     """``Authorization: Bearer ****``: the scheme stays, the credential goes."""
     if name.lower() not in secret_names:
         return scrub(value)
+    if name.lower() == "dpop":  # a proof: its claims and key thumbprint, never the proof
+        from oauthcli.tokens.dpop import describe_proof
+
+        claims = describe_proof(value)
+        return f"{MASK} {scrub(claims)}" if claims else MASK
     scheme, sep, _ = value.partition(" ")
     if name.lower() in ("authorization", "proxy-authorization") and sep and scheme.isalpha():
         return f"{scheme} {MASK}"
@@ -333,8 +338,11 @@ def _planned_headers(req: ResolvedRequest) -> dict[str, str]:
 
     outgoing = Outgoing(req.headers, base_headers(req), Trace())
     flow = req.auth.auth_flow(outgoing, AuthState(dry_run=True))
-    headers = dict(next(flow).headers)
+    planned = next(flow)
+    headers = dict(planned.headers)
     flow.close()
+    if planned.signer is not None:  # a DPoP proof, as the first hop would carry it
+        planned.signer.sign(req.http_method, planned_url(req), headers)
     if "Authorization" not in headers and url_password(req.full_url) is not None:
         headers["Authorization"] = "Basic " + MASK  # user:password in the URL, as requests sends it
     return headers
