@@ -277,9 +277,11 @@ class Processes(_Window[R, T]):
     stdin before any row (its recipe, its concurrency and the CPU to keep its threads
     on: each worker a different one), ``encode(number, row)`` is a
     row's line and ``decode(line)`` turns an answer line into ``(number, outcome)``.
-    Worker ``i`` has at most ``shares[i]`` rows in flight, so no row waits in a pipe
-    while the worker is busy (a stop sends none of it). A worker that ends with rows
-    outstanding gives them ``lost(number, why)``.
+    Worker ``i`` is given at most ``2 × shares[i]`` rows not yet answered: as many in
+    flight and as many waiting, so that a worker finishing a row starts the next at
+    once. After :meth:`stop` no further row is given; each worker sends and answers
+    every row it holds, so the results stay one unbroken run of rows. A worker that
+    ends with rows outstanding gives them ``lost(number, why)``.
     """
 
     def __init__(
@@ -343,7 +345,9 @@ class Processes(_Window[R, T]):
         for n, (worker, stdin, stdout) in enumerate(pipes):
             self.procs.append(worker)
             share = self._shares[n]
-            credits = threading.Semaphore(share)
+            # A share waiting in the worker as well as in flight: a worker that finishes a
+            # row starts the next at once, not after a round trip through this process.
+            credits = threading.Semaphore(WINDOW_PER_WORKER * share)
             sent: deque[int] = deque()
             for target, args in (
                 (self._feed, (stdin, credits, sent)),
@@ -426,7 +430,7 @@ class Processes(_Window[R, T]):
             sent.clear()
         for number in left:  # the worker ended without answering these
             self._finish(number, self._lost(number, f"the batch worker exited {code}"))
-        self.stop()  # one worker gone: the others finish what they have
+        self.stop()  # one worker gone: the others finish what they hold
 
 
 class _Forked:
