@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import oauthcli.tokens.answer as answer
+import oauthcli.tokens.endpoint as endpoint
 import oauthcli.tokens.signin as signin
 from oauthcli.errors import GrantError, RegistryError, TokenError
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, remember
-import oauthcli.tokens.answer as answer
-import oauthcli.tokens.endpoint as endpoint
 
 #: The ``grant_type`` of the token requests (RFC 8628 §3.4).
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 Show = Callable[[str], None]
 
@@ -67,8 +67,11 @@ def using(
     """
     global _settings
     before = _settings
-    changes = {"show": show, "wait": wait, "browser": browser}
-    _settings = replace(before, **{k: v for k, v in changes.items() if v is not None})
+    _settings = Settings(
+        show=before.show if show is None else show,
+        wait=before.wait if wait is None else wait,
+        browser=before.browser if browser is None else browser,
+    )
     try:
         yield
     finally:
