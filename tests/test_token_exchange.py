@@ -212,9 +212,7 @@ def test_token_references_are_refused_outside_subject_and_actor_token(
     assert not loopback.requests
 
 
-def test_validate_show_and_dry_run_fetch_no_token(
-    tmp_path: Path, loopback: LoopbackServer
-) -> None:
+def test_validate_show_and_dry_run_fetch_no_token(tmp_path: Path, loopback: LoopbackServer) -> None:
     _token_endpoint(loopback)
     root = _registry(
         tmp_path,
