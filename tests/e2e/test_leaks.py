@@ -151,3 +151,29 @@ def test_no_output_holds_a_secret_or_a_token(cli: Cli, e2e_note: Callable[[str],
         f"leak scan: {len(cli.runs)} runs, {len(secrets)} secret values "
         f"({len(tokens)} issued tokens) -> none printed"
     )
+
+
+def test_device_flow_outputs_hold_no_device_code(cli: Cli) -> None:
+    """The device flow's output paths (issue 13): refused without a terminal, and with --wait
+    -v until the code expires; every device_code in the -v trace is masked, no token printed."""
+    import re
+
+    op = cli.op
+    (cli.root / "profiles" / "dev.yaml").write_text(
+        "grant_type: device_code\n"
+        f"token_url: {op.token_url}\n"
+        f"device_authorization_url: {op.device_authorization_url}\n"
+        "client_id: cli-device\nclient_auth: none\nscope: openid offline_access api.read\n"
+    )
+    refused = cli.run("get-token", "dev")
+    assert refused.code == 6, refused
+    op.configure(device_code_ttl=2)
+    for args in (["get-token", "dev", "--wait", "-v"], ["get-token", "dev", "--wait", "--json"]):
+        run = cli.run(*args)
+        assert run.code == 6 and "enter the code" in run.err, run
+        values = re.findall(r"device_code=([^&\s]*)", run.both)
+        assert values or "-v" not in args, "the -v trace shows the poll's form"
+        for value in values:
+            assert set(value) <= {"*"}, "a device code in the -v trace was not masked"
+        for token in cli.cached_tokens():
+            assert token not in run.both
