@@ -10,6 +10,9 @@ Each mechanism can be turned off for the benchmark with ``OAUTHCLI_BENCH_WITHOUT
 * ``pin``: batch workers kept on one CPU (transport/cpu.py)
 * ``pools``: the adapter's remembered pool, URL and CA check (transport/adapter.py)
 * ``prepare``: the hand-made PreparedRequest (transport/adapter.py ``prepare``)
+* ``processes``: ``--each`` spread over worker processes (transport/batch.py
+  ``processes_for``): without it, every row is sent by threads of one process
+* ``fork``: worker processes forked rather than started as new interpreters
 
 Runs are interleaved (every round runs every variant once, the order rotating),
 after a warm-up round; figures are medians and ratios are "without / with", so
@@ -36,7 +39,7 @@ sys.path.insert(0, str(HERE))
 from run import OAUTHCLI, compile_package, make_registry, run_once, start_server  # noqa: E402
 
 WARM = ("parsecache", "gc", "freeze")
-BATCH = ("pin", "pools", "prepare", "gc")
+BATCH = ("pin", "pools", "prepare", "gc", "processes", "fork")
 
 
 def variants(names: tuple[str, ...], env: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -120,7 +123,11 @@ def main() -> int:
                     f"{args.slow_rounds} rounds",
                     rounds_of(
                         batch,
-                        {"with all": env, "without pin": {**env, "OAUTHCLI_BENCH_WITHOUT": "pin"}},
+                        {
+                            "with all": env,
+                            "without pin": {**env, "OAUTHCLI_BENCH_WITHOUT": "pin"},
+                            "without processes": {**env, "OAUTHCLI_BENCH_WITHOUT": "processes"},
+                        },
                         args.slow_rounds,
                         cache,
                     ),
