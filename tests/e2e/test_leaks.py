@@ -18,6 +18,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from .cli import AUTH_METHODS, Cli, Run, secret_env_name
+from .servers import FakeCi
 
 pytestmark = pytest.mark.e2e
 
@@ -177,3 +178,91 @@ def test_device_flow_outputs_hold_no_device_code(cli: Cli) -> None:
             assert set(value) <= {"*"}, "a device code in the -v trace was not masked"
         for token in cli.cached_tokens():
             assert token not in run.both
+
+
+def test_no_exchange_or_workload_output_holds_a_token_assertion_or_request_token(
+    cli: Cli, fake_ci: FakeCi, e2e_note: Callable[[str], None]
+) -> None:
+    """Token exchange (``${token:…}`` subject and actor) and client_assertion (a projected
+    token file, GitHub Actions), every output mode and error path: no token, assertion or
+    GitHub request token is printed, in any of the encodings it travels in."""
+    op, rs = cli.op, cli.rs
+    exchange = op.exchange
+    assert exchange.client_secret is not None
+    cli.env["E2E_SECRET_CLI_EXCHANGE"] = exchange.client_secret
+    cli.env.update(fake_ci.actions_env())
+    token_file = cli.root / "projected-token"
+    assertions: list[str] = []
+    common = (
+        f"grant_type: client_credentials\ntoken_url: {op.token_url}\nscope: api.read\n"
+        f"resource: {op.resource}\n"
+    )
+    profiles = {
+        "exchanged": "grant_type: token_exchange\nclient_id: cli-exchange\n"
+        "client_secret: ${env:E2E_SECRET_CLI_EXCHANGE}\nsubject_token: ${token:client_secret_basic}\n"
+        "actor_token: ${token:client_secret_post}\n"
+        "actor_token_type: urn:ietf:params:oauth:token-type:access_token\n"
+        f"token_url: {op.token_url}\naudience: {rs.api_base_url}\nscope: api.read\n",
+        "projected": f"client_id: cli-ci\nclient_auth: client_assertion\n"
+        f"client_assertion: ${{file:{token_file}}}\n{common}",
+        "github": f"client_id: cli-ci\nclient_auth: client_assertion\n"
+        f"client_assertion: {{github_actions: {{audience: '{op.token_url}'}}}}\n{common}",
+    }
+    for name, text in profiles.items():
+        (cli.root / "profiles" / f"{name}.yaml").write_text(text)
+        cli.add_message(
+            f"api_{name}",
+            f"endpoint: {rs.incidents_url}\nauth: {{type: oauth2, profile: {name}}}\n"
+            "retry: {attempts: 1}\n",
+        )
+    tokens: set[str] = set()
+    for name in profiles:
+        for args in (
+            ["show", name],
+            ["get-token", name, "-v"],
+            ["get-token", name, "--json", "--force"],
+            ["send", f"api_{name}", "-v"],
+            ["send", f"api_{name}", "--json"],
+            ["send", f"api_{name}", "--dry-run"],
+        ):
+            if name == "projected":  # rewritten as the kubelet does: each JWT is used once
+                assertions.append(fake_ci.issue(op.token_url))
+                token_file.write_text(assertions[-1] + "\n")
+            result = cli.run(*args)
+            assert result.code == 0, result
+            tokens.update(cli.cached_tokens())
+    assert cli.run("validate").code == 0 and cli.run("token", "list").code == 0
+    # The error paths: not a JWT, GitHub refusing the request token, an inner token refused.
+    token_file.write_text("x" * 40 + "\n")
+    assert cli.run("get-token", "projected", "--force", "-v").code == 6
+    fake_ci.fail_next(1, status=500, body={"message": "down"})
+    assert cli.run("get-token", "github", "--force", "-v").code == 6
+    cli.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] += "-wrong"
+    assert cli.run("get-token", "github", "--force", "-v").code == 6
+    cli.env["E2E_SECRET_CLI_EXCHANGE"] = WRONG_SECRET
+    assert cli.run("get-token", "exchanged", "--force", "-v").code == 6
+
+    secrets = {"the GitHub request token": fake_ci.request_token, "the bad assertion": "x" * 40}
+    for n, assertion in enumerate(assertions, 1):
+        secrets[f"projected assertion #{n}"] = assertion
+        secrets[f"projected assertion #{n}'s signature"] = assertion.rsplit(".", 1)[1]
+    for form, value in _secret_forms(exchange.client_id, exchange.client_secret).items():
+        secrets[f"cli-exchange's secret {form}"] = value
+    for form, value in _secret_forms(exchange.client_id, WRONG_SECRET).items():
+        secrets[f"the wrong secret {form}"] = value
+    assert len(tokens) >= 5
+    for n, token in enumerate(sorted(tokens), 1):
+        secrets[f"issued token #{n}"] = token
+        secrets[f"issued token #{n}'s signature"] = token.rsplit(".", 1)[1]
+        secrets[f"issued token #{n} form-encoded"] = quote_plus(token)
+    leaks = [
+        f"oauthcli {' '.join(result.args)}: {what}"
+        for result in cli.runs
+        for what, value in secrets.items()
+        if value in result.both
+    ]
+    assert not leaks, "secrets in the output:\n" + "\n".join(leaks)
+    e2e_note(
+        f"leak scan (exchange, workload): {len(cli.runs)} runs, {len(secrets)} secret values "
+        "-> none printed"
+    )
