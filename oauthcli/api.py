@@ -23,7 +23,7 @@ import os
 import threading
 import warnings
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,7 @@ from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 from oauthcli.secret import Secret, mask_url, scrub
 
 if TYPE_CHECKING:
+    from oauthcli.auth.base import Signer
     from oauthcli.tokens import Obtained
     from oauthcli.transport.sending import Result, Sender
 
@@ -432,7 +433,10 @@ class ProfileAuth(AuthBase):
         from oauthcli.trace import Trace
 
         flow = self._auth.auth_flow(Outgoing({}, {}, Trace()), AuthState(warn=_warn))
-        r.headers["Authorization"] = next(flow).headers["Authorization"]
+        out = next(flow)
+        r.headers["Authorization"] = out.headers["Authorization"]
+        if out.signer is not None:  # DPoP: a proof for this request
+            out.signer.sign(r.method or "GET", r.url or "", r.headers)
         position: int | None = None
         tell = getattr(r.body, "tell", None)
         if tell is not None:
@@ -443,7 +447,11 @@ class ProfileAuth(AuthBase):
         r.register_hook(
             "response",
             partial(
-                self._on_response, flow=flow, sent=r.headers["Authorization"], position=position
+                self._on_response,
+                flow=flow,
+                sent=r.headers["Authorization"],
+                position=position,
+                signer=out.signer,
             ),
         )
         return r
@@ -455,8 +463,11 @@ class ProfileAuth(AuthBase):
         flow: Generator[Any, Any, None],
         sent: str,
         position: int | None,
+        signer: Signer | None = None,
         **kwargs: Any,
     ) -> requests.Response:
+        if signer is not None:
+            signer.answered(r.url, r.headers)
         if r.status_code != 401 or r.history and r.history[-1].status_code == 401:
             return r
         # Only a request that carried our token: requests strips it on a redirect to
@@ -464,7 +475,7 @@ class ProfileAuth(AuthBase):
         if r.request.headers.get("Authorization") != sent or not self._rewind(r.request, position):
             return r
         try:
-            again = flow.send(_Reply(r.status_code, credentials_sent=True))
+            again = flow.send(_Reply(r.status_code, credentials_sent=True, headers=r.headers))
         except StopIteration:
             return r  # a token fresh from the token endpoint would only be replaced by its twin
         r.content  # noqa: B018 (read to the end, so the connection can be reused)
@@ -473,6 +484,8 @@ class ProfileAuth(AuthBase):
         extract_cookies_to_jar(prep._cookies, r.request, r.raw)  # type: ignore[attr-defined]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
         prep.headers["Authorization"] = again.headers["Authorization"]
+        if again.signer is not None:
+            again.signer.sign(prep.method or "GET", prep.url or "", prep.headers)
         retried: requests.Response = r.connection.send(prep, **kwargs)
         retried.history.append(r)
         retried.request = prep
@@ -499,3 +512,4 @@ class _Reply:
 
     status_code: int
     credentials_sent: bool
+    headers: Mapping[str, str] = field(default_factory=dict)

@@ -68,8 +68,11 @@ class ProofSigner:
 
 
 def asks_nonce(reply: Reply) -> bool:
-    """A 401 asking for a proof with the server's nonce, which it gave (RFC 9449 §9)."""
-    if reply.status_code != 401 or "DPoP-Nonce" not in reply.headers:
+    """A 401 asking for a proof with the server's nonce, which it gave (RFC 9449 §9); a
+    nonce no proof may carry is no reason to send again."""
+    from oauthcli.tokens.dpop import usable_nonce
+
+    if reply.status_code != 401 or not usable_nonce(reply.headers.get("DPoP-Nonce") or ""):
         return False
     challenge = reply.headers.get("WWW-Authenticate") or ""
     return bool(_DPOP_SCHEME.search(challenge) and _USE_NONCE.search(challenge))

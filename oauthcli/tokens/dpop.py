@@ -336,6 +336,12 @@ def _origin(url: str) -> str:
     return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
+def usable_nonce(value: str) -> bool:
+    """A ``DPoP-Nonce`` value a proof may carry (RFC 9449 §8.1: NQCHAR, and not huge)."""
+    value = value.strip()
+    return len(value) <= MAX_NONCE and _NONCE.fullmatch(value) is not None
+
+
 class Nonces:
     """The last ``DPoP-Nonce`` each origin gave; safe to share between threads."""
 
@@ -357,11 +363,9 @@ class Nonces:
     def answered(self, url: str, headers: Mapping[str, str]) -> bool:
         """Take the ``DPoP-Nonce`` of a response from ``url``; whether it gave a usable one."""
         nonce = headers.get("DPoP-Nonce")
-        if nonce is None:
+        if nonce is None or not usable_nonce(nonce):
             return False
         nonce = nonce.strip()
-        if len(nonce) > MAX_NONCE or not _NONCE.fullmatch(nonce):
-            return False
         origin = _origin(url)
         with self._lock:
             if self._nonces.get(origin) == nonce:
