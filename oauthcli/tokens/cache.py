@@ -391,7 +391,7 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
             if _OURS.fullmatch(name) and not name.endswith(".json"):
                 _clear_one(folder / name)
         from oauthcli.registry import parsecache
-        from oauthcli.tokens import discovery
+        import oauthcli.tokens.discovery as discovery
 
         parsecache.clear()
         discovery.clear()

@@ -85,6 +85,7 @@ _FOLDER_FLAGS = (
 )
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CONTROLS = re.compile(r"[\x00-\x20\x7f-\x9f]")
+_SHOWN_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 clock: Callable[[], float] = time.time
 
@@ -206,7 +207,6 @@ def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
     """The issuer's checked metadata, asked for at each well-known URL in turn."""
     import requests
 
-    from oauthcli.tokens.endpoint import transport
     from oauthcli.transport.adapter import PooledAdapter
     from oauthcli.transport.http import DEFAULT_HEADERS
 
@@ -221,16 +221,16 @@ def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
     transient = False
     try:
         for url in well_known(profile.issuer):
-            got: list[Any] = []
-            ask = partial(_get, session, profile, url, trace, what)
             try:
-                transport(profile, what, lambda ask=ask, got=got: got.append(ask()), url)
+                data = _transport(
+                    profile, what, url, partial(_get, session, profile, url, trace, what)
+                )
             except _Missing as miss:
                 misses.append(f"{url} {miss}")
                 transient = transient or miss.transient
                 continue
             trace.note(f"discovery: metadata of issuer {profile.issuer} from {url}")
-            return _checked(profile, got[0], url, what)
+            return _checked(profile, data, url, what)
     finally:
         session.close()
     raise GrantError(
@@ -238,6 +238,35 @@ def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
         "check issuer",
         transient=transient,
     )
+
+
+def _transport(profile: ResolvedProfile, what: str, url: str, fn: Callable[[], Any]) -> Any:
+    """``fn()``, its transport failures as a GrantError naming ``url`` (as the token
+    endpoint's are)."""
+    import requests
+
+    from oauthcli.errors import RegistryError
+    from oauthcli.transport.http import describe_failure
+
+    try:
+        return fn()
+    except requests.exceptions.SSLError as exc:
+        raise GrantError(f"{what} failed: TLS error talking to {url}: {_cause(exc)}") from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        cause = describe_failure(exc, profile.timeout, urlsplit(url).hostname)
+        raise GrantError(
+            f"{what} failed: cannot connect to {url}: {cause}", transient=True
+        ) from None
+    except requests.RequestException as exc:
+        raise GrantError(f"{what} failed: {url}: {_cause(exc)}") from None
+    except OSError as exc:  # an unreadable ca_bundle or client cert/key
+        raise RegistryError.at(profile.source, None, "tls", str(exc)) from None
+
+
+def _cause(exc: Exception) -> str:
+    from oauthcli.transport.http import innermost
+
+    return _clean(innermost(exc), 160)
 
 
 def _get(
@@ -389,9 +418,11 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _clean(value: Any, limit: int) -> str:
-    from oauthcli.tokens.endpoint import _truncate
+    """One line of at most ``limit`` characters, scrubbed of secrets, without controls."""
+    from oauthcli.secret import scrub_spread
 
-    return _truncate(str(value), limit)
+    text = " ".join(_SHOWN_CONTROLS.sub(" ", scrub_spread(str(value)[: limit * 8])).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- the cache -------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def drop(profile: ResolvedProfile, token: Token) -> None:
 def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
     """Revoke the cached tokens at revocation_url, then forget them; (what was revoked, notes)."""
     if not profile.revocation_url and profile.issuer:
-        from oauthcli.tokens import discovery
+        import oauthcli.tokens.discovery as discovery
 
         profile = discovery.complete(profile, needs=("revocation_url",))
     if not profile.revocation_url:

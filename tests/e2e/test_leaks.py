@@ -116,6 +116,20 @@ def test_no_output_holds_a_secret_or_a_token(cli: Cli, e2e_note: Callable[[str],
     op.fail_next_token_requests(1, status=500, error="server_error")
     run(6, "get-token", "--force", "--json", "client_secret_jwt")
 
+    # Discovery (issuer:): validate, show, get-token -v and --json, a refused client_auth.
+    from .test_e2e_discovery import issuer_profile
+
+    found = issuer_profile(cli, "found", "client_secret_jwt")
+    misfit = issuer_profile(cli, "misfit", "client_secret_post")
+    misfit_yaml = cli.root / "profiles" / f"{misfit}.yaml"
+    misfit_yaml.write_text(misfit_yaml.read_text().replace("_post", "_basic"))
+    run(0, "validate")
+    run(0, "show", found)
+    run(0, "get-token", "-v", "--force", found)
+    run(0, "get-token", "--json", found)
+    run(6, "get-token", "-v", misfit)
+    run(0, "token", "revoke", found)
+
     # Revoke and clear.
     run(0, "token", "revoke", "client_secret_post")
     run(0, "token", "clear")
