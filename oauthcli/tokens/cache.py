@@ -390,8 +390,8 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
         for name in os.listdir(folder):
             if _OURS.fullmatch(name) and not name.endswith(".json"):
                 _clear_one(folder / name)
-        from oauthcli.registry import parsecache
         import oauthcli.tokens.discovery as discovery
+        from oauthcli.registry import parsecache
 
         parsecache.clear()
         discovery.clear()
