@@ -1,6 +1,8 @@
 """Parsed registry files, kept between runs so that a warm ``send`` need not parse YAML.
 
-Importing PyYAML alone is ~10 ms of a ~160 ms warm ``send``. Each entry holds
+Importing PyYAML alone is ~10 ms of a ~160 ms warm ``send``; measured for issue 12
+(``bench/audit.py``, BENCHMARKS.md "Mechanisms audit"), a warm send without the
+cache took 1.06-1.08× as long, three runs out of three. Each entry holds
 what parsing a file gave (plain values, the line of each key, the text of
 reinterpreted scalars) in :mod:`marshal` format, which holds nothing but plain
 data, with the SHA-256 of the file's bytes: an entry is used only for the same

@@ -6,6 +6,22 @@ do nothing here. Over thousands of calls in a batch that cost showed in each
 call's CPU time, so the adapter remembers its pools and requests are prepared
 by hand. Which headers, credentials and redirects go out is decided in
 :mod:`oauthcli.transport.sending` (by the rules in :mod:`oauthcli.transport.http`), not here.
+
+What each override of requests, urllib3 or http.client pays, or why it is there
+(issue 12's audit, ``bench/audit.py``, BENCHMARKS.md "Mechanisms audit"):
+
+* the pool memo (``get_connection_with_tls_context``, ``request_url``,
+  ``cert_verify`` of requests' ``HTTPAdapter``): ``--each`` of 1,000 rows took
+  1.13× as long without it;
+* :func:`prepare`, a ``PreparedRequest`` without the steps that do nothing here:
+  1.05-1.12× as long without it;
+* ``_Watched`` connections and the :class:`Deadline` watchdog: not speed but the
+  ``timeout`` of a whole response (a server dribbling a byte at a time);
+* ``_FinalResponse._read_status`` (http.client's private method): interim 1xx
+  answers skipped, as curl does, instead of being taken for the answer.
+
+All are exercised through the ``Sender`` by the tests of sending, timeouts and
+batches, not by calling them.
 """
 
 from __future__ import annotations

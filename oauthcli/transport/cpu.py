@@ -11,6 +11,14 @@ BENCHMARKS.md for how): 3,000 rows over plain HTTP took 2.2-2.3 s spread and
 no difference against a server that answers in 20 ms, where workers wait on
 the network, not on each other.
 
+Measured again for issue 12 (``bench/audit.py``, BENCHMARKS.md "Mechanisms
+audit"): 1,000 rows at ``--concurrency 8`` against the fast loopback API took
+1.23-1.46× as long unpinned, and 25,600 rows at 128 in flight against an API
+answering in 50 ms 1.17× as long. The one case it loses: when the CPU a batch
+starts on is busy with other work (a load average of 24 on 2 cores), the pinned
+workers cannot move. Worker processes (:mod:`oauthcli.transport.batch`) are each
+given a CPU of their own.
+
 The CPU is the one the process is running on when the batch starts, so that
 parallel jobs stay where the scheduler spread them. Linux only: elsewhere, or
 when the process may use only one CPU anyway, nothing is changed.
