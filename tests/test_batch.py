@@ -190,6 +190,32 @@ def test_worker_processes_blank_the_token_they_fetched_in_what_they_print(
     assert {x["body"]["auth"] for x in results(r.out)} == {"Bearer ****"}
 
 
+def test_a_file_of_600_rows_goes_through_forked_workers_with_the_same_output(
+    api: Api, tmp_path: Path
+) -> None:
+    """As a command of its own (no other thread), 500+ rows at 2+ in flight are forked."""
+    ids = [*range(1, 300), -3, *range(300, 600)]
+    with api.start("--each", str(rows_file(tmp_path, ids)), "--no-fail") as proc:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    got = results(out)
+    assert [x["row"] for x in got] == list(range(1, 601))
+    assert [x["exit_code"] for x in got] == [0] * 600  # --no-fail
+    assert got[299]["status"] == 404 and "row 300: 404 Not Found" in err
+    assert api.token_requests() == 1 and "Traceback" not in err
+
+
+def test_worker_processes_keep_to_the_rate(api: Api, tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = api.send(
+        "--each", str(rows_file(tmp_path, range(1, 21))), "--concurrency", "64", "--rate", "20/s"
+    )
+    took = time.monotonic() - started
+    assert r.code == 0, r.err
+    assert [x["row"] for x in results(r.out)] == list(range(1, 21))
+    assert took >= 19 / 20 - 0.05  # 20 starts, 1/20 s apart
+
+
 def test_sigterm_stops_worker_processes_cleanly(api: Api, tmp_path: Path) -> None:
     api.delays = {i: 0.05 for i in range(1, 5001)}
     path = rows_file(tmp_path, range(1, 5001))
