@@ -23,6 +23,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def dcli(cli: Cli, dpop_server: DpopServer) -> Cli:
     """``cli`` with profile ``dpop`` (client cli-dpop, dpop: true) and message ``dapi``."""
+    return add_dpop_profile(cli, dpop_server)
+
+
+def add_dpop_profile(cli: Cli, dpop_server: DpopServer) -> Cli:
+    """Profile ``dpop`` (client cli-dpop, dpop: true) and message ``dapi`` (the DPoP API)."""
     client = cli.op.dpop
     (cli.root / "profiles" / "dpop.yaml").write_text(
         "\n".join(

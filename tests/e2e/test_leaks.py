@@ -18,7 +18,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from .cli import AUTH_METHODS, Cli, Run, secret_env_name
-from .servers import FakeCi
+from .servers import DpopServer, FakeCi
 
 pytestmark = pytest.mark.e2e
 
@@ -280,3 +280,58 @@ def test_no_exchange_or_workload_output_holds_a_token_assertion_or_request_token
         f"leak scan (exchange, workload): {len(cli.runs)} runs, {len(secrets)} secret values "
         "-> none printed"
     )
+
+
+def test_no_dpop_output_holds_a_key_proof_or_token(cli: Cli, dpop_server: DpopServer) -> None:
+    """DPoP's output paths: send (plain, --json, -v, --dry-run, --each), get-token (text,
+    --json, -v), a nonce loop at the API and at the token endpoint, a key file of mode 0644:
+    no private key, no signed proof (whole or its signature), no token, no client secret."""
+    import json as _json
+
+    from .test_e2e_dpop import add_dpop_profile
+
+    add_dpop_profile(cli, dpop_server)
+    rows = cli.root / "rows.jsonl"
+    rows.write_text("".join(_json.dumps({"title": f"r{i}"}) + "\n" for i in range(6)))
+    tokens: set[str] = set()
+    runs: list[Run] = []
+
+    def run(code: int, *args: str) -> None:
+        result = cli.run(*args)
+        tokens.update(cli.cached_tokens())
+        assert result.code == code, result
+        runs.append(result)
+
+    run(0, "send", "dapi.me")
+    run(0, "send", "--json", "-v", "dapi.me")
+    run(0, "send", "--dry-run", "dapi.create", "-V", "title=x")
+    run(0, "send", "--dry-run", "--json", "dapi.list", "-V", "page=1")
+    run(0, "send", "-v", "dapi.create", "--each", str(rows), "--concurrency", "3")
+    run(0, "get-token", "dpop")
+    run(0, "get-token", "dpop", "--json")
+    run(0, "get-token", "dpop", "--force", "-v")
+    dpop_server.configure(nonce_loop=True)
+    run(4, "send", "-v", "dapi.me")
+    dpop_server.configure(nonce_loop=False)
+    cli.op.fail_next_token_requests(2, status=400, error="use_dpop_nonce")
+    run(6, "get-token", "dpop", "--force", "-v")
+    [key] = sorted(cli.cache_dir.glob("*.dpop"))
+    private = _json.loads(key.read_text())["d"]
+    key.chmod(0o644)
+    run(3, "send", "-v", "dapi.me")
+    key.chmod(0o600)
+
+    secret = cli.op.dpop.client_secret or ""
+    forbidden = {"the private key": private, **_secret_forms(cli.op.dpop.client_id, secret)}
+    forbidden.update({f"token …{t[-6:]}": t for t in tokens})
+    forbidden.update({f"signature of …{t[-6:]}": t.rsplit(".", 1)[-1] for t in tokens})
+    leaks = [
+        f"{name} in the output of oauthcli {' '.join(r.args)}"
+        for r in runs
+        for name, value in forbidden.items()
+        if value and value in r.both
+    ]
+    # A signed proof is a compact JWS whose header says typ dpop+jwt: none may appear.
+    proof_header = base64.urlsafe_b64encode(b'{"typ":"dpop+jwt"').decode()[:16]
+    leaks += [f"a DPoP proof in oauthcli {' '.join(r.args)}" for r in runs if proof_header in r.both]
+    assert tokens and not leaks, "secrets in the output:\n" + "\n".join(leaks)
