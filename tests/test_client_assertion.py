@@ -149,7 +149,7 @@ def _github(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, reply: obje
             return 401, {"Content-Type": "application/json"}, b'{"message": "bad credentials"}'
         return reply(rec) if callable(reply) else reply
 
-    server.routes["/_apis/idtoken"] = answer  # type: ignore[assignment]
+    server.routes["/_apis/idtoken"] = answer
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", server.url("/_apis/idtoken?api-version=2.0"))
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
 

@@ -35,6 +35,7 @@ def _token_endpoint(server: LoopbackServer, *, inner_status: int = 200) -> None:
     def answer(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
         form = _form(rec)
         headers = {"Content-Type": "application/json"}
+        body: dict[str, object]
         if form["grant_type"] == ["client_credentials"]:
             if inner_status != 200:
                 body = {"error": "invalid_client", "error_description": "who are you"}
@@ -54,7 +55,7 @@ def _token_endpoint(server: LoopbackServer, *, inner_status: int = 200) -> None:
 
 
 def _registry(tmp_path: Path, server: LoopbackServer, exchange: str, **more: str) -> Path:
-    files = {
+    files: dict[str, str | bytes] = {
         "profiles/inner.yaml": f"""\
             grant_type: client_credentials
             token_url: {server.url("/token")}

@@ -636,8 +636,12 @@ def _property(key: Key, keys: tuple[Key, ...]) -> dict[str, Any]:
         del prop["type"]  # any JSON
     elif kind == "assertion":
         prop["type"] = [*_SCALAR, "object"]
-        audience = {"type": "object", "properties": {"audience": {"type": _SCALAR}}}
-        audience |= {"required": ["audience"], "additionalProperties": False}
+        audience: dict[str, Any] = {
+            "type": "object",
+            "properties": {"audience": {"type": _SCALAR}},
+            "required": ["audience"],
+            "additionalProperties": False,
+        }
         prop["properties"] = {"github_actions": audience}
         prop["required"] = ["github_actions"]
         prop["additionalProperties"] = False

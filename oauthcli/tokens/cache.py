@@ -189,7 +189,7 @@ def _credential(value: Any) -> str | None:
         )
     if isinstance(value, AssertionSource):
         return f"{value.source.parent}|{value.github_audience}|{value.template}"
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def entry_path(key: str) -> Path:
