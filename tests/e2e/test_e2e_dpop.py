@@ -164,15 +164,21 @@ def test_nonce_loop_at_the_api_is_explained(dcli: Cli, dpop_server: DpopServer) 
     assert _dpop_grants(dcli)[-1]["status"] == "200"
 
 
-def test_nonce_loop_at_the_token_endpoint_is_exit_6(dcli: Cli) -> None:
-    before = len(_dpop_grants(dcli))
-    # Every request asks for a nonce the next cannot carry: a token request's retry fails too.
+def test_use_dpop_nonce_without_a_nonce_at_the_token_endpoint_is_exit_6(dcli: Cli) -> None:
+    """The provider's hook answers use_dpop_nonce without a DPoP-Nonce header: nothing a
+    retry could carry, so no retry. (A real nonce loop, the server asking again after the
+    retry with its nonce, is tests/test_dpop.py's: oidc-provider's nonces do not loop.)"""
     dcli.op.fail_next_token_requests(2, status=400, error="use_dpop_nonce")
     run = dcli.run("get-token", "dpop")
     assert run.code == 6, run
-    assert "nonce" in run.err and len(run.err.strip().splitlines()) == 1
-    grants = _dpop_grants(dcli)[before:]
-    assert len(grants) <= 2
+    assert "use_dpop_nonce without a usable DPoP-Nonce header" in run.err
+    assert len(run.err.strip().splitlines()) == 1
+    assert dcli.token_requests() == 1  # the hook's answer (not in the grant log): no retry
+    # The hook cancelled, the provider serves the DPoP grant: its log names it.
+    before = len(_dpop_grants(dcli))
+    dcli.op.fail_next_token_requests(0)
+    assert dcli.run("get-token", "dpop").code == 0
+    assert _dpop_grants(dcli)[before:][-1]["token_type"] == "DPoP"
 
 
 def test_server_that_ignores_dpop_warns_and_sends_bearer(cli: Cli) -> None:
@@ -210,3 +216,53 @@ def test_unreadable_key_file_is_refused(dcli: Cli) -> None:
         key.chmod(0o600)
     assert run.code == 3, run
     assert str(key) in run.err and "cannot be read" in run.err
+
+
+def test_each_in_worker_processes_shares_key_token_and_nonce(
+    dcli: Cli, dpop_server: DpopServer
+) -> None:
+    """Above --concurrency 32 the rows go to worker processes: one key file, one token, and
+    the nonce the first process was given left in the cache folder for the others.
+
+    GETs with retries: the test API's listen backlog resets some of 40 connections opened at
+    once (a property of http.server, not of DPoP); each retry carries a fresh proof."""
+    dcli.add_message(
+        "dapi_many",
+        f"""\
+endpoint: {dpop_server.api_base_url}
+auth: {{type: oauth2, profile: dpop}}
+retry: {{attempts: 4, backoff: 0.05}}
+methods:
+  list: {{http_method: GET, path: /incidents, query: {{row: "${{row}}"}}}}
+""",
+    )
+    rows = dcli.root / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"row": i}) + "\n" for i in range(80)))
+    before = len(_dpop_grants(dcli))
+    assert dcli.run("get-token", "dpop").code == 0  # the token and a first nonce, cached
+    assert dcli.run("send", "dapi.me").code == 0
+
+    run = dcli.run("send", "dapi_many.list", "--each", str(rows), "--concurrency", "40")
+
+    lines = [json.loads(x) for x in run.out.splitlines()]
+    assert run.code == 0, [x["error"] for x in lines if x["status"] != 200]
+    assert [x["status"] for x in lines] == [200] * 80
+    api = dpop_server.stats()
+    listed = [r for r in api["requests"] if r["path"] == "/api/incidents"]
+    assert len([r for r in listed if r["status"] == 200]) == 80
+    assert len({r["jkt"] for r in listed}) == 1
+    assert len({r["proof"]["jti"] for r in api["requests"]}) == len(api["requests"])
+    assert api["challenged"] == 1  # only the first send's; the workers had the nonce
+    assert len(_key_files(dcli)) == 1
+    assert [g["status"] for g in _dpop_grants(dcli)[before:]] == ["400", "200"]
+
+
+def test_key_file_of_another_user_is_refused(dcli: Cli) -> None:
+    if os.getuid() != 0:
+        pytest.skip("only root can give a file to another user")
+    assert dcli.run("get-token", "dpop").code == 0
+    [key] = _key_files(dcli)
+    os.chown(key, 65534, 65534)
+    run = dcli.run("send", "dapi.me")
+    assert run.code == 3, run
+    assert str(key) in run.err and "belongs to uid 65534" in run.err
