@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 
+import pytest
 import requests
 
 from oauthcli.request.resolved import ResolvedRetry
@@ -13,9 +14,9 @@ from oauthcli.transport.http import (
     backoff_delay,
     carries_secret,
     describe_failure,
-    origin,
     retry_after,
 )
+from oauthcli.urls import is_loopback, origin
 
 
 def test_retry_after_seconds_and_dates() -> None:
@@ -34,6 +35,27 @@ def test_backoff_is_full_jitter() -> None:
     retry = ResolvedRetry(backoff=0.5, max_delay=3)
     assert [backoff_delay(retry, n, rand=lambda: 1.0) for n in (1, 2, 3, 4)] == [0.5, 1, 2, 3]
     assert backoff_delay(retry, 4, rand=lambda: 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.255.0.9", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST.", True),
+        ("128.0.0.1", False),
+        ("10.0.0.1", False),
+        ("localhost.example", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_one_loopback_rule_for_every_stage(host: str | None, loopback: bool) -> None:
+    """127.0.0.0/8, ::1 and localhost: the same rule for the registry, discovery,
+    CI assertions and redirects (they import it from oauthcli.urls)."""
+    assert is_loopback(host) is loopback
 
 
 def test_origin_compares_scheme_host_and_port() -> None:

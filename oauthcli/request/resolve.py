@@ -9,7 +9,6 @@ here wrapped in :class:`~oauthcli.secret.Secret`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from oauthcli.request.resolved import (
     WithTokens,
 )
 from oauthcli.secret import Secret, reveal
+from oauthcli.urls import is_loopback
 
 
 class _Renderer:
@@ -213,7 +213,9 @@ class _TokenRefs:
             )
             return None
         if not self.registry.has("profiles", name):
-            r._fail(RegistryError.at(r.source, text.line, text.key, f"{ref}: no profile named '{name}'"))
+            r._fail(
+                RegistryError.at(r.source, text.line, text.key, f"{ref}: no profile named '{name}'")
+            )
             return None
         cached: ResolvedProfile | None = self.registry.resolved_profiles.get(name)
         if cached is not None:
@@ -594,17 +596,6 @@ def _json_texts(value: Any) -> list[Text]:
 
 
 @lru_cache(maxsize=256)
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, allow_insecure_http: bool, source: Path, text: Text) -> None:
     """Refuse what cannot be an http(s) URL, or plain http to a non-loopback host.
 

@@ -29,7 +29,6 @@ it. Nothing here prints: what was done goes to the caller's :class:`~oauthcli.tr
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -43,6 +42,7 @@ from urllib.parse import urljoin, urlsplit
 
 from oauthcli.errors import GrantError
 from oauthcli.trace import Trace
+from oauthcli.urls import is_loopback, origin
 
 if TYPE_CHECKING:
     import requests
@@ -278,7 +278,7 @@ def _get(
     from oauthcli.transport.adapter import Deadline, watching
 
     deadline = Deadline(profile.timeout)
-    start = _origin(url)
+    start = origin(url)
     try:
         for _ in range(MAX_REDIRECTS + 1):
             request = session.prepare_request(requests.Request("GET", url))
@@ -300,7 +300,7 @@ def _get(
             location = resp.headers.get("Location")
             if 300 <= resp.status_code < 400 and location:
                 target = urljoin(url, location)
-                if _origin(target) != start:
+                if origin(target) != start:
                     raise GrantError(
                         f"{what} failed: {url} redirects to another origin "
                         f"({_clean(target, 120)}); metadata is read from the issuer's own"
@@ -397,24 +397,9 @@ def _url_problem(value: Any, allow_insecure_http: bool) -> str | None:
         return "a URL with credentials in it"
     if parts.fragment:
         return "a URL with a fragment"
-    if parts.scheme == "http" and not allow_insecure_http and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         return f"plain http:// to {parts.hostname}, which is not loopback"
     return None
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    from oauthcli.transport.http import origin
-
-    return origin(url)
 
 
 def _clean(value: Any, limit: int) -> str:

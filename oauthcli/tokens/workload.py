@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from urllib.parse import quote, urlsplit
 from oauthcli.errors import GrantError, TemplateError
 from oauthcli.request.resolved import AssertionSource
 from oauthcli.secret import Secret, remember
+from oauthcli.urls import is_loopback
 
 if TYPE_CHECKING:
     import requests
@@ -120,7 +120,7 @@ def github_actions(profile: ResolvedProfile, audience: str, what: str) -> str:
     remember(request_token)
     parts = urlsplit(url)
     where = f"{parts.scheme}://{parts.netloc}{parts.path}"
-    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(parts.hostname)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise GrantError(f"{what}: {URL_VARIABLE} is not an https URL ({where[:120]})")
     full = f"{url}{'&' if '?' in url else '?'}audience={quote(audience, safe='')}"
     try:
@@ -170,15 +170,6 @@ def github_actions(profile: ResolvedProfile, audience: str, what: str) -> str:
         )
     remember(value)
     return value
-
-
-def _loopback(host: str | None) -> bool:
-    # request.resolve.is_loopback's rule; importing it from here would close an import cycle
-    # (request -> auth -> tokens), so the check of a test's http://127.0.0.1 endpoint is here.
-    try:
-        return host is not None and ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host in ("localhost", "localhost.")
 
 
 def _bounded(resp: requests.Response, what: str, where: str) -> bytes:

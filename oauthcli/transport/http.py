@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -30,7 +29,6 @@ __all__ = [
     "carries_secret",
     "describe_failure",
     "innermost",
-    "origin",
     "retry_after",
 ]
 
@@ -47,13 +45,6 @@ DEFAULT_HEADERS = {
 def carries_secret(body: bytes) -> bool:
     """The body holds a known secret in any encoding it may travel in (UTF-8, form, JSON…)."""
     return contains_secret(body)
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port
 
 
 def base_headers(req: ResolvedRequest) -> CaseInsensitiveDict[str]:

@@ -22,7 +22,8 @@ from oauthcli.errors import NetworkError, RegistryError
 from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.transport.adapter import Deadline, UnsendableURL, prepare
 from oauthcli.transport.exchange import Answer, discard
-from oauthcli.transport.http import carries_secret, origin
+from oauthcli.transport.http import carries_secret
+from oauthcli.urls import is_loopback, origin
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -52,7 +53,6 @@ def _plain_http_allowed(host: str | None, start: str) -> bool:
     """A redirect may lead to plain http:// on loopback, or when the call itself went over
     plain http:// to a host that is not loopback (which takes ``allow_insecure_http``):
     an https call is never downgraded, nor a loopback one sent off the machine unencrypted."""
-    from oauthcli.request.resolve import is_loopback
 
     if is_loopback(host):
         return True
