@@ -477,3 +477,28 @@ def test_get_token_names_the_binding_and_a_key_that_is_not_its_own(
 def _jwt(claims: dict[str, Any]) -> str:
     key = ECKey.generate_key("P-256")
     return jws.serialize_compact({"alg": "ES256", "typ": "at+jwt"}, json.dumps(claims), key)
+
+
+def test_each_redirect_hop_gets_its_own_proof_and_none_leaves_the_origin(
+    tmp_path: Path, servers: DPoPServers, loopback: LoopbackServer
+) -> None:
+    api = servers.api_server
+    api.routes["/api/old"] = lambda rec: (
+        (servers._proof(rec) and None) or (302, {"Location": "/api/items"}, b"")
+    )
+    api.routes["/api/away"] = lambda rec: (
+        (servers._proof(rec) and None) or (302, {"Location": loopback.url("/elsewhere")}, b"")
+    )
+    loopback.reply("/elsewhere", 200, b"{}")
+    root = registry(tmp_path, servers)
+    (root / "messages" / "hops.yaml").write_text(
+        f"endpoint: {api.url('/api')}\nauth: {{type: oauth2, profile: acme}}\n"
+        "methods:\n  old: {http_method: GET, path: /old}\n  away: {http_method: GET, path: /away}\n"
+    )
+    assert run("-r", str(root), "send", "hops.old").code == 0
+    hops = [(p, c["htu"]) for p, _, c in servers.proofs if p != "/token"]
+    assert hops[:1] == [("/api/old", api.url("/api/old"))]
+    assert ("/api/items", api.url("/api/items")) in hops
+    assert run("-r", str(root), "send", "hops.away").code == 0
+    [elsewhere] = [r for r in loopback.requests if r.path == "/elsewhere"]
+    assert "dpop" not in elsewhere.headers and "authorization" not in elsewhere.headers
