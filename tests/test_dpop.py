@@ -326,7 +326,7 @@ def test_a_dpop_profile_has_a_token_of_its_own(tmp_path: Path, servers: DPoPServ
     (root / "profiles" / "plain.yaml").write_text(
         (root / "profiles" / "acme.yaml").read_text().replace("dpop: true\n", "")
     )
-    reg = discover(root)
+    reg = discover(str(root))
     keys = {entry_key(resolve_profile(reg.profile(n))) for n in ("acme", "plain")}
     assert len(keys) == 2
 

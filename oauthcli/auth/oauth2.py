@@ -67,9 +67,9 @@ class OAuth2Auth(Auth):
         if state.dry_run:
             request.attach("Authorization", self.masked())
             if self._profile.dpop:
-                from oauthcli.auth import dpop
+                from oauthcli.auth.dpop import signer
 
-                request.signer = dpop.signer(self._profile, None, state, request.trace)
+                request.signer = signer(self._profile, None, state, request.trace)
             yield request
             return
         holder = state.slot("oauth2", TokenHolder)
@@ -109,9 +109,9 @@ class OAuth2Auth(Auth):
         request.attach("Authorization", self.authorization(held.token))
         request.token = held.token
         if self._profile.dpop:
-            from oauthcli.auth import dpop
+            from oauthcli.auth.dpop import signer
 
-            request.signer = dpop.signer(self._profile, held.token, state, request.trace)
+            request.signer = signer(self._profile, held.token, state, request.trace)
 
     def authorization(self, token: Token) -> str:
         """``Bearer <token>``, or the profile's ``token_scheme``: never the answer's

@@ -395,9 +395,6 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
 
         parsecache.clear()
         discovery.clear()
-        from oauthcli.tokens import dpop
-
-        dpop.forget_keys()  # their files were removed with the lock files
     return removed
 
 

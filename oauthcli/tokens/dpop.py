@@ -193,7 +193,7 @@ def key_for(profile: ResolvedProfile) -> DPoPKey:
 
 
 def forget_keys() -> None:
-    """Forget the keys read (``token clear`` removed their files; tests)."""
+    """Forget the keys read in this process (tests; a new process reads the files anew)."""
     with _loading:
         _loaded.clear()
 
