@@ -43,8 +43,10 @@ if TYPE_CHECKING:
     from oauthcli.request.resolved import ResolvedRequest
     from oauthcli.transport.sending import Sender
 
-#: A row's result: its exit code, its JSON line, and the explanation when it failed.
-Outcome = tuple[int, str, "list[str] | None"]
+#: A row's result: its exit code, its JSON object (or, from a worker process, the line
+#: already made of it), and the explanation when it failed. The object is made a line
+#: only when it is written, one at a time: a body of NULs is six times its size as JSON.
+Outcome = tuple[int, "dict[str, Any] | str", "list[str] | None"]
 
 #: Results held before they are written (the main thread writes them every tick too).
 _LINES_PER_WRITE = 256
@@ -154,7 +156,7 @@ def send_row(
         return error_outcome(number, int(exc.exit_code), str(exc))
     except Exception as exc:  # a bug: keep the other rows going, report it in the row
         return error_outcome(number, 1, f"internal error: {type(exc).__name__}: {exc}")
-    return code, json.dumps(obj, ensure_ascii=False), explained
+    return code, obj, explained
 
 
 def serve(
@@ -194,7 +196,8 @@ def serve(
         raise exc  # work() answers every row itself: never called
 
     def deliver(_: int, answer: tuple[int, Outcome]) -> None:
-        number, (code, text, explained) = answer
+        number, (code, obj, explained) = answer
+        text = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
         line = f"{number}\t{code}\t{json.dumps(explained) if explained else ''}\t{scrub(text)}\n"
         with lock:
             out.write(line.encode("utf-8"))
@@ -210,7 +213,7 @@ def serve(
 
 
 def error_outcome(number: int, code: int, message: str) -> Outcome:
-    return code, json.dumps(error_row(number, code, message), ensure_ascii=False), None
+    return code, error_row(number, code, message), None
 
 
 class _Batch:
@@ -427,7 +430,8 @@ class _Batch:
 
     def _emit(self, number: int, outcome: Outcome) -> None:
         """Hold one row's result (called in row order, holding the engine's lock)."""
-        code, line, explained = outcome
+        code, obj, explained = outcome
+        line = obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)
         with self._out:
             self._lines.append(line)
             self._held += len(line)
