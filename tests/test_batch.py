@@ -493,6 +493,25 @@ def test_ctrl_c_stops_cleanly_and_says_how_many_rows_were_sent(api: Api, tmp_pat
     assert len(sent) <= len(got) + 1  # nothing started after the interrupt but in-flight rows
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.07, 0.15, 0.3])
+def test_a_signal_at_any_moment_ends_the_run(api: Api, tmp_path: Path, delay: float) -> None:
+    """The signal handler takes no lock: one that set an Event while the main thread held
+    that Event's lock (every tick of the watching loop does) hung the run for good."""
+    path = rows_file(tmp_path, range(1, 3001))
+    with api.start("--each", str(path), "--concurrency", "8") as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=20)  # reading on: a full pipe holds no one up
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"the run did not end within 20 s of SIGTERM (after {delay} s)")
+    assert proc.returncode in (0, 143), err  # 0: the rows were all sent before the signal came
+    assert "Traceback" not in err
+
+
 def test_ctrl_c_while_rows_wait_for_their_rate_turn_sends_no_more(api: Api, tmp_path: Path) -> None:
     path = rows_file(tmp_path, range(1, 101))
     with api.start("--each", str(path), "--rate", "6/m", "--concurrency", "4") as proc:

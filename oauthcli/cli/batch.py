@@ -244,6 +244,7 @@ class _Batch:
         self.first_failure: tuple[int, list[str]] | None = None
         self.interrupted = threading.Event()
         self.stopped_by = "interrupted"  # or "terminated": which signal set `interrupted`
+        self._signalled: int | None = None  # the first SIGINT/SIGTERM, noted by its handler
         self.progress: _Progress | None = None
         self._out = threading.Lock()  # the two below
         self._lines: list[str] = []  # results delivered but not yet written
@@ -378,6 +379,11 @@ class _Batch:
         """
         while True:
             pool.over.wait(_TICK)
+            if self._signalled is not None and not self.interrupted.is_set():
+                self.stopped_by = (
+                    "terminated" if self._signalled == signal.SIGTERM else "interrupted"
+                )
+                self.interrupted.set()  # rows waiting for their --rate turn give up
             self._write()
             if self.interrupted.is_set() and not pool.stopped:
                 pool.stop()
@@ -414,10 +420,11 @@ class _Batch:
         previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in caught}
 
         def first(signum: int, frame: Any) -> None:
-            if not self.interrupted.is_set():
-                self.stopped_by = "terminated" if signum == signal.SIGTERM else "interrupted"
-            self.interrupted.set()
-            pool.over.set()  # wakes the main thread, which stops the pool
+            # A handler runs in the main thread between two of its bytecodes, maybe while
+            # it holds the lock of an Event (setting one here hung the run for good): it
+            # only notes the signal, and the watching loop acts on it within a tick.
+            if self._signalled is None:
+                self._signalled = signum
             signal.signal(signum, previous[signum])  # a second one is not polite
 
         def restore() -> None:
