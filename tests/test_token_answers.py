@@ -328,7 +328,7 @@ def test_the_exchange_is_traced_with_its_final_headers_and_every_secret_is_known
     )  # fmt: skip
     kinds = [line[0] for line in trace.seen]
     assert kinds == [">", "<", "*", ">", "<"]
-    assert "Basic " in trace.seen[0] and "['authorization']" in trace.seen[0]
+    assert "Basic " in trace.seen[0] and "['authorization', 'dpop']" in trace.seen[0]
     assert "Retry-After" in trace.seen[2]
     basic = trace.seen[0].split("Basic ")[1].split()[0]
     shown = scrub(" ".join(trace.seen))
