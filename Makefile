@@ -8,7 +8,7 @@ BROWSER_DRIVER := tests/e2e/browser
 # configuration names but does not have) would fill the first screen of every setup.
 PIP_INSTALL := -m pip install -qq
 
-.PHONY: venv test test-unit test-e2e lint format demo bench clean
+.PHONY: venv browser test test-unit test-e2e lint format demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) scripts/make_venv.py $(VENV)
@@ -24,21 +24,24 @@ $(PROVIDER)/node_modules/.installed: $(PROVIDER)/package-lock.json
 	cd $(PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# playwright-core drives Debian's /usr/bin/chromium (.ci/run installs it): it never downloads
-# a browser of its own.
+# playwright-core drives Debian's /usr/bin/chromium (`make browser` installs it): it never
+# downloads a browser of its own.
 $(BROWSER_DRIVER)/node_modules/.installed: $(BROWSER_DRIVER)/package-lock.json
 	cd $(BROWSER_DRIVER) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 E2E_NODE_MODULES := $(PROVIDER)/node_modules/.installed $(BROWSER_DRIVER)/node_modules/.installed
 
-test: venv $(E2E_NODE_MODULES)
+browser:
+	@bash scripts/browser.sh
+
+test: venv browser $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: venv $(E2E_NODE_MODULES)
+test-e2e: venv browser $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest -m e2e
 
 lint: venv
