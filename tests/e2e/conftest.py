@@ -7,8 +7,13 @@ failures, the access token TTL) is shared: reset what you rely on, or compare de
 
 The ``cli`` fixture (see cli.py) runs the installed oauthcli against them. At the end of the
 run a terminal summary section lists the outcome of every test in this folder and the facts
-the tests reported with ``e2e_note`` (the concurrency test's counted token requests), so that
-the CI log shows them without ``-v``.
+the tests reported with ``e2e_note`` (the concurrency test's counted token requests), and
+what oidc-provider itself logged that it served (``OidcProvider.grants_served()`` over the
+whole session: per grant type the clients, client auth methods and DPoP-bound tokens, and
+the CI-assertion client), so that the CI log shows them without ``-v``. A grant of
+``EXPECTED_GRANTS`` the provider never served is named on an ``e2e: NOT served`` line; when
+every e2e test was selected and ran (none deselected, skipped or cut short by ``-x``), it
+also fails the run.
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ def _e2e_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2eServer
     workdir = tmp_path_factory.mktemp("e2e-servers")
     try:
         with run_servers(workdir) as servers:
-            yield servers
+            try:
+                yield servers
+            finally:
+                _record_grants(servers.op)
     except HarnessError as exc:
         pytest.fail(f"e2e harness: {exc}", pytrace=False)
 
@@ -140,6 +148,9 @@ def _settle(op: OidcProvider, timeout: float = 5.0) -> None:
 # the summary in the CI log
 
 _notes: list[str] = []
+_served: list[dict[str, str]] = []  # the provider's grant log, read at the session's end
+_e2e_deselected: list[str] = []
+_full_run_missing: list[str] = []
 _outcomes: dict[str, tuple[str, float]] = {}  # nodeid -> (outcome, seconds with fixtures)
 
 
@@ -162,6 +173,95 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _outcomes[report.nodeid] = (outcome, seconds + report.duration)
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _e2e_deselected.extend(
+        item.nodeid for item in items if Path(item.path).resolve().parent == E2E_DIR
+    )
+
+
+def _record_grants(op: OidcProvider) -> None:
+    try:
+        _served.extend(op.grants_served())
+    except OSError:  # no log to read: the summary says the provider served nothing
+        pass
+
+
+EXPECTED_GRANTS = (
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+)
+CI_ASSERTION_CLIENT = "cli-ci"
+_SHORT = {
+    "urn:ietf:params:oauth:grant-type:device_code": "device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange": "token-exchange",
+}
+
+
+def grant_summary(served: list[dict[str, str]]) -> tuple[list[str], list[str]]:
+    """The summary's lines for the provider's grant log ``served`` (``grants_served()``
+    entries), and the ``EXPECTED_GRANTS`` it holds no successful (status 200) line of."""
+    ok = [entry for entry in served if entry.get("status") == "200"]
+    lines = []
+    order = list(EXPECTED_GRANTS)
+    order += sorted({entry.get("grant_type", "-") for entry in served} - set(order))
+    for grant in order:
+        of_grant = [e for e in served if e.get("grant_type", "-") == grant]
+        if not of_grant:
+            continue
+        issued = [e for e in of_grant if e.get("status") == "200"]
+        refused = len(of_grant) - len(issued)
+        clients = sorted({e.get("client", "-") for e in issued})
+        auths = sorted({e.get("auth", "-") for e in issued})
+        bound = sum(1 for e in issued if e.get("token_type", "").lower() == "dpop")
+        proofs = sum(1 for e in of_grant if e.get("dpop_proof") == "yes")
+        lines.append(
+            f"provider served {_SHORT.get(grant, grant)}: {len(issued)} token(s)"
+            + (f" ({refused} refused)" if refused else "")
+            + f"; clients {', '.join(clients) or '-'}; client auth {', '.join(auths) or '-'}"
+            + f"; {bound} DPoP-bound ({proofs} request(s) with a proof)"
+        )
+    ci = [e for e in ok if e.get("client") == CI_ASSERTION_CLIENT]
+    if ci:
+        auths = sorted({e.get("auth", "-") for e in ci})
+        lines.append(
+            f"provider served the CI-assertion client {CI_ASSERTION_CLIENT}: {len(ci)} "
+            f"token(s), client auth {', '.join(auths)} (assertions of the fake CI issuer)"
+        )
+    else:
+        lines.append(f"provider served the CI-assertion client {CI_ASSERTION_CLIENT}: nothing")
+    missing = [g for g in EXPECTED_GRANTS if not any(e.get("grant_type") == g for e in ok)]
+    if not any(e.get("token_type", "").lower() == "dpop" for e in ok):
+        missing.append("a DPoP-bound token")
+    if missing:
+        lines.append(f"NOT served by the provider: {', '.join(_SHORT.get(g, g) for g in missing)}")
+    return lines, missing
+
+
+def _ran_in_full(session: pytest.Session) -> bool:
+    """Every e2e test file collected, none of its tests deselected or skipped, and the run
+    not stopped early."""
+    if _e2e_deselected or session.shouldstop or session.shouldfail:
+        return False
+    files = {Path(nodeid.split("::")[0]).name for nodeid in _outcomes}
+    every = {path.name for path in E2E_DIR.glob("test_*.py")}
+    if not every <= files:
+        return False
+    return all(outcome in {"PASSED", "FAILED", "ERROR"} for outcome, _ in _outcomes.values())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _outcomes or not _served and not _ran_in_full(session):
+        return
+    _, missing = grant_summary(_served)
+    if missing and _ran_in_full(session):
+        _full_run_missing.extend(missing)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _outcomes:
         return
@@ -181,6 +281,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"e2e: {auth}: {', '.join(per_test)}")
     for note in _notes:
         terminalreporter.write_line(f"e2e: {note}")
+    if _served or _full_run_missing:
+        for line in grant_summary(_served)[0]:
+            terminalreporter.write_line(f"e2e: {line}")
+        if _full_run_missing:
+            terminalreporter.write_line(
+                "e2e: every e2e test ran, yet the provider never served the grants above: "
+                "the run fails"
+            )
     passed = sum(1 for outcome, _ in _outcomes.values() if outcome == "PASSED")
     total = sum(seconds for _, seconds in _outcomes.values())
     terminalreporter.write_line(
