@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,15 +152,40 @@ def read_env(ref: Env) -> str:
     return value
 
 
+#: Bytes beyond which a ``${file:…}`` is not read (keys, secrets and tokens are a few KiB).
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
 def read_file(ref: File, base_dir: Path | None) -> str:
+    """The file's text; only a regular file, of at most :data:`MAX_FILE_BYTES`: a FIFO no one
+    writes to would block the call for good, and ``/dev/zero`` fill the memory."""
     path = Path(ref.path).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise TemplateError(f"file {ref.path} is not a regular file (looked at {path})")
+            chunks: list[bytes] = []
+            size = 0
+            while size <= MAX_FILE_BYTES:
+                chunk = os.read(fd, min(1 << 20, MAX_FILE_BYTES + 1 - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+        if size > MAX_FILE_BYTES:
+            raise TemplateError(f"file {ref.path} is larger than {MAX_FILE_BYTES >> 20} MiB")
+        text = b"".join(chunks).decode("utf-8")
     except FileNotFoundError:
         raise TemplateError(f"file {ref.path} not found (looked at {path})") from None
     except UnicodeDecodeError:
         raise TemplateError(f"file {ref.path} is not UTF-8 text") from None
     except OSError as exc:
         raise TemplateError(f"cannot read file {ref.path}: {exc.strerror}") from None
+    # As a text read has it (universal newlines), trailing line breaks dropped.
+    return text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\r\n")

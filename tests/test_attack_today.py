@@ -1,0 +1,72 @@
+"""Attacks on the surfaces issue 13 added (DPoP files, discovery, client assertions, the
+device flow, token exchange, the batch workers), as another user on the machine or a
+careless user would make them; each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.cliproc import oauthcli
+from tests.registry_factory import make_registry
+from tests.servers import LoopbackServer
+
+
+def _ok(server: LoopbackServer) -> None:
+    body = {"access_token": "issued-for-ci-1234", "token_type": "Bearer", "expires_in": 60}
+    server.reply("/token", 200, json.dumps(body).encode(), Content_Type="application/json")
+
+
+def _assertion_registry(tmp_path: Path, server: LoopbackServer, path: str) -> Path:
+    return make_registry(
+        tmp_path,
+        {
+            "profiles/ci.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {server.url("/token")}
+                client_id: ci-app
+                client_auth: client_assertion
+                client_assertion: ${{file:{path}}}
+                """
+        },
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_an_assertion_file_that_is_a_fifo_is_refused_not_waited_on(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    # A FIFO no one writes to: a plain open() blocks for good.
+    _ok(loopback)
+    fifo = tmp_path / "token.fifo"
+    os.mkfifo(fifo)
+    root = _assertion_registry(tmp_path, loopback, str(fifo))
+    done = oauthcli("get-token", "ci", registry=root, timeout=8)
+    assert done.code == 6, done
+    assert "not a regular file" in done.err, done
+    assert len(done.err.strip().splitlines()) == 1, done
+    assert not [r for r in loopback.requests if r.path == "/token"]
+
+
+def test_an_assertion_file_that_is_dev_zero_is_refused_not_read_forever(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    _ok(loopback)
+    root = _assertion_registry(tmp_path, loopback, "/dev/zero")
+    done = oauthcli("get-token", "ci", registry=root, timeout=8)
+    assert done.code == 6, done
+    assert "not a regular file" in done.err, done
+
+
+def test_a_huge_file_is_refused_with_its_size(tmp_path: Path, loopback: LoopbackServer) -> None:
+    _ok(loopback)
+    big = tmp_path / "huge.jwt"
+    with open(big, "wb") as f:
+        f.truncate(3 * 1024 * 1024 * 1024)  # sparse: 3 GiB of NULs costs no disk
+    root = _assertion_registry(tmp_path, loopback, str(big))
+    done = oauthcli("get-token", "ci", registry=root, timeout=8)
+    assert done.code == 6, done
+    assert "larger than" in done.err, done
