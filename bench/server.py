@@ -7,12 +7,16 @@ microseconds per request, so the clients are what the benchmarks time.
 
 Routes:
 
-* ``POST /token``: a client_credentials answer (``expires_in`` 3600); counted.
+* ``POST /token``: a client_credentials answer (``expires_in`` 3600); counted. A token
+  request carrying a ``DPoP`` header gets ``token_type: DPoP`` (the proof is not verified:
+  the benchmarks time the client's signing, not a server's checks).
 * ``GET /api/...``: ``{"ok": true, "bearer": B, "n": N}``; counted, and those
-  that carried an ``Authorization: Bearer`` header counted apart. Calls without
+  that carried an ``Authorization: Bearer`` header counted apart, as are those with
+  ``Authorization: DPoP`` and a ``DPoP`` proof header (``dpop``). Calls without
   one are answered too, so that the floor can be exactly
   ``requests.get(URL)``.
-* ``GET /_stats``: ``{"token": T, "api": A, "bearer": B}``; ``POST /_reset`` zeroes them.
+* ``GET /_stats``: ``{"token": T, "api": A, "bearer": B, "dpop": D}``; ``POST /_reset``
+  zeroes them.
 
 The server writes its port to PORT_FILE once it listens and stops on SIGTERM.
 ``--delay MS`` answers every ``/api/`` call that many milliseconds late (a timer on the
@@ -27,10 +31,13 @@ import os
 import signal
 import sys
 
-COUNTS = {"token": 0, "api": 0, "bearer": 0}
+COUNTS = {"token": 0, "api": 0, "bearer": 0, "dpop": 0}
 DELAY = 0.0  # seconds before an /api/ call is answered (--delay)
 TOKEN = json.dumps(
     {"access_token": "bench-token-0123456789", "token_type": "Bearer", "expires_in": 3600}
+).encode()
+DPOP_TOKEN = json.dumps(
+    {"access_token": "bench-dpop-token-0123456789", "token_type": "DPoP", "expires_in": 3600}
 ).encode()
 
 
@@ -46,11 +53,14 @@ def reply(status: str, body: bytes, keep_alive: bool) -> bytes:
 def answer(method: str, path: str, headers: dict[str, str]) -> tuple[str, bytes]:
     if path == "/token" and method == "POST":
         COUNTS["token"] += 1
-        return "200 OK", TOKEN
+        return "200 OK", DPOP_TOKEN if headers.get("dpop") else TOKEN
     if path.startswith("/api/"):
         COUNTS["api"] += 1
         bearer = headers.get("authorization", "").startswith("Bearer ")
         COUNTS["bearer"] += bearer
+        COUNTS["dpop"] += bool(
+            headers.get("authorization", "").startswith("DPoP ") and headers.get("dpop")
+        )
         return "200 OK", b'{"ok": true, "bearer": %s, "n": %d}' % (
             b"true" if bearer else b"false",
             COUNTS["api"],
@@ -58,7 +68,7 @@ def answer(method: str, path: str, headers: dict[str, str]) -> tuple[str, bytes]
     if path == "/_stats":
         return "200 OK", json.dumps(COUNTS).encode()
     if path == "/_reset" and method == "POST":
-        COUNTS.update(token=0, api=0, bearer=0)
+        COUNTS.update(token=0, api=0, bearer=0, dpop=0)
         return "200 OK", b"{}"
     return "404 Not Found", b'{"error": "not found"}'
 
