@@ -49,7 +49,6 @@ import base64
 import hashlib
 import json
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -62,8 +61,9 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
-from .resource_server import HOST, MAX_BODY, Server, TokenError, watch_parent
+from .httpbase import HOST, JsonHandler, serve
 from .resource_server import State as TokenVerifier
+from .resource_server import TokenError
 
 ALGS = ("ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519")
 REALM = "oauthcli-e2e-dpop-api"
@@ -284,46 +284,10 @@ class NonceChallenge(Refused):
 
 
 def make_handler(state: DpopState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
         server_version = "oauthcli-e2e-dpop-rs/1"
-        sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-            pass  # see log_line(): never a query string, a header, a token
-
-        def log_line(self, status: int, extra: str = "") -> None:
-            path = self.path.split("?", 1)[0]
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            sys.stderr.write(f"{stamp} {self.command} {path} {status}{extra}\n")
-            sys.stderr.flush()
-
-        def read_body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self.close_connection = True
-                return b""
-            return self.rfile.read(length) if length > 0 else b""
-
-        def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            self.dispatch()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self.dispatch()
-
-        def do_PUT(self) -> None:  # noqa: N802
+        def do_PUT(self) -> None:  # noqa: N802 (the stdlib's name)
             self.dispatch()
 
         def do_DELETE(self) -> None:  # noqa: N802
@@ -473,27 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     base_url = f"http://{HOST}:{args.port}"
     audience = f"{base_url}/api"
     state = DpopState(args.issuer, audience, args.jwks_url, base_url)
-    try:
-        server = Server((HOST, args.port), make_handler(state))
-    except OSError as exc:
-        sys.stderr.write(f"dpop-server-e2e: cannot listen on {HOST}:{args.port}: {exc}\n")
-        return 2
-
-    def stop(signum: int, frame: object) -> None:
-        sys.stderr.write(f"dpop-server-e2e: signal {signum}, shutting down\n")
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.parent_pid:
-        threading.Thread(target=watch_parent, args=(args.parent_pid, server), daemon=True).start()
-    sys.stderr.write(f"dpop-server-e2e: listening, audience {audience}, issuer {args.issuer}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-    return 0
+    banner = f"listening, audience {audience}, issuer {args.issuer}"
+    return serve("dpop-server-e2e", args.port, make_handler(state), args.parent_pid, banner)
 
 
 if __name__ == "__main__":

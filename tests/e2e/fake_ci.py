@@ -26,7 +26,7 @@ Listens on 127.0.0.1 only; never logs the request token or a JWT.
 
 Usage::
 
-    python fake_ci.py --port 8090 --key-file ci-issuer.pem --kid KID \
+    python -m tests.e2e.fake_ci --port 8090 --key-file ci-issuer.pem --kid KID \
         --request-token-file request-token --subject cli-ci
 """
 
@@ -35,14 +35,12 @@ from __future__ import annotations
 import argparse
 import hmac
 import json
-import os
-import signal
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -50,7 +48,8 @@ from urllib.parse import parse_qs, urlsplit
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-HOST = "127.0.0.1"
+from .httpbase import HOST, JsonHandler, serve
+
 TOKEN_PATH = "/_apis/idtoken"
 LIFETIME = 300
 REPOSITORY = "oauthcli/e2e"
@@ -107,39 +106,14 @@ class State:
 
 
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
         server_version = "oauthcli-e2e-fake-ci/1"
-        sys_version = ""
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-            pass
-
-        def log_line(self, status: int, extra: str = "") -> None:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            path = self.path.split("?", 1)[0]
-            sys.stderr.write(f"{stamp} {self.command} {path} {status}{extra}\n")
-            sys.stderr.flush()
-
-        def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            self.dispatch()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self.dispatch()
+        content_type = "application/json; charset=utf-8"
+        cache_control = None
+        max_body = 65536
 
         def dispatch(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(min(length, 65536)) if length > 0 else b""
+            raw = self.read_body()
             url = urlsplit(self.path)
             route = (self.command, url.path)
             status: int = 200
@@ -206,23 +180,6 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False
-
-
-def watch_parent(pid: int, server: Server) -> None:
-    while True:
-        time.sleep(1)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            server.shutdown()
-            return
-        except PermissionError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
@@ -236,26 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     key = RSAKey.import_key(Path(args.key_file).read_bytes())
     request_token = Path(args.request_token_file).read_text().strip()
     state = State(key, args.kid, request_token, args.subject)
-    try:
-        server = Server((HOST, args.port), make_handler(state))
-    except OSError as exc:
-        sys.stderr.write(f"fake-ci-e2e: cannot listen on {HOST}:{args.port}: {exc}\n")
-        return 2
-
-    def stop(signum: int, frame: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.parent_pid:
-        threading.Thread(target=watch_parent, args=(args.parent_pid, server), daemon=True).start()
-    sys.stderr.write(f"fake-ci-e2e: listening on {HOST}:{args.port}, subject {args.subject}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-    return 0
+    banner = f"listening on {HOST}:{args.port}, subject {args.subject}"
+    return serve("fake-ci-e2e", args.port, make_handler(state), args.parent_pid, banner)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ Listens on 127.0.0.1 only. One log line per request on stderr, never a token.
 
 Usage::
 
-    python resource_server.py --port 8081 --issuer http://127.0.0.1:8080 \
+    python -m tests.e2e.resource_server --port 8081 --issuer http://127.0.0.1:8080 \
         --jwks-url http://127.0.0.1:8080/jwks
 """
 
@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import socket
 import struct
 import sys
@@ -40,17 +38,17 @@ import threading
 import time
 import urllib.request
 from collections import Counter, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
 from joserfc.jwk import KeySet
 
-HOST = "127.0.0.1"
+from .httpbase import HOST, JsonHandler, serve
+
 REALM = "oauthcli-e2e-api"
 ALGORITHMS = ["RS256"]
-MAX_BODY = 1024 * 1024
 JWKS_REFRESH_MIN_INTERVAL = 1.0
 # Loopback only: never let an http_proxy from the environment see the requests.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -175,39 +173,8 @@ class State:
 
 
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(JsonHandler):
         server_version = "oauthcli-e2e-rs/1"
-        sys_version = ""
-
-        # -- plumbing ------------------------------------------------------------------------
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-            pass  # replaced by log_line(): never logs query strings or headers
-
-        def log_line(self, status: int, extra: str = "") -> None:
-            path = self.path.split("?", 1)[0]
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            sys.stderr.write(f"{stamp} {self.command} {path} {status}{extra}\n")
-            sys.stderr.flush()
-
-        def read_body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self.close_connection = True
-                return b""
-            return self.rfile.read(length) if length > 0 else b""
-
-        def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
 
         def reset_connection(self) -> None:
             """Abort the TCP connection: SO_LINGER 0 then close sends a RST, not a FIN."""
@@ -221,12 +188,6 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             self.close_connection = True
 
         # -- dispatch ------------------------------------------------------------------------
-        def do_GET(self) -> None:
-            self.dispatch()
-
-        def do_POST(self) -> None:
-            self.dispatch()
-
         def do_PUT(self) -> None:
             self.dispatch()
 
@@ -352,25 +313,6 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False  # a taken port must fail loudly, the fixture then retries
-
-
-def watch_parent(pid: int, server: Server) -> None:
-    """Shut down when the test process that started us is gone (no orphan after a crash)."""
-    while True:
-        time.sleep(1)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            sys.stderr.write(f"resource-server-e2e: parent {pid} gone, shutting down\n")
-            server.shutdown()
-            return
-        except PermissionError:
-            pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
@@ -382,27 +324,8 @@ def main(argv: list[str] | None = None) -> int:
 
     audience = args.audience or f"http://{HOST}:{args.port}/api"
     state = State(args.issuer, audience, args.jwks_url)
-    try:
-        server = Server((HOST, args.port), make_handler(state))
-    except OSError as exc:
-        sys.stderr.write(f"resource-server-e2e: cannot listen on {HOST}:{args.port}: {exc}\n")
-        return 2
-
-    def stop(signum: int, frame: object) -> None:
-        sys.stderr.write(f"resource-server-e2e: signal {signum}, shutting down\n")
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    if args.parent_pid:
-        threading.Thread(target=watch_parent, args=(args.parent_pid, server), daemon=True).start()
-    sys.stderr.write(f"resource-server-e2e: listening, audience {audience}, issuer {args.issuer}\n")
-    sys.stderr.flush()
-    try:
-        server.serve_forever(poll_interval=0.1)
-    finally:
-        server.server_close()
-    return 0
+    banner = f"listening, audience {audience}, issuer {args.issuer}"
+    return serve("resource-server-e2e", args.port, make_handler(state), args.parent_pid, banner)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ from typing import IO, Any
 E2E_DIR = Path(__file__).resolve().parent
 PROVIDER_DIR = E2E_DIR / "provider"
 PROVIDER_SCRIPT = PROVIDER_DIR / "server.mjs"
-RESOURCE_SERVER_SCRIPT = E2E_DIR / "resource_server.py"
-FAKE_CI_SCRIPT = E2E_DIR / "fake_ci.py"
 REPO_ROOT = E2E_DIR.parent.parent
 BROWSER_DIR = E2E_DIR / "browser"
 BROWSER_WRAPPER = BROWSER_DIR / "open-url"
@@ -787,12 +785,14 @@ def _start(
         "OP_PARENT_PID": parent,
     }
     verify_args = ["--issuer", op.issuer, "--jwks-url", op.jwks_url, "--parent-pid", parent]
-    rs_args = [sys.executable, str(RESOURCE_SERVER_SCRIPT), "--port", str(rs_port), *verify_args]
+    # The Python servers share tests/e2e/httpbase.py: each runs as a module of the tests package.
+    py_env = {**env, "PYTHONPATH": str(REPO_ROOT)}
+    rs_args = [sys.executable, "-m", "tests.e2e.resource_server", "--port", str(rs_port)]
     dpop_args = [sys.executable, "-m", "tests.e2e.dpop_server", "--port", str(dpop_port)]
-    dpop_env = {**env, "PYTHONPATH": str(REPO_ROOT)}
     ci_args = [
         sys.executable,
-        str(FAKE_CI_SCRIPT),
+        "-m",
+        "tests.e2e.fake_ci",
         "--port",
         str(ci_port),
         "--key-file",
@@ -812,13 +812,13 @@ def _start(
             "oidc-provider", ["node", str(PROVIDER_SCRIPT)], op_env, op.log_path
         )
         processes.append(op_proc)
-        rs_proc = ServerProcess("resource server", rs_args, env, rs.log_path)
+        rs_proc = ServerProcess("resource server", [*rs_args, *verify_args], py_env, rs.log_path)
         processes.append(rs_proc)
         dpop_proc = ServerProcess(
-            "DPoP resource server", [*dpop_args, *verify_args], dpop_env, dpop.log_path
+            "DPoP resource server", [*dpop_args, *verify_args], py_env, dpop.log_path
         )
         processes.append(dpop_proc)
-        ci_proc = ServerProcess("fake CI endpoint", ci_args, env, ci.log_path)
+        ci_proc = ServerProcess("fake CI endpoint", ci_args, py_env, ci.log_path)
         processes.append(ci_proc)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         op_proc.wait_ready(op.discovery_url, deadline)
