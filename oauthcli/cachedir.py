@@ -1,7 +1,8 @@
 """The cache folder: where it is, and whether it is ours (SPEC §4).
 
-The token cache (:mod:`oauthcli.tokens.cache`) and the parse cache
-(:mod:`oauthcli.registry.parsecache`) both live in it. It is trusted only if it is owned
+The token cache (:mod:`oauthcli.tokens.cache`), the parse cache
+(:mod:`oauthcli.registry.parsecache`) and the issuer metadata
+(:mod:`oauthcli.tokens.discovery`) live in it, the last two each in a :class:`Subfolder`. It is trusted only if it is owned
 by this user and not writable by group or others; its mode is set only when
 oauthcli creates it.
 """
@@ -9,6 +10,7 @@ oauthcli creates it.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -122,3 +124,132 @@ def _tighten_created(folder: Path) -> None:
             os.fchmod(fd, 0o700)
     finally:
         os.close(fd)
+
+
+_FOLDER_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+class Subfolder:
+    """A folder of the cache folder that holds files only oauthcli writes (``parsed/``,
+    ``issuers/``), each one a cache entry: a problem is a miss, never an error.
+
+    The folder is opened with ``O_NOFOLLOW`` and every entry through that handle, so a
+    link planted in its place is never followed, written through or deleted through;
+    it and the cache folder must be ours (owned by this user, not writable by group or
+    others), and so must each entry read. Entries are written atomically (a temporary
+    file renamed over the entry), mode 0600. ``ours`` matches the names of entries:
+    the only files :meth:`clear` removes.
+    """
+
+    def __init__(self, name: str, entry: str) -> None:
+        self.name = name
+        # entries, and their temporary files (".NAME.PID.RANDOM.tmp")
+        self._ours = re.compile(rf"{entry}|\.{entry}\.\d+\.[0-9a-f]{{8}}\.tmp")
+
+    def read(self, entry: str, limit: int | None = None) -> bytes | None:
+        """The entry's bytes, if it is ours (and not over ``limit`` bytes), else None."""
+        folder = self._open(create=False)
+        if folder is None:
+            return None
+        try:
+            fd = os.open(
+                entry, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder
+            )
+        except OSError:
+            os.close(folder)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022 or not _mine(st):
+                return None
+            chunks = []
+            size = 0
+            while chunk := os.read(fd, 1 << 16):
+                size += len(chunk)
+                if limit is not None and size > limit:
+                    return None
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+            os.close(folder)
+
+    def write(self, entry: str, data: bytes) -> None:
+        """Keep ``data`` as the entry; silently skipped when the folder is not usable."""
+        folder = self._open(create=True)
+        if folder is None:
+            return
+        tmp = f".{entry}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+            fd = os.open(tmp, flags, 0o600, dir_fd=folder)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, entry, src_dir_fd=folder, dst_dir_fd=folder)
+        except OSError:
+            try:
+                os.unlink(tmp, dir_fd=folder)
+            except OSError:
+                pass
+        finally:
+            os.close(folder)
+
+    def clear(self) -> None:
+        """Remove every entry (``oauthcli token clear``), then the folder if it is empty.
+
+        Only files named as entries are, through the handle of the folder itself: a link
+        in its place, or anything else put in it, is left alone.
+        """
+        folder = self._open(create=False)
+        if folder is None:
+            return
+        try:
+            for name in os.listdir(folder):
+                if self._ours.fullmatch(name):
+                    try:
+                        os.unlink(name, dir_fd=folder)
+                    except OSError:
+                        pass  # another process's entry being written or swept
+        finally:
+            os.close(folder)
+        try:
+            os.rmdir(cache_dir() / self.name)  # rmdir never follows a link
+        except (OSError, RuntimeError):
+            pass  # not empty: a run wrote an entry meanwhile, or something not ours is in it
+
+    def _open(self, *, create: bool) -> int | None:
+        """A handle of the folder if it and the cache folder are ours, else None."""
+        try:
+            top = cache_dir()
+            if not check_folder(top):
+                if not create:
+                    return None
+                ensure_dir()
+        except (RegistryError, OSError, RuntimeError):  # not ours, unusable, no home folder
+            return None
+        where = top / self.name
+        try:
+            fd = os.open(where, _FOLDER_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                return None
+            try:
+                os.mkdir(where, 0o700)
+                fd = os.open(where, _FOLDER_FLAGS)
+            except OSError:
+                return None
+        except OSError:  # a link (ELOOP), not a folder, not readable
+            return None
+        st = os.fstat(fd)
+        if not _mine(st) or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
+            os.close(fd)
+            return None
+        return fd
+
+
+def _mine(st: os.stat_result) -> bool:
+    return not hasattr(os, "getuid") or st.st_uid == os.getuid()

@@ -30,25 +30,17 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
-import re
-import stat
 from pathlib import Path
 from typing import Any
 
 from oauthcli import __version__
+from oauthcli.cachedir import Subfolder
 
 #: Bumped whenever what parsing gives changes; entries of another format are ignored.
 FORMAT = f"oauthcli-parse-2/{__version__}"
 _DIGEST = 32  # bytes of SHA-256 at the start of an entry
-#: The names oauthcli gives entries and their temporary files: the only ones it removes.
-_OURS = re.compile(r"[0-9a-f]{32}\.marshal|\.[0-9a-f]{32}\.marshal\.\d+\.[0-9a-f]{8}\.tmp")
-_FOLDER_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_DIRECTORY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: ``parsed/`` of the cache folder; the names oauthcli gives entries, the only ones it removes.
+_FOLDER = Subfolder("parsed", r"[0-9a-f]{32}\.marshal")
 
 Parsed = tuple[Any, dict[Any, int], dict[Any, str]]
 #: ``OAUTHCLI_BENCH_WITHOUT=parsecache`` (bench/audit.py only): every read is a miss.
@@ -64,13 +56,7 @@ def get(path: Path, source: bytes) -> Parsed | None:
     if _OFF:
         return None
     try:
-        folder = _folder(create=False)
-        if folder is None:
-            return None
-        try:
-            blob = _read_own(folder, _name(path))
-        finally:
-            os.close(folder)
+        blob = _FOLDER.read(_name(path))
         if blob is None or hashlib.sha256(blob[_DIGEST:]).digest() != blob[:_DIGEST]:
             return None
         entry = marshal.loads(blob[_DIGEST:])
@@ -90,106 +76,14 @@ def put(path: Path, source: bytes, parsed: Parsed) -> None:
         return
     try:
         payload = marshal.dumps((FORMAT, str(path), source, *parsed))
-        name = _name(path)
-        folder = _folder(create=True)
-    except Exception:  # noqa: BLE001 - a value marshal cannot hold (a date), no home folder
+    except Exception:  # noqa: BLE001 - a value marshal cannot hold (a date)
         return
-    if folder is None:
-        return
-    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-        fd = os.open(tmp, flags, 0o600, dir_fd=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(hashlib.sha256(payload).digest() + payload)
-        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=folder)
-        except OSError:
-            pass
-    finally:
-        os.close(folder)
+    _FOLDER.write(_name(path), hashlib.sha256(payload).digest() + payload)
 
 
 def clear() -> None:
-    """Remove every entry (``oauthcli token clear`` resets the whole cache folder).
-
-    Only files named as entries are, through the handle of ``parsed/`` itself: a link
-    in its place, or anything else put in it, is left alone.
-    """
-    folder = _folder(create=False)
-    if folder is None:
-        return
-    try:
-        for name in os.listdir(folder):
-            if _OURS.fullmatch(name):
-                try:
-                    os.unlink(name, dir_fd=folder)
-                except OSError:
-                    pass  # another process's entry being written or swept
-    finally:
-        os.close(folder)
-    from oauthcli.cachedir import cache_dir
-
-    try:
-        os.rmdir(cache_dir() / "parsed")  # rmdir never follows a link
-    except OSError:
-        pass  # not empty: a run wrote an entry meanwhile, or something not ours is in it
-
-
-def _folder(*, create: bool) -> int | None:
-    """A handle of ``parsed/`` if it and the cache folder are ours, else None."""
-    from oauthcli.cachedir import cache_dir, check_folder, ensure_dir
-    from oauthcli.errors import RegistryError
-
-    try:
-        top = cache_dir()
-        if not check_folder(top):
-            if not create:
-                return None
-            ensure_dir()
-    except (RegistryError, OSError, RuntimeError):  # not ours, unusable, no home folder
-        return None
-    where = top / "parsed"
-    try:
-        fd = os.open(where, _FOLDER_FLAGS)
-    except FileNotFoundError:
-        if not create:
-            return None
-        try:
-            os.mkdir(where, 0o700)
-            fd = os.open(where, _FOLDER_FLAGS)
-        except OSError:
-            return None
-    except OSError:  # a link (ELOOP), not a folder, not readable
-        return None
-    st = os.fstat(fd)
-    foreign = hasattr(os, "getuid") and st.st_uid != os.getuid()
-    if foreign or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _read_own(folder: int, name: str) -> bytes | None:
-    """The entry's bytes, if this user owns it and only this user can write it."""
-    try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022:
-            return None
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    """Remove every entry (``oauthcli token clear`` resets the whole cache folder)."""
+    _FOLDER.clear()
 
 
 def _name(path: Path) -> str:

@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -40,6 +38,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
+from oauthcli.cachedir import Subfolder
 from oauthcli.errors import GrantError
 from oauthcli.trace import Trace
 from oauthcli.urls import is_loopback, origin
@@ -76,14 +75,8 @@ _WIRE_METHODS = {"client_assertion": "private_key_jwt"}
 #: RFC 8414 §2: without the member, the server takes client_secret_basic.
 _DEFAULT_METHODS = ("client_secret_basic",)
 _FORMAT = "oauthcli-issuer-metadata-1"
-_OURS = re.compile(r"[0-9a-f]{32}\.json|\.[0-9a-f]{32}\.json\.\d+\.[0-9a-f]{8}\.tmp")
-_FOLDER_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_DIRECTORY", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: ``issuers/`` of the cache folder; the names oauthcli gives entries, the only ones it removes.
+_FOLDER = Subfolder("issuers", r"[0-9a-f]{32}\.json")
 _CONTROLS = re.compile(r"[\x00-\x20\x7f-\x9f]")
 _SHOWN_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -426,13 +419,7 @@ def _name(profile: ResolvedProfile) -> str:
 def _cached(profile: ResolvedProfile, max_age: float | None) -> dict[str, Any] | None:
     """The cached metadata, if not older than ``max_age`` (None: any age) and still good."""
     try:
-        folder = _folder(create=False)
-        if folder is None:
-            return None
-        try:
-            raw = _read_own(folder, _name(profile))
-        finally:
-            os.close(folder)
+        raw = _FOLDER.read(_name(profile), MAX_BYTES)
         if raw is None:
             return None
         entry = json.loads(raw)
@@ -454,95 +441,9 @@ def _cached(profile: ResolvedProfile, max_age: float | None) -> dict[str, Any] |
 def _store(profile: ResolvedProfile, metadata: Mapping[str, Any]) -> None:
     """Keep the metadata for :data:`MAX_AGE`; silently skipped when the folder is not usable."""
     entry = {"format": _FORMAT, "fetched_at": clock(), "metadata": dict(metadata)}
-    data = json.dumps(entry, indent=1).encode()
-    name = _name(profile)
-    folder = _folder(create=True)
-    if folder is None:
-        return
-    tmp = f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600, dir_fd=folder)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=folder)
-        except OSError:
-            pass
-    finally:
-        os.close(folder)
+    _FOLDER.write(_name(profile), json.dumps(entry, indent=1).encode())
 
 
 def clear() -> None:
     """Remove every cached document (``token clear``); only files named as oauthcli names them."""
-    folder = _folder(create=False)
-    if folder is None:
-        return
-    try:
-        for name in os.listdir(folder):
-            if _OURS.fullmatch(name):
-                try:
-                    os.unlink(name, dir_fd=folder)
-                except OSError:
-                    pass
-    finally:
-        os.close(folder)
-    from oauthcli.cachedir import cache_dir
-
-    try:
-        os.rmdir(cache_dir() / "issuers")  # never follows a link; only if empty
-    except OSError:
-        pass
-
-
-def _folder(*, create: bool) -> int | None:
-    """A handle of ``issuers/`` if it and the cache folder are ours, else None."""
-    from oauthcli.cachedir import cache_dir, check_folder, ensure_dir
-    from oauthcli.errors import RegistryError
-
-    try:
-        top = cache_dir()
-        if not check_folder(top):
-            if not create:
-                return None
-            ensure_dir()
-    except (RegistryError, OSError, RuntimeError):
-        return None
-    where = top / "issuers"
-    try:
-        fd = os.open(where, _FOLDER_FLAGS)
-    except FileNotFoundError:
-        if not create:
-            return None
-        try:
-            os.mkdir(where, 0o700)
-            fd = os.open(where, _FOLDER_FLAGS)
-        except OSError:
-            return None
-    except OSError:  # a link (ELOOP), not a folder
-        return None
-    st = os.fstat(fd)
-    foreign = hasattr(os, "getuid") and st.st_uid != os.getuid()
-    if foreign or not stat.S_ISDIR(st.st_mode) or st.st_mode & 0o022:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _read_own(folder: int, name: str) -> bytes | None:
-    """The entry's bytes if this user owns it, nobody else may write it, and it is small."""
-    try:
-        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=folder)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o022:
-            return None
-        if hasattr(os, "getuid") and st.st_uid != os.getuid():
-            return None
-        raw = os.read(fd, MAX_BYTES + 1)
-        return None if len(raw) > MAX_BYTES else raw
-    finally:
-        os.close(fd)
+    _FOLDER.clear()
