@@ -426,6 +426,14 @@ class OidcProvider:
                 served.append(dict(f.split("=", 1) for f in fields if "=" in f))
         return served
 
+    def served(self, grant_type: str, client: str, since: int = 0) -> list[dict[str, str]]:
+        """grants_served()[since:] of one grant type and client."""
+        return [
+            g
+            for g in self.grants_served()[since:]
+            if g["grant_type"] == grant_type and g["client"] == client
+        ]
+
     def configure(self, **settings: Any) -> dict[str, Any]:
         """POST /__config: device_code_ttl, device_interval, dpop_require_nonce, ignore_dpop,
         structured_token_errors, oauth_metadata (access_token_ttl: use set_access_token_ttl).
@@ -644,6 +652,22 @@ def chromium_missing_reason() -> str | None:
     if shutil.which("node") is None:
         return "`node` is not on PATH"
     return None
+
+
+def open_with_webbrowser(url: str, env: dict[str, str]) -> None:
+    """What oauthcli does (and the person on the other device): Python's webbrowser.open(url),
+    with BROWSER (see Browser.env()) in the environment."""
+    code = "import sys, webbrowser; sys.exit(0 if webbrowser.open(sys.argv[1]) else 1)"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("E2E_BROWSER")}
+    done = subprocess.run(
+        [sys.executable, "-c", code, url],
+        env={**clean, **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=20,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 class Browser:

@@ -9,10 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,7 +23,15 @@ import requests
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from .servers import Browser, Client, DpopServer, FakeCi, OidcProvider, ResourceServer
+from .servers import (
+    Browser,
+    Client,
+    DpopServer,
+    FakeCi,
+    OidcProvider,
+    ResourceServer,
+    open_with_webbrowser,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -128,12 +133,6 @@ def dpop_token(http: requests.Session, op: OidcProvider, key: ECKey) -> dict[str
     raise AssertionError("the provider challenged twice")
 
 
-def served(op: OidcProvider, grant_type: str, client: str) -> list[dict[str, str]]:
-    return [
-        g for g in op.grants_served() if g["grant_type"] == grant_type and g["client"] == client
-    ]
-
-
 def poll_device(
     http: requests.Session, op: OidcProvider, device_code: str, interval: float, limit: float
 ) -> requests.Response:
@@ -153,21 +152,6 @@ def poll_device(
             return resp
         if time.monotonic() > deadline:
             raise AssertionError(f"device flow still pending after {limit} s")
-
-
-def open_with_webbrowser(url: str, env: dict[str, str]) -> None:
-    """What oauthcli does: Python's webbrowser.open(url), with BROWSER in the environment."""
-    code = "import sys, webbrowser; sys.exit(0 if webbrowser.open(sys.argv[1]) else 1)"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("E2E_BROWSER")}
-    done = subprocess.run(
-        [sys.executable, "-c", code, url],
-        env={**clean, **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=20,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 class Callback:
@@ -277,7 +261,7 @@ def test_device_authorization_gives_a_user_code_then_pending_then_slow_down(
 
     assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
     assert too_soon.status_code == 400 and too_soon.json()["error"] == "slow_down"
-    assert [g["error"] for g in served(oidc_provider, DEVICE_CODE, "cli-device")][-2:] == [
+    assert [g["error"] for g in oidc_provider.served(DEVICE_CODE, "cli-device")][-2:] == [
         "authorization_pending",
         "slow_down",
     ]
@@ -328,12 +312,12 @@ def test_browser_completes_the_device_flow_and_refresh_tokens_rotate(
     # reusing a rotated refresh token revokes the grant (RFC 9700 4.14.2): second dies too
     after = http.post(oidc_provider.token_url, data={**refresh, "refresh_token": second}, timeout=5)
     assert after.status_code == 400 and after.json()["error"] == "invalid_grant"
-    assert [g["status"] for g in served(oidc_provider, "refresh_token", "cli-device")] == [
+    assert [g["status"] for g in oidc_provider.served("refresh_token", "cli-device")] == [
         "200",
         "400",
         "400",
     ]
-    assert served(oidc_provider, DEVICE_CODE, "cli-device")[-1]["status"] == "200"
+    assert oidc_provider.served(DEVICE_CODE, "cli-device")[-1]["status"] == "200"
 
 
 def test_browser_denies_the_device(
@@ -380,7 +364,7 @@ def test_dpop_token_request_needs_the_servers_nonce(
     # cli-dpop is registered with dpop_bound_access_tokens: no proof, no token
     plain = http.post(oidc_provider.token_url, data=form, headers=headers, timeout=5)
     assert plain.status_code == 400, plain.text
-    log = served(oidc_provider, "client_credentials", "cli-dpop")
+    log = oidc_provider.served("client_credentials", "cli-dpop")
     assert [(g["error"], g["token_type"], g["dpop_proof"]) for g in log][-3:] == [
         ("use_dpop_nonce", "-", "yes"),
         ("-", "DPoP", "yes"),
@@ -560,7 +544,7 @@ def test_token_exchange_exchanges_an_issued_token(
         timeout=5,
     )
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_target"
-    log = served(oidc_provider, TOKEN_EXCHANGE, "cli-exchange")
+    log = oidc_provider.served(TOKEN_EXCHANGE, "cli-exchange")
     assert [g["status"] for g in log] == ["200", "200", "400", "400"]
     assert log[0]["audience"] == resource_server.api_base_url and log[1]["actor"] == "yes"
 
@@ -613,7 +597,7 @@ def test_github_actions_endpoint_and_ci_assertion_authenticate_cli_ci(
         (oidc_provider.token_url, False, 401),
         (oidc_provider.token_url, True, 200),
     ]
-    assert [g["auth"] for g in served(oidc_provider, "client_credentials", "cli-ci")] == [
+    assert [g["auth"] for g in oidc_provider.served("client_credentials", "cli-ci")] == [
         "private_key_jwt"
     ] * 3
     assert env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] not in fake_ci.log_path.read_text()
@@ -687,7 +671,7 @@ def test_browser_completes_authorization_code_with_pkce(
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
     history = oidc_provider.stats()["authorization_history"]
     assert history[0]["code_challenge_method"] == "S256" and history[0]["code_challenge"]
-    assert served(oidc_provider, "authorization_code", client.client_id)[0]["status"] == "200"
+    assert oidc_provider.served("authorization_code", client.client_id)[0]["status"] == "200"
 
 
 def test_browser_denied_consent_redirects_access_denied(

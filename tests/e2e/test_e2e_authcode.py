@@ -20,8 +20,7 @@ import pytest
 import requests
 
 from .cli import Cli
-from .servers import Browser, Client, OidcProvider
-from .test_e2e_device import open_with_webbrowser
+from .servers import Browser, Client, OidcProvider, open_with_webbrowser
 
 pytestmark = pytest.mark.e2e
 
@@ -116,14 +115,6 @@ def on_terminal(cli: Cli, env: dict[str, str], *args: str) -> Terminal:
     return Terminal(cli.command(*args), {**clean, **env}, str(cli.root))
 
 
-def served(op: OidcProvider, grant_type: str, client: str, since: int) -> list[dict[str, str]]:
-    return [
-        g
-        for g in op.grants_served()[since:]
-        if g["grant_type"] == grant_type and g["client"] == client
-    ]
-
-
 def refresh_status(op: OidcProvider, client_id: str, refresh_token: str) -> requests.Response:
     form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     client = _client(op, client_id)
@@ -148,7 +139,7 @@ def test_browser_sign_in_with_pkce_then_refreshes_rotate(
     assert browser.wait_done()[0]["outcome"] == "callback"
     history = op.stats()["authorization_history"]
     assert history[-1]["code_challenge_method"] == "S256" and history[-1]["code_challenge"]
-    assert [g["status"] for g in served(op, "authorization_code", client_id, before)] == ["200"]
+    assert [g["status"] for g in op.served("authorization_code", client_id, before)] == ["200"]
     first = cli.cache_entries()[0]["refresh_token"]
     assert first and first not in screen
 
@@ -161,7 +152,7 @@ def test_browser_sign_in_with_pkce_then_refreshes_rotate(
         seen.append(cli.cache_entries()[0]["refresh_token"])
         assert not any(t in again.both for t in seen)
     assert len(set(seen)) == 3
-    assert [g["status"] for g in served(op, "refresh_token", client_id, before)] == ["200", "200"]
+    assert [g["status"] for g in op.served("refresh_token", client_id, before)] == ["200", "200"]
     assert browser.wait_done()[0:] and len(browser.results()) == 1, "no second sign-in"
     spent = refresh_status(op, client_id, seen[0])
     assert spent.status_code == 400 and spent.json()["error"] == "invalid_grant"
@@ -181,7 +172,7 @@ def test_no_browser_prints_the_url_and_waits_for_the_redirect(cli: Cli, browser:
     assert code == 0, screen
     assert "Opening a browser" not in screen
     assert f"Token for profile '{name}' obtained from {op.token_url}" in screen
-    assert served(op, "authorization_code", "cli-authcode", before)[-1]["status"] == "200"
+    assert op.served("authorization_code", "cli-authcode", before)[-1]["status"] == "200"
 
 
 def test_a_refused_consent_is_one_line_exit_6(cli: Cli, browser: Browser) -> None:
@@ -192,7 +183,7 @@ def test_a_refused_consent_is_one_line_exit_6(cli: Cli, browser: Browser) -> Non
     code, screen = term.finish()
     assert code == 6, screen
     assert "authorization for profile 'web' failed: access_denied" in screen
-    assert served(op, "authorization_code", "cli-authcode", before) == []
+    assert op.served("authorization_code", "cli-authcode", before) == []
     assert cli.cache_entries() == []
 
 

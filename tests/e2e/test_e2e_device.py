@@ -7,10 +7,8 @@ log that it served the grant."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,20 +18,13 @@ import pytest
 import requests
 
 from .cli import Cli
-from .servers import Browser, OidcProvider
+from .servers import Browser, open_with_webbrowser
 
 pytestmark = pytest.mark.e2e
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+CLIENT = "cli-device"
 COMPLETE = re.compile(r"or open (\S+)")
-
-
-def served(op: OidcProvider, grant_type: str, since: int = 0) -> list[dict[str, str]]:
-    return [
-        g
-        for g in op.grants_served()[since:]
-        if g["grant_type"] == grant_type and g["client"] == "cli-device"
-    ]
 
 
 def device_profile(cli: Cli, name: str = "dev") -> str:
@@ -49,21 +40,6 @@ def device_profile(cli: Cli, name: str = "dev") -> str:
         f"resource: {op.resource}\n"
     )
     return name
-
-
-def open_with_webbrowser(url: str, env: dict[str, str]) -> None:
-    """The person on the other device: Python's webbrowser.open(url) with BROWSER set."""
-    code = "import sys, webbrowser; sys.exit(0 if webbrowser.open(sys.argv[1]) else 1)"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("E2E_BROWSER")}
-    done = subprocess.run(
-        [sys.executable, "-c", code, url],
-        env={**clean, **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=20,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @dataclass
@@ -150,9 +126,9 @@ def test_device_flow_approved_in_the_browser_through_slow_down_then_refresh_rota
     assert browser.wait_done()[0]["outcome"] == "device_success"
     assert "and enter the code" in err and "--wait" not in err
     assert re.search(r"device_code=\*+", err), "the -v trace shows the device code masked"
-    errors = [g["error"] for g in served(op, DEVICE_CODE, before)]
+    errors = [g["error"] for g in op.served(DEVICE_CODE, CLIENT, before)]
     assert errors[0] == "authorization_pending" and "slow_down" in errors and errors[-1] == "-"
-    assert [g["status"] for g in served(op, DEVICE_CODE, before)][-1] == "200"
+    assert [g["status"] for g in op.served(DEVICE_CODE, CLIENT, before)][-1] == "200"
     shown = json.loads(out)
     assert shown["source"] == "grant" and shown["refresh_token"] is True
     first_refresh = cli.cache_entries()[0]["refresh_token"]
@@ -168,7 +144,7 @@ def test_device_flow_approved_in_the_browser_through_slow_down_then_refresh_rota
         seen.append(cli.cache_entries()[0]["refresh_token"])
         no_secret_in([again.out, again.err], cli, *seen)
     assert len(set(seen)) == 3, "every refresh rotated the refresh token in the cache"
-    refreshes = served(op, "refresh_token", before)
+    refreshes = op.served("refresh_token", CLIENT, before)
     assert [g["status"] for g in refreshes] == ["200", "200"]
     # the first one is spent at the provider
     spent = requests.post(
@@ -178,7 +154,7 @@ def test_device_flow_approved_in_the_browser_through_slow_down_then_refresh_rota
     )
     assert spent.status_code == 400 and spent.json()["error"] == "invalid_grant"
     e2e_note(
-        f"device_code: {len(served(op, DEVICE_CODE, before))} polls "
+        f"device_code: {len(op.served(DEVICE_CODE, CLIENT, before))} polls "
         f"({', '.join(errors)}), then {len(refreshes)} rotating refreshes"
     )
 
@@ -194,7 +170,7 @@ def test_device_flow_denied_in_the_browser(cli: Cli, browser: Browser) -> None:
     assert browser.wait_done()[0]["outcome"] == "device_denied"
     last = err.strip().splitlines()[-1]
     assert "access denied at http://127.0.0.1:" in last and "profile 'dev'" in last
-    assert served(op, DEVICE_CODE, before)[-1]["error"] == "access_denied"
+    assert op.served(DEVICE_CODE, CLIENT, before)[-1]["error"] == "access_denied"
     assert cli.cache_entries() == []
 
 
@@ -208,7 +184,7 @@ def test_device_code_expires(cli: Cli) -> None:
     assert "the device code for profile 'dev' expired" in run.err
     assert "get-token dev` again" in run.err
     assert len(run.err.strip().splitlines()) == 4  # the code (3 lines), the reason
-    polls = served(op, DEVICE_CODE, before)
+    polls = op.served(DEVICE_CODE, CLIENT, before)
     assert polls and all(g["status"] == "400" for g in polls)
     no_secret_in([run.out, run.err], cli)
 
