@@ -325,15 +325,15 @@ def _get(
 
 
 def _bounded(resp: requests.Response, url: str, what: str) -> bytes:
-    body = bytearray()
-    for chunk in resp.iter_content(64 * 1024):
-        body += chunk
-        if len(body) > MAX_BYTES:
-            raise GrantError(
-                f"{what} failed: {url} answered more than {MAX_BYTES // 1024} KiB; "
-                "metadata is a few KiB"
-            )
-    return bytes(body)
+    from oauthcli.transport.http import bounded_body
+
+    body = bounded_body(resp, MAX_BYTES)
+    if body is None:
+        raise GrantError(
+            f"{what} failed: {url} answered more than {MAX_BYTES // 1024} KiB; "
+            "metadata is a few KiB"
+        )
+    return body
 
 
 def _checked(profile: ResolvedProfile, data: Any, url: str, what: str) -> dict[str, Any]:

@@ -179,16 +179,16 @@ class Session(OAuth2Client, requests.Session):
 
     def _bounded_body(self, resp: requests.Response) -> bytes:
         # A server sending without end is cut off here; one sending slowly, by the deadline.
+        from oauthcli.transport.http import bounded_body
+
         limit = answer.MAX_ANSWER_BYTES
-        body = bytearray()
-        for chunk in resp.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > limit:
-                raise GrantError(
-                    f"{self.what} failed: {resp.url} answered more than {limit // 1024} KiB; "
-                    "a token answer is a few KiB"
-                )
-        return bytes(body)
+        body = bounded_body(resp, limit)
+        if body is None:
+            raise GrantError(
+                f"{self.what} failed: {resp.url} answered more than {limit // 1024} KiB; "
+                "a token answer is a few KiB"
+            )
+        return body
 
     # Authlib passes data=dict(url_decode(body)), which keeps one of repeated form fields
     # (several RFC 8707 resource values); authlib/authlib#524 tracks RFC 8707 in Authlib.

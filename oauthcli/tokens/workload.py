@@ -173,12 +173,12 @@ def github_actions(profile: ResolvedProfile, audience: str, what: str) -> str:
 
 
 def _bounded(resp: requests.Response, what: str, where: str) -> bytes:
-    body = bytearray()
-    for chunk in resp.iter_content(64 * 1024):
-        body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            raise GrantError(
-                f"{what}: GitHub Actions' ID-token endpoint {where} answered more than "
-                f"{MAX_ANSWER_BYTES // 1024} KiB"
-            )
-    return bytes(body)
+    from oauthcli.transport.http import bounded_body
+
+    body = bounded_body(resp, MAX_ANSWER_BYTES)
+    if body is None:
+        raise GrantError(
+            f"{what}: GitHub Actions' ID-token endpoint {where} answered more than "
+            f"{MAX_ANSWER_BYTES // 1024} KiB"
+        )
+    return body

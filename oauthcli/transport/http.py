@@ -42,6 +42,17 @@ DEFAULT_HEADERS = {
 }
 
 
+def bounded_body(resp: requests.Response, limit: int) -> bytes | None:
+    """A small answer's body (token endpoint, metadata, CI ID token): None once it passes
+    ``limit`` bytes, where reading stops; a server sending slowly is cut by the deadline."""
+    body = bytearray()
+    for chunk in resp.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def carries_secret(body: bytes) -> bool:
     """The body holds a known secret in any encoding it may travel in (UTF-8, form, JSON…)."""
     return contains_secret(body)
