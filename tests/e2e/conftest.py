@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from .cli import AUTH_METHODS, Cli, cli_env, write_registry
 from .servers import (
@@ -111,6 +112,25 @@ def browser(_browser_ready: None, tmp_path: Path) -> Iterator[Browser]:
     driver = Browser(tmp_path / "browser")
     yield driver
     driver.stop()
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[requests.Session]:
+    """A requests session for the tests that speak to the components without oauthcli."""
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only, no proxy from the environment
+        yield session
+
+
+@pytest.fixture
+def fresh_stats(oidc_provider: OidcProvider, resource_server: ResourceServer) -> Iterator[None]:
+    """The provider's and the API's counters at zero before and after the test (a module
+    takes it for every test with ``pytest.mark.usefixtures("fresh_stats")``)."""
+    oidc_provider.reset_stats()
+    resource_server.reset_stats()
+    yield
+    oidc_provider.reset_stats()
+    resource_server.reset_stats()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
@@ -33,7 +32,7 @@ from .servers import (
     open_with_webbrowser,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh_stats")]
 
 DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -43,22 +42,6 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only, no proxy from the environment
-        yield session
-
-
-@pytest.fixture(autouse=True)
-def _clean_state(oidc_provider: OidcProvider, resource_server: ResourceServer) -> Iterator[None]:
-    oidc_provider.reset_stats()
-    resource_server.reset_stats()
-    yield
-    oidc_provider.reset_stats()
-    resource_server.reset_stats()
 
 
 def basic(client: Client) -> dict[str, str]:

@@ -8,7 +8,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -19,29 +18,13 @@ from joserfc.jwk import OctKey, RSAKey
 
 from .servers import Client, OidcProvider, ResourceServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("fresh_stats")]
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-@pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        session.trust_env = False  # loopback only, no proxy from the environment
-        yield session
-
-
-@pytest.fixture(autouse=True)
-def _clean_state(oidc_provider: OidcProvider, resource_server: ResourceServer) -> Iterator[None]:
-    oidc_provider.reset_stats()
-    resource_server.reset_stats()
-    yield
-    oidc_provider.reset_stats()
-    resource_server.reset_stats()
 
 
 def client_assertion(client: Client, audience: str) -> str:
