@@ -151,8 +151,8 @@ class ClientKey:
     kid: str
 
 
-def generate_client_key(directory: Path) -> ClientKey:
-    """An RSA key pair for cli-jwt: PKCS#8 PEM (0600) and the public JWKS."""
+def _rsa_key(kid_prefix: str = "") -> tuple[bytes, str, dict[str, Any]]:
+    """A new RSA key: its PKCS#8 PEM, its kid (prefix + RFC 7638 thumbprint) and public JWKS."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from joserfc.jwk import RSAKey
@@ -164,16 +164,26 @@ def generate_client_key(directory: Path) -> ClientKey:
         serialization.NoEncryption(),
     )
     jwk = RSAKey.import_key(pem)
-    kid = jwk.thumbprint()
+    thumbprint = jwk.thumbprint()
+    kid = f"{kid_prefix}{thumbprint[:16]}" if kid_prefix else thumbprint
     public = {**jwk.as_dict(private=False), "kid": kid, "alg": "RS256", "use": "sig"}
+    return pem, kid, {"keys": [public]}
 
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def generate_client_key(directory: Path) -> ClientKey:
+    """An RSA key pair for cli-jwt: PKCS#8 PEM (0600) and the public JWKS."""
+    pem, kid, jwks = _rsa_key()
     directory.mkdir(parents=True, exist_ok=True)
     private_key_path = directory / "cli-jwt-private.pem"
-    fd = os.open(private_key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+    _write_private(private_key_path, pem)
     public_jwks_path = directory / "cli-jwt-public.jwks.json"
-    public_jwks_path.write_text(json.dumps({"keys": [public]}))
+    public_jwks_path.write_text(json.dumps(jwks))
     return ClientKey(private_key_path, public_jwks_path, kid)
 
 
@@ -190,31 +200,14 @@ class CiIssuerKey:
 def generate_ci_issuer_key(directory: Path) -> CiIssuerKey:
     import secrets
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from joserfc.jwk import RSAKey
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    jwk = RSAKey.import_key(pem)
-    kid = f"ci-{jwk.thumbprint()[:16]}"
-    public = {**jwk.as_dict(private=False), "kid": kid, "alg": "RS256", "use": "sig"}
+    pem, kid, jwks = _rsa_key("ci-")
     directory.mkdir(parents=True, exist_ok=True)
     private_key_path = directory / "ci-issuer-private.pem"
     request_token_path = directory / "ci-request-token"
-    for path, data in (
-        (private_key_path, pem),
-        (request_token_path, f"ghs_e2e{secrets.token_urlsafe(24)}".encode()),
-    ):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+    _write_private(private_key_path, pem)
+    _write_private(request_token_path, f"ghs_e2e{secrets.token_urlsafe(24)}".encode())
     public_jwks_path = directory / "ci-issuer-public.jwks.json"
-    public_jwks_path.write_text(json.dumps({"keys": [public]}))
+    public_jwks_path.write_text(json.dumps(jwks))
     return CiIssuerKey(private_key_path, public_jwks_path, kid, request_token_path)
 
 
