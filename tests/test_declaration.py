@@ -211,12 +211,27 @@ def test_each_auth_type_requires_its_declared_keys(tmp_path: Path, kind: str) ->
 # --- every profile key reaches the resolved profile and show ---------------
 
 
-def _value_for(key: decl.Key, tmp_path: Path) -> Any:
-    """A value to write for ``key`` that a full profile accepts."""
+# Each profile of a grant_type and client_auth holds every key that has meaning there (a
+# key's only_if); together they write every declared key.
+FULL_PROFILES = (("authorization_code", "private_key_jwt"), ("token_exchange", "client_assertion"))
+
+
+def _allowed(key: decl.Key, grant_type: str, client_auth: str) -> bool:
+    chosen = {"grant_type": grant_type, "client_auth": client_auth}
+    return not key.only_if or any(chosen[on] == value for on, value in key.only_if)
+
+
+def _value_for(
+    key: decl.Key,
+    tmp_path: Path,
+    grant_type: str = "authorization_code",
+    client_auth: str = "private_key_jwt",
+) -> Any:
+    """A value to write for ``key`` that a full profile of that grant and client auth accepts."""
     if key.name == "grant_type":
-        return "authorization_code"
+        return grant_type
     if key.name == "client_auth":
-        return "private_key_jwt"
+        return client_auth
     if key.name == "signing_alg":
         return "ES256"
     if key.name == "token_scheme":
@@ -241,11 +256,13 @@ def _value_for(key: decl.Key, tmp_path: Path) -> Any:
     return f"v-{key.name}"
 
 
-def _full_profile(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+def _full_profile(
+    tmp_path: Path, grant_type: str = "authorization_code", client_auth: str = "private_key_jwt"
+) -> tuple[Path, dict[str, Any]]:
     values = {
-        k.name: _value_for(k, tmp_path)
+        k.name: _value_for(k, tmp_path, grant_type, client_auth)
         for k in decl.PROFILE
-        if k.kind != "mapping" and k.name != "name"
+        if k.kind != "mapping" and k.name != "name" and _allowed(k, grant_type, client_auth)
     }
     lines = ["name: full"]
     for name, value in values.items():
@@ -261,8 +278,18 @@ def _full_profile(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return root, values
 
 
-def test_every_declared_profile_key_reaches_the_resolved_profile(tmp_path: Path) -> None:
-    root, values = _full_profile(tmp_path)
+def test_the_full_profiles_together_write_every_declared_profile_key() -> None:
+    written = {
+        k.name for grant, auth in FULL_PROFILES for k in decl.PROFILE if _allowed(k, grant, auth)
+    }
+    assert written == {k.name for k in decl.PROFILE}
+
+
+@pytest.mark.parametrize(("grant_type", "client_auth"), FULL_PROFILES)
+def test_every_declared_profile_key_reaches_the_resolved_profile(
+    tmp_path: Path, grant_type: str, client_auth: str
+) -> None:
+    root, values = _full_profile(tmp_path, grant_type, client_auth)
     resolved = resolve_profile(Registry(root).profile("full"))
     assert resolved.name == "full"
     for name, written in values.items():
@@ -278,18 +305,91 @@ def test_every_declared_profile_key_reaches_the_resolved_profile(tmp_path: Path)
     assert declared <= fields(ResolvedProfile), declared - fields(ResolvedProfile)
 
 
-def test_show_lists_every_declared_profile_key_in_order_secrets_masked(tmp_path: Path) -> None:
-    root, values = _full_profile(tmp_path)
+@pytest.mark.parametrize(("grant_type", "client_auth"), FULL_PROFILES)
+def test_show_lists_every_declared_profile_key_in_order_secrets_masked(
+    tmp_path: Path, grant_type: str, client_auth: str
+) -> None:
+    root, values = _full_profile(tmp_path, grant_type, client_auth)
     result = run("-r", str(root), "show", "full")
     assert result.code == 0, result.both
     shown = [line.split(":", 1)[0] for line in result.out.splitlines()]
-    assert shown == ["profile", "file", *values]
+    # and a key of another grant that has a default (subject_token_type), not written
+    defaults = [
+        k.name for k in decl.PROFILE if k.default not in (None, False, ()) and k.name != "name"
+    ]
+    expected = [k.name for k in decl.PROFILE if k.name in values or k.name in defaults]
+    assert shown == ["profile", "file", *expected]
     by_key = {line.split(":", 1)[0]: line for line in result.out.splitlines()}
     for key in decl.PROFILE:
         if key.name in values and key.secret:
             assert by_key[key.name].endswith(" ****"), key.name
             assert str(values[key.name]) not in result.both
     assert by_key["tls.client_key"].endswith("client_key.pem")
+
+
+@pytest.mark.parametrize("key", [k for k in decl.PROFILE if k.only_if], ids=lambda k: k.name)
+def test_a_key_written_where_it_has_no_meaning_is_a_registry_error(
+    tmp_path: Path, key: decl.Key
+) -> None:
+    """Every key with only_if, written on a profile whose grant_type/client_auth is none of
+    those: one line naming the file, the key's line and what it is used with (exit 3)."""
+    on = key.only_if[0][0]
+    allowed = {value for _, value in key.only_if}
+    choices = decl.GRANT_TYPES if on == "grant_type" else decl.CLIENT_AUTHS
+    other = next(
+        value
+        for value in ("client_credentials", "client_secret_basic", *choices)
+        if value in choices and value not in allowed
+    )
+    lines = [
+        "client_id: c",
+        "client_secret: s",
+        "token_url: http://127.0.0.1:9/token",
+        f"{on}: {other}",
+        f"{key.leaf}: {_value_for(key, tmp_path)}",
+    ]
+    if key.name == "actor_token":
+        lines.append("actor_token_type: urn:ietf:params:oauth:token-type:access_token")
+    root = make_registry(tmp_path, {"profiles/p.yaml": "\n".join(lines) + "\n"})
+    result = run("-r", str(root), "validate")
+    used = " or ".join(value for _, value in key.only_if)
+    assert result.code == 3, result.both
+    assert f"p.yaml:5: {key.leaf}: only used with {on} {used}" in result.both
+    assert "Traceback" not in result.both
+
+
+def test_a_wrong_grant_type_decides_no_only_if(tmp_path: Path) -> None:
+    """A misspelt grant_type has its own line; subject_token is not also refused for it."""
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/p.yaml": (
+                "client_id: c\ntoken_url: http://127.0.0.1:9/token\ngrant_type: token_exchang\n"
+                "subject_token: x\n"
+            )
+        },
+    )
+    result = run("-r", str(root), "validate")
+    assert result.code == 3 and "grant_type: 'token_exchang' is not one of" in result.both
+    assert "only used with" not in result.both
+
+
+def test_signing_alg_line_is_unchanged(tmp_path: Path) -> None:
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/p.yaml": (
+                "client_id: c\nclient_secret: s\ntoken_url: http://127.0.0.1:9/token\n"
+                "signing_alg: ES256\n"
+            )
+        },
+    )
+    result = run("-r", str(root), "validate")
+    assert result.code == 3
+    assert (
+        "p.yaml:4: signing_alg: only used with client_auth private_key_jwt or "
+        "client_secret_jwt" in result.both
+    )
 
 
 # --- the README reference --------------------------------------------------

@@ -39,6 +39,7 @@ _PROFILE_TOP = top(PROFILE)
 _PROFILE_KEYS = tuple(k.name for k in _PROFILE_TOP)
 _PROFILE_VALUES = tuple(k for k in _PROFILE_TOP if k.kind != "mapping" and k.name != "name")
 _PROFILE_REQUIRED_IF = tuple(k for k in PROFILE if k.required_if)
+_PROFILE_ONLY_IF = tuple(k for k in _PROFILE_TOP if k.only_if)
 _PROFILE_NO_VARIABLES = tuple(k.name for k in PROFILE if not k.call_variables)
 _SIGNING_ALG = next(k for k in PROFILE if k.name == "signing_alg")
 _MESSAGE_KEYS = tuple(k.name for k in top(MESSAGE))
@@ -237,7 +238,9 @@ def _assertion(
     if block is None:
         return None
     if "github_actions" not in block:
-        r.fail(where, "github_actions: missing; write a template or {github_actions: {audience: …}}")
+        r.fail(
+            where, "github_actions: missing; write a template or {github_actions: {audience: …}}"
+        )
         return None
     where = (*where, "github_actions")
     inner = r.mapping(where, block["github_actions"], ("audience",))
@@ -287,13 +290,29 @@ def _check_profile(r: Reader, m: dict[str, Any], values: dict[str, Any], grant_k
                 break
     if "actor_token" in m and "actor_token_type" not in m:
         r.fail((), "actor_token_type: missing; actor_token needs it (RFC 8693 §2.1)")
+    refused = _check_only_if(r, m, values)
     alg, client_auth = values["signing_alg"], values["client_auth"]
-    if alg is not None:
-        if ("client_auth", client_auth) not in _SIGNING_ALG.only_if:
-            used = " or ".join(v for _, v in _SIGNING_ALG.only_if)
-            r.fail(("signing_alg",), f"only used with client_auth {used}")
-        elif alg not in SIGNING_ALGS[client_auth]:
+    if alg is not None and _SIGNING_ALG not in refused and client_auth in SIGNING_ALGS:
+        if alg not in SIGNING_ALGS[client_auth]:
             r.fail(("signing_alg",), f"must be one of {', '.join(SIGNING_ALGS[client_auth])}")
+
+
+def _check_only_if(r: Reader, m: dict[str, Any], values: dict[str, Any]) -> set[Key]:
+    """A key written where it has no meaning (its declaration's ``only_if``: another
+    grant_type or client_auth) is a problem at the key, not ignored; the keys refused.
+    A grant_type or client_auth that is itself wrong decides nothing (it has its own line)."""
+    refused = set()
+    for key in _PROFILE_ONLY_IF:
+        if key.leaf not in m:
+            continue
+        on = key.only_if[0][0]  # one key decides, in every table
+        if on in m and m[on] != values[on]:
+            continue
+        if not any(values[on] == value for _, value in key.only_if):
+            used = " or ".join(value for _, value in key.only_if)
+            r.fail((key.leaf,), f"only used with {on} {used}")
+            refused.add(key)
+    return refused
 
 
 def parse_message(doc: Document) -> Message:
