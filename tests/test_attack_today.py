@@ -70,3 +70,40 @@ def test_a_huge_file_is_refused_with_its_size(tmp_path: Path, loopback: Loopback
     done = oauthcli("get-token", "ci", registry=root, timeout=8)
     assert done.code == 6, done
     assert "larger than" in done.err, done
+
+
+def test_github_actions_dribbling_its_answer_is_cut_off_at_the_profile_timeout(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    # requests' timeout bounds each read: a byte every 0.3 s kept the job waiting for ever.
+    from tests.servers import dribbling, serving
+
+    _ok(loopback)
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/ci.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {loopback.url("/token")}
+                client_id: ci-app
+                client_auth: client_assertion
+                client_assertion: {{github_actions: {{audience: api://AzureADTokenExchange}}}}
+                timeout: 1
+                """
+        },
+    )
+    with serving(dribbling(headers=False, every=0.3, limit=20)) as github:
+        done = oauthcli(
+            "get-token",
+            "ci",
+            registry=root,
+            timeout=9,
+            env={
+                "ACTIONS_ID_TOKEN_REQUEST_URL": f"{github.base}/token?api-version=2.0",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "gh-request-token-5eCr3t",
+            },
+        )
+    assert done.code == 6, done
+    assert "within 1 s" in done.err, done
+    assert done.seconds < 6, done
+    assert "gh-request-token-5eCr3t" not in done.both

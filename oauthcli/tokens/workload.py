@@ -106,6 +106,7 @@ def github_actions(profile: ResolvedProfile, audience: str, what: str) -> str:
     """GitHub Actions' OIDC ID token for ``audience`` (the ``value`` of its answer)."""
     import requests
 
+    from oauthcli.transport.adapter import Deadline, PooledAdapter, watching
     from oauthcli.transport.http import DEFAULT_HEADERS
 
     url = os.environ.get(URL_VARIABLE, "").strip()
@@ -123,31 +124,46 @@ def github_actions(profile: ResolvedProfile, audience: str, what: str) -> str:
     if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
         raise GrantError(f"{what}: {URL_VARIABLE} is not an https URL ({where[:120]})")
     full = f"{url}{'&' if '?' in url else '?'}audience={quote(audience, safe='')}"
+    # The profile's timeout bounds the whole answer (requests' bounds each read: a byte
+    # every few seconds would keep the job waiting for ever).
+    deadline = Deadline(profile.timeout)
+    session = requests.Session()
+    session.mount("https://", PooledAdapter())
+    session.mount("http://", PooledAdapter())
     try:
-        with requests.get(
-            full,
-            headers={
-                "Authorization": f"bearer {request_token}",
-                "Accept": "application/json",
-                "User-Agent": DEFAULT_HEADERS["User-Agent"],
-            },
-            timeout=profile.timeout,
-            allow_redirects=False,  # the request token goes to GitHub's host only
-            stream=True,
-        ) as resp:
+        with (
+            watching(deadline),
+            session.get(
+                full,
+                headers={
+                    "Authorization": f"bearer {request_token}",
+                    "Accept": "application/json",
+                    "User-Agent": DEFAULT_HEADERS["User-Agent"],
+                },
+                timeout=profile.timeout,
+                allow_redirects=False,  # the request token goes to GitHub's host only
+                stream=True,
+            ) as resp,
+        ):
             status = resp.status_code
             body = _bounded(resp, what, where)
-    except requests.Timeout:
+        if deadline.expired:
+            raise requests.Timeout()
+    except requests.RequestException as exc:
+        if not (deadline.expired or isinstance(exc, requests.Timeout)):
+            raise GrantError(
+                f"{what}: cannot reach GitHub Actions' ID-token endpoint {where}: "
+                f"{type(exc).__name__}",
+                transient=True,
+            ) from None
         raise GrantError(
             f"{what}: GitHub Actions' ID-token endpoint {where} gave no answer within "
             f"{profile.timeout:g} s",
             transient=True,
         ) from None
-    except requests.RequestException as exc:
-        raise GrantError(
-            f"{what}: cannot reach GitHub Actions' ID-token endpoint {where}: {type(exc).__name__}",
-            transient=True,
-        ) from None
+    finally:
+        deadline.finish()
+        session.close()
     if status in (401, 403):
         raise GrantError(
             f"{what}: GitHub Actions refused the ID-token request (HTTP {status} from {where}): "
