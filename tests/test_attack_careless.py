@@ -200,20 +200,35 @@ def test_a_redirect_never_leaves_loopback_or_https_for_plain_http(tmp_path: Path
         assert len(server.requests) == 3
 
 
-def test_a_gzip_bomb_in_every_row_costs_no_more_at_high_concurrency(tmp_path: Path) -> None:
+def gzip_bomb_each(
+    tmp_path: Path, rows: int, concurrency: int, timeout: float
+) -> tuple[int, float, str]:
+    """send --each of `rows` rows against an API whose every answer is a gzip bomb (128 MiB of
+    NULs decoded, 130 KiB on the wire): exit code, peak RSS (MiB) and stderr."""
     member = gzip.compress(b"\x00" * (16 << 20), compresslevel=9)
     body = member * 8  # 128 MiB decoded, 130 KiB on the wire
     raw = (
         b"HTTP/1.1 400 Bad\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
         b"Content-Length: %d\r\n\r\n" % len(body)
     ) + body
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(f'{{"n": {i}}}\n' for i in range(32)))
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text("".join(f'{{"n": {i}}}\n' for i in range(rows)))
     with serving(answer(raw)) as server:
         root = reg(tmp_path, server.base)
-        code, peak, err = peak_rss_mib(
-            root, "send", "m.get", "--each", str(rows), "--concurrency", "32", timeout=60
+        return peak_rss_mib(
+            root,
+            "send",
+            "m.get",
+            "--each",
+            str(rows_file),
+            "--concurrency",
+            str(concurrency),
+            timeout=timeout,
         )
+
+
+def test_a_gzip_bomb_in_every_row_costs_no_more_at_high_concurrency(tmp_path: Path) -> None:
+    code, peak, err = gzip_bomb_each(tmp_path, rows=32, concurrency=32, timeout=60)
     assert code == 4 and "32 4xx" in err, err[-500:]
     # before: about 90 MiB per row in the window (8 MiB of NULs, JSON-escaped six-fold)
     assert peak <= 600, f"peak RSS {peak:.0f} MiB"

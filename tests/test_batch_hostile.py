@@ -108,22 +108,8 @@ def test_a_bug_outside_the_send_still_gives_the_row_a_result(
 def test_a_gzip_bomb_in_every_row_stays_bounded_with_worker_processes(tmp_path: Path) -> None:
     """At --concurrency 64 the rows go through worker processes; the parent holds a row
     waiting for an earlier one as its JSON line (a NUL is six characters there)."""
-    import gzip
+    from tests.test_attack_careless import gzip_bomb_each
 
-    from tests.test_attack_careless import answer, peak_rss_mib, reg, serving
-
-    member = gzip.compress(b"\x00" * (16 << 20), compresslevel=9)
-    body = member * 8  # 128 MiB decoded, 130 KiB on the wire
-    raw = (
-        b"HTTP/1.1 400 Bad\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body)
-    ) + body
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(f'{{"n": {i}}}\n' for i in range(128)))
-    with serving(answer(raw)) as server:
-        root = reg(tmp_path, server.base)
-        code, peak, err = peak_rss_mib(
-            root, "send", "m.get", "--each", str(rows), "--concurrency", "64", timeout=120
-        )
+    code, peak, err = gzip_bomb_each(tmp_path, rows=128, concurrency=64, timeout=120)
     assert code == 4 and "128 4xx" in err, err[-500:]
     assert peak <= 600, f"peak RSS {peak:.0f} MiB"
