@@ -19,7 +19,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import responses
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
@@ -30,6 +29,7 @@ from oauthcli.secret import Secret
 from oauthcli.tokens import authcode, grants, signin
 from oauthcli.tokens.clientauth import CLIENT_AUTHS
 from oauthcli.tokens.grants import GRANTS, Exchange, Grant
+from tests.test_tokens_grants import pkcs8_pem
 
 URL = "https://login.test/oauth2/token"
 SECRET = "a-long-enough-shared-secret-value"  # joserfc warns about short HMAC keys
@@ -236,14 +236,6 @@ def test_the_callback_is_restored_after_its_block() -> None:
 # -- each client auth method through the table ------------------------------------------
 
 
-def _pem(key: Any) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 @pytest.fixture(scope="module")
 def ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
@@ -323,7 +315,7 @@ def test_each_client_auth_method_sends_the_credential_its_way(
         revocation_url="https://login.test/oauth2/revoke",
     )
     if name == "private_key_jwt":
-        profile = replace(profile, client_secret=None, private_key=Secret(_pem(ec_key)))
+        profile = replace(profile, client_secret=None, private_key=Secret(pkcs8_pem(ec_key)))
     if name == "client_assertion":
         profile = replace(profile, client_secret=None, client_assertion=Secret(WORKLOAD_JWT))
     if call == "fetch":
@@ -344,7 +336,7 @@ def test_only_private_key_jwt_has_a_key_to_check_before_sending(
     bad = token_profile(client_auth="private_key_jwt", private_key=Secret("not a key"))
     with pytest.raises(RegistryError, match="private_key: is not PEM text"):
         CLIENT_AUTHS["private_key_jwt"].check(bad)
-    CLIENT_AUTHS["private_key_jwt"].check(replace(bad, private_key=Secret(_pem(ec_key))))
+    CLIENT_AUTHS["private_key_jwt"].check(replace(bad, private_key=Secret(pkcs8_pem(ec_key))))
     for name in (
         "client_secret_basic",
         "client_secret_post",

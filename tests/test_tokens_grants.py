@@ -36,7 +36,8 @@ def _form(call: Any) -> dict[str, list[str]]:
     return parse_qs(call.request.body)
 
 
-def _pem(key: Any) -> str:
+def pkcs8_pem(key: Any) -> str:
+    """A private key as unencrypted PKCS#8 PEM text (what a profile's private_key holds)."""
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -171,7 +172,7 @@ def test_private_key_jwt_rsa_assertion_verifies_with_fresh_jti(
     profile = token_profile(
         client_auth="private_key_jwt",
         client_secret=None,
-        private_key=Secret(_pem(rsa_key)),
+        private_key=Secret(pkcs8_pem(rsa_key)),
         key_id="acme-2026",
     )
     grants.fetch(profile)
@@ -200,7 +201,7 @@ def test_private_key_jwt_ec_key_defaults_to_es256(
     _ok(responses.mock)
     grants.fetch(
         token_profile(
-            client_auth="private_key_jwt", client_secret=None, private_key=Secret(_pem(ec_key))
+            client_auth="private_key_jwt", client_secret=None, private_key=Secret(pkcs8_pem(ec_key))
         )
     )
     public = ECKey.import_key(
@@ -217,7 +218,7 @@ def test_private_key_jwt_ps256(token_profile: Make, rsa_key: rsa.RSAPrivateKey) 
     _ok(responses.mock)
     profile = token_profile(
         client_auth="private_key_jwt",
-        private_key=Secret(_pem(rsa_key)),
+        private_key=Secret(pkcs8_pem(rsa_key)),
         signing_alg="PS256",
     )
     grants.fetch(profile)
@@ -261,7 +262,7 @@ def test_bad_private_key_is_a_registry_error_naming_the_file(
 
 def test_signing_alg_must_fit_the_key(token_profile: Make, rsa_key: rsa.RSAPrivateKey) -> None:
     profile = token_profile(
-        client_auth="private_key_jwt", private_key=Secret(_pem(rsa_key)), signing_alg="ES256"
+        client_auth="private_key_jwt", private_key=Secret(pkcs8_pem(rsa_key)), signing_alg="ES256"
     )
     with pytest.raises(RegistryError, match="ES256 needs an EC private_key"):
         grants.fetch(profile)
@@ -376,7 +377,7 @@ def test_revoke_refusal_is_a_token_error(token_profile: Make) -> None:
 def test_a_short_rsa_key_is_the_servers_business(token_profile: Make) -> None:
     short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     _ok(responses.mock)
-    grants.fetch(token_profile(client_auth="private_key_jwt", private_key=Secret(_pem(short))))
+    grants.fetch(token_profile(client_auth="private_key_jwt", private_key=Secret(pkcs8_pem(short))))
     assert _assertion(responses.calls[0]).count(".") == 2
 
 
