@@ -80,6 +80,11 @@ class Grant:
     #: What a failure calls the request ("token request for profile 'acme' failed: …").
     action: ClassVar[str] = "token request"
 
+    def signin_bound(self) -> float:
+        """The longest a person's sign-in may take (:attr:`interactive` grants): how long
+        another process waits for this one's lock, beyond the token requests."""
+        return 0.0
+
     def parameters(self, x: Exchange) -> dict[str, Any]:
         """The grant's own request parameters, from the profile's values.
 
@@ -133,6 +138,11 @@ class AuthorizationCode(Grant):
     rotating = True
     interactive = True
 
+    def signin_bound(self) -> float:
+        from oauthcli.tokens.authcode import WAIT  # the browser's answer comes within it
+
+        return float(WAIT)
+
     def parameters(self, x: Exchange) -> dict[str, Any]:
         from oauthcli.tokens.authcode import authorize
 
@@ -149,6 +159,11 @@ class DeviceCode(Grant):
     needs = ("device_authorization_url",)
     rotating = True
     interactive = True
+
+    def signin_bound(self) -> float:
+        from oauthcli.tokens.device import MAX_WAIT  # a device code's lifetime, at most
+
+        return float(MAX_WAIT)
 
     def parameters(self, x: Exchange) -> dict[str, Any]:
         from oauthcli.tokens.device import start

@@ -17,6 +17,10 @@
   old token with a warning; past expiry it is an error.
 - A token answered without ``expires_in`` lives until its JWT ``exp``, else
   :data:`DEFAULT_LIFETIME` seconds (RFC 6749 leaves its lifetime unknown).
+- Others wait for the entry's lock as long as its holder may need: its token requests
+  and, for a grant a person signs in to (:meth:`Grant.signin_bound`), the sign-in (a
+  device code's lifetime, at most 30 min; a browser's answer). Such a wait is said on the
+  sign-in channel; it needs no terminal, as only a sign-in of its own would.
 - Nothing is written to the cache when renewal fails. When the cache cannot be
   written at all (read-only, full, no lock file), the token is used uncached and
   that is said once per process.
@@ -43,8 +47,8 @@ if TYPE_CHECKING:
 
 #: Seconds a token with neither ``expires_in`` nor a JWT ``exp`` is assumed to stay valid.
 DEFAULT_LIFETIME = 300
-#: Seconds a browser sign-in (an interactive grant) may take while others wait.
-INTERACTIVE_WAIT = 300
+#: Seconds the holder of an entry's lock may need beyond its token requests and sign-in.
+LOCK_MARGIN = 30
 
 clock: Callable[[], float] = time.time
 # Cache folders already said to be unwritable: the warning comes once per process.
@@ -221,11 +225,19 @@ def _valid(token: Token, now: float) -> bool:
 def _lock_wait(profile: ResolvedProfile) -> float:
     from oauthcli.tokens.grants import GRANTS  # the table only: no Authlib
 
+    # The holder makes at most a refresh and a grant, each bounded by the timeout; a
+    # person's sign-in (a device code's lifetime, a browser's answer) comes on top, so a
+    # second process started during a sign-in waits for its token instead of giving up.
     grant = GRANTS.get(profile.grant_type)
-    if grant is not None and grant.interactive:
-        return INTERACTIVE_WAIT + 30
-    # The holder makes at most a refresh and a grant, each bounded by the timeout.
-    return 2 * profile.timeout + 30
+    bound = grant.signin_bound() if grant is not None and grant.interactive else 0.0
+    return bound + 2 * profile.timeout + LOCK_MARGIN
+
+
+def _interactive(profile: ResolvedProfile) -> bool:
+    from oauthcli.tokens.grants import GRANTS
+
+    grant = GRANTS.get(profile.grant_type)
+    return grant is not None and grant.interactive
 
 
 class _locked:
@@ -251,6 +263,21 @@ class _locked:
         from filelock import Timeout
 
         try:
+            if _interactive(self.profile):
+                try:
+                    self.lock.acquire(timeout=0)
+                    return
+                except Timeout:
+                    # Someone is signing in (or refreshing) this profile elsewhere: wait for
+                    # the token it caches, with or without a terminal here (only a sign-in
+                    # of this process's own needs one), and say so, as it may be minutes.
+                    import oauthcli.tokens.signin as signin
+
+                    signin.current()(
+                        f"another oauthcli process is signing in for profile "
+                        f"'{self.profile.name}'; waiting for its token (up to "
+                        f"{self.wait:g} s; Ctrl-C stops)"
+                    )
             self.lock.acquire()
         except Timeout:
             raise TokenError(
