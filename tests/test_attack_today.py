@@ -107,3 +107,59 @@ def test_github_actions_dribbling_its_answer_is_cut_off_at_the_profile_timeout(
     assert "within 1 s" in done.err, done
     assert done.seconds < 6, done
     assert "gh-request-token-5eCr3t" not in done.both
+
+
+def test_a_batch_worker_killed_mid_run_is_named_and_the_early_stop_said(tmp_path: Path) -> None:
+    """SIGKILL of one worker process (the OOM killer): its rows are errors naming the signal,
+    and the run, which takes no further row, says it stopped early (it said nothing)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    api = LoopbackServer()
+    api.fallback = lambda rec: (time.sleep(0.05), (200, {}, b"ok"))[1]
+    try:
+        root = make_registry(
+            tmp_path,
+            {
+                "messages/s.yaml": f"""\
+                    endpoint: {api.url("/x/")}${{n}}
+                    auth: {{type: bearer, token: sekrit-bearer-token-1234}}
+                    methods:
+                      default: {{http_method: GET}}
+                    """
+            },
+        )
+        rows = tmp_path / "rows.csv"
+        rows.write_text("n\n" + "".join(f"{i}\n" for i in range(5000)))
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oauthcli", "-r", str(root), "send", "s"]
+            + ["--each", str(rows), "--concurrency", "64"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            proc.stdout.readline()  # rows are being answered: the workers run
+            kids = subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+            assert kids, "no worker process"
+            os.kill(int(kids[0]), signal.SIGKILL)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    finally:
+        api.close()
+    assert proc.returncode == 1, err
+    assert b'"error": "internal error: the batch worker was killed by SIGKILL"' in out
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("error: the batch worker was killed by SIGKILL: the run stopped after")
+    assert "of 5000 rows" in last, err
+    assert b"sekrit-bearer-token-1234" not in out + err

@@ -250,6 +250,7 @@ class _Batch:
         self._lines: list[str] = []  # results delivered but not yet written
         self._held = 0  # characters in _lines
         self._write_error: BaseException | None = None
+        self.worker_lost: str | None = None  # why a worker process ended with rows it held
 
     def run(self) -> int:
         started = time.monotonic()
@@ -306,6 +307,13 @@ class _Batch:
                 console.error(prefix + lines[0])
             for line in lines[1:]:
                 console.err(line)
+        if self.worker_lost is not None and not self.interrupted.is_set():
+            # The engine takes no further row once a worker is gone: say so, and why.
+            total = self.rows.total if self.rows.total is not None else self.rows.read
+            console.error(
+                f"{self.worker_lost}: the run stopped after {self.done} of {total} rows"
+                + ("" if self.rows.total is not None else f" read from {self.rows.name}")
+            )
         if self.interrupted.is_set():
             total = self.rows.total if self.rows.total is not None else self.rows.read
             more = (
@@ -349,6 +357,7 @@ class _Batch:
             return int(number), (int(code), text, json.loads(explained) if explained else None)
 
         def lost(number: int, why: str) -> Outcome:
+            self.worker_lost = self.worker_lost or why
             return error_outcome(number, int(ExitCode.INTERNAL), f"internal error: {why}")
 
         return engine.Processes(

@@ -429,8 +429,18 @@ class Processes(_Window[R, T]):
             left = list(sent)
             sent.clear()
         for number in left:  # the worker ended without answering these
-            self._finish(number, self._lost(number, f"the batch worker exited {code}"))
+            self._finish(number, self._lost(number, _ended(code)))
         self.stop()  # one worker gone: the others finish what they hold
+
+
+def _ended(code: int) -> str:
+    """How a worker ended, in words (a negative code is the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"the batch worker was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the batch worker was killed by signal {-code}"
+    return f"the batch worker exited {code}"
 
 
 class _Forked:
