@@ -117,8 +117,12 @@ def test_a_batch_worker_killed_mid_run_is_named_and_the_early_stop_said(tmp_path
     import sys
     import time
 
+    def slow(rec: object) -> tuple[int, dict[str, str], bytes]:
+        time.sleep(0.05)
+        return 200, {}, b"ok"
+
     api = LoopbackServer()
-    api.fallback = lambda rec: (time.sleep(0.05), (200, {}, b"ok"))[1]
+    api.fallback = slow
     try:
         root = make_registry(
             tmp_path,
