@@ -63,7 +63,7 @@ from joserfc.jwk import JWKRegistry
 
 from .httpbase import HOST, JsonHandler, serve
 from .resource_server import State as TokenVerifier
-from .resource_server import TokenError
+from .resource_server import TokenError, incidents_answer
 
 ALGS = ("ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519")
 REALM = "oauthcli-e2e-dpop-api"
@@ -393,20 +393,8 @@ def make_handler(state: DpopState) -> type[BaseHTTPRequestHandler]:
                 )
             if path == "/api/me":
                 return 200, {"claims": token_claims, "proof": claims}, {}
-            if self.command == "GET":
-                with state.lock:
-                    return 200, list(state.incidents), {}
-            try:
-                item = json.loads(raw or b"null")
-            except ValueError:
-                return 400, {"error": "invalid_json"}, {}
-            if not isinstance(item, dict):
-                return 400, {"error": "expected a JSON object"}, {}
-            with state.lock:
-                created = {**item, "id": state.next_id}
-                state.next_id += 1
-                state.incidents.append(created)
-            return 201, created, {}
+            status, body = incidents_answer(state, self.command, raw)
+            return status, body, {}
 
         @staticmethod
         def challenge(error: str | None = None, description: str | None = None) -> str:

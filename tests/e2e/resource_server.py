@@ -172,6 +172,25 @@ class State:
         return claims
 
 
+def incidents_answer(state: Any, command: str, raw: bytes) -> tuple[int, Any]:
+    """GET or POST /api/incidents once the token is accepted, on a state with lock,
+    incidents and next_id (this server's and dpop_server's)."""
+    if command == "GET":
+        with state.lock:
+            return 200, list(state.incidents)
+    try:
+        item = json.loads(raw or b"null")
+    except ValueError:
+        return 400, {"error": "invalid_json"}
+    if not isinstance(item, dict):
+        return 400, {"error": "expected a JSON object"}
+    with state.lock:
+        created = {**item, "id": state.next_id}
+        state.next_id += 1
+        state.incidents.append(created)
+    return 201, created
+
+
 def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
         server_version = "oauthcli-e2e-rs/1"
@@ -284,20 +303,10 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
             if path == "/api/me":
                 return 200, claims, {}
-            if self.command == "GET":
-                with state.lock:
-                    return 200, list(state.incidents), {}
-            try:
-                item = json.loads(raw or b"null")
-            except ValueError:
-                return 400, {"error": "invalid_json"}, {}
-            if not isinstance(item, dict):
-                return 400, {"error": "expected a JSON object"}, {}
-            with state.lock:
-                created = {**item, "id": state.next_id}
-                state.next_id += 1
-                state.incidents.append(created)
-            return 201, created, {"Location": f"/api/incidents/{created['id']}"}
+            status, body = incidents_answer(state, self.command, raw)
+            if status == 201:
+                return status, body, {"Location": f"/api/incidents/{body['id']}"}
+            return status, body, {}
 
         @staticmethod
         def bearer_error(
