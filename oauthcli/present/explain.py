@@ -296,6 +296,12 @@ def _unauthorized(result: Result, challenge: dict[str, str], now: float) -> list
         if auth.header is None:
             return [f"  the message sends no credentials (auth: {{type: {auth.type}}})"]
         return ["  the credentials sent came from -H (or the message's headers), not from its auth"]
+    if challenge.get("error") == "use_dpop_nonce" and isinstance(auth, OAuth2Auth):
+        return [
+            "  the API asked for a new DPoP nonce again after oauthcli sent its proof with "
+            "the nonce it gave (RFC 9449 §9): the API keeps changing its nonce; it is the "
+            "server to fix, not the profile"
+        ]
     refused = auth.refusal()
     if refused is not None or not isinstance(auth, OAuth2Auth):
         return [f"  {refused or 'the API refused the credentials sent'}"]
