@@ -204,6 +204,18 @@ def test_polling_stops_when_the_code_expires(
 
 
 @responses.activate
+def test_an_interval_longer_than_the_code_lives_is_said_as_such(
+    token_profile: Make, clock: Clock, shown: list[str]
+) -> None:
+    _authorization(expires_in=600, interval=10**6)
+    with pytest.raises(
+        TokenError, match=r"asks for a poll every 1e\+06 s, but its device code expires in 600 s"
+    ):
+        grants.fetch(_profile(token_profile))
+    assert clock.sleeps == [] and len(responses.calls) == 1  # not one poll
+
+
+@responses.activate
 def test_an_absurd_expires_in_is_bounded(
     token_profile: Make, clock: Clock, shown: list[str]
 ) -> None:

@@ -120,11 +120,19 @@ def poll(
     """
     interval = found.interval
     failures = 0
+    polled = False
     while True:
         now = clock()
         if now + interval > found.expires_at:
+            if not polled:  # the server's own numbers leave no poll in time
+                raise TokenError(
+                    f"the device authorization server for profile '{profile.name}' asks "
+                    f"for a poll every {interval:g} s, but its device code expires in "
+                    f"{max(found.expires_at - now, 0):.0f} s: there is no time to sign in"
+                )
             raise _expired(profile)
         sleep(interval)
+        polled = True
         try:
             endpoint.transport(profile, what, ask, profile.token_url)
             return
