@@ -42,6 +42,19 @@ ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256"
 HMAC_ALGS = ("HS256", "HS384", "HS512")
 #: The algorithms ``signing_alg`` may name, by the ``client_auth`` that signs with it.
 SIGNING_ALGS = {"private_key_jwt": ASYMMETRIC_ALGS, "client_secret_jwt": HMAC_ALGS}
+#: Authorization request parameters oauthcli sets itself: not for authorization_params.
+AUTHORIZATION_SET = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "code_verifier",
+    "audience",
+    "resource",
+)
 
 #: Bounds of numbers with a unit: beyond them a value is a slip, not a wish (and
 #: a float too large for the socket layer or the clock would end as a crash).
@@ -342,6 +355,14 @@ PROFILE: tuple[Key, ...] = (
         "The loopback URL the sign-in redirects back to.",
         url=True,
         required_if=(("grant_type", "authorization_code"),),
+    ),
+    Key(
+        "authorization_params",
+        "map",
+        "Further parameters added to the authorization request only (the sign-in URL: "
+        "prompt, login_hint, acr_values, …), never to the token request; not those "
+        "oauthcli sets (client_id, redirect_uri, response_type, scope, state, code_challenge…).",
+        only_if=(("grant_type", "authorization_code"),),
     ),
     Key(
         "device_authorization_url",

@@ -20,6 +20,7 @@ from oauthcli.registry.declaration import (
     AUTH_REQUIRES,
     AUTH_SCHEME_PATTERN,
     AUTH_TYPES,
+    AUTHORIZATION_SET,
     MESSAGE,
     METHOD,
     PROFILE,
@@ -113,6 +114,7 @@ class Profile:
     audience: Text | None = None
     resource: tuple[Text, ...] = ()
     extra_params: dict[str, Text] = field(default_factory=dict)
+    authorization_params: dict[str, Text] = field(default_factory=dict)
     username: Text | None = None
     password: Text | None = None
     refresh_token: Text | None = None
@@ -291,6 +293,13 @@ def _check_profile(r: Reader, m: dict[str, Any], values: dict[str, Any], grant_k
     if "actor_token" in m and "actor_token_type" not in m:
         r.fail((), "actor_token_type: missing; actor_token needs it (RFC 8693 §2.1)")
     refused = _check_only_if(r, m, values)
+    for name in values["authorization_params"]:
+        if name in AUTHORIZATION_SET:
+            r.fail(
+                ("authorization_params", name),
+                "set by oauthcli from the profile (client_id, redirect_url, scope, audience, "
+                "resource, PKCE and state): remove it here",
+            )
     alg, client_auth = values["signing_alg"], values["client_auth"]
     if alg is not None and _SIGNING_ALG not in refused and client_auth in SIGNING_ALGS:
         if alg not in SIGNING_ALGS[client_auth]:

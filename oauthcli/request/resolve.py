@@ -142,6 +142,7 @@ def resolve_profile(
         audience=r.opt(profile.audience),
         resource=tuple(r(t) for t in profile.resource),
         extra_params={k: r(v) for k, v in profile.extra_params.items()},
+        authorization_params={k: r(v) for k, v in profile.authorization_params.items()},
         username=r.opt(profile.username),
         password=r.secret(profile.password),
         refresh_token=r.secret(profile.refresh_token),

@@ -71,6 +71,7 @@ class ResolvedProfile:
     audience: str | None = None
     resource: tuple[str, ...] = ()
     extra_params: dict[str, str] = field(default_factory=dict)
+    authorization_params: dict[str, str] = field(default_factory=dict)
     username: str | None = None
     password: Secret | None = None
     refresh_token: Secret | None = None

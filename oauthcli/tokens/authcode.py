@@ -107,7 +107,8 @@ def authorize(
     remember(verifier)
     state = secrets.token_urlsafe(24)
     session.code_challenge_method = "S256"
-    params: dict[str, str] = dict(profile.extra_params)
+    # extra_params go to the token request (SPEC §1.1); authorization_params only here
+    params: dict[str, str] = dict(profile.authorization_params)
     if profile.audience:
         params["audience"] = profile.audience
     url, _ = session.create_authorization_url(

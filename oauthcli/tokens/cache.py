@@ -166,6 +166,8 @@ def _identity(profile: ResolvedProfile) -> str:
     ]
     if profile.dpop:  # a DPoP-bound token is another token (and has its own key, tokens.dpop)
         parts.append("dpop")
+    if profile.authorization_params:  # login_hint, acr_values: maybe another user's token
+        parts.append(sorted(profile.authorization_params.items()))
     text = json.dumps(parts, ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -42,7 +42,7 @@ def authcode_profile(cli: Cli, client_id: str = "cli-authcode", name: str = "web
         "scope: openid offline_access api.read",
         f"resource: {op.resource}",
         # oidc-provider issues a refresh token (offline_access) only after a consent prompt
-        "extra_params: {prompt: consent}",
+        "authorization_params: {prompt: consent}",
     ]
     client = _client(op, client_id)
     if client.client_secret is None:
