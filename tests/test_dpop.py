@@ -265,6 +265,8 @@ def test_a_nonce_loop_at_the_api_is_the_401_explained(tmp_path: Path, servers: D
     result = run("-r", str(registry(tmp_path, servers)), "send", "items.list")
     assert result.code == 4, result
     assert "use_dpop_nonce" in result.err
+    assert "keeps changing its nonce" in result.err  # not the audience/scope advice
+    assert "audience/resource" not in result.err
     assert len(servers.at("/api/items")) == 2  # the first and the one retry
     assert ACCESS_TOKEN not in result.both
 

@@ -147,7 +147,9 @@ class OAuth2Auth(Auth):
     def summary(self) -> str:
         p = self._profile
         dpop = ", DPoP-bound" if p.dpop else ""
-        return f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url}{dpop})"
+        return (
+            f"oauth2 via profile {p.name} ({p.grant_type}, {p.client_auth} at {p.token_url}{dpop})"
+        )
 
 
 class TokenHolder:

@@ -46,9 +46,7 @@ def send_command(registry: Registry, target: str, method: str | None, options: S
         return _send_command(registry, target, method, options)
 
 
-def _send_command(
-    registry: Registry, target: str, method: str | None, options: SendOptions
-) -> int:
+def _send_command(registry: Registry, target: str, method: str | None, options: SendOptions) -> int:
     if options.rate is not None and options.each is None:
         raise UsageError("--rate only applies with --each")
     if options.each == "-" and options.body == "-":

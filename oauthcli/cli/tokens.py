@@ -72,7 +72,9 @@ def get_token_command(
     binding = _binding(profile, token)
     if binding is not None:
         rows.append(("binding", binding))
-    for line in _lines(profile.name, profile.token_url or profile.token_server, obtained, now, rows):
+    for line in _lines(
+        profile.name, profile.token_url or profile.token_server, obtained, now, rows
+    ):
         console.out(line)
     return int(ExitCode.OK)
 

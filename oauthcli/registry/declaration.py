@@ -714,7 +714,9 @@ def _requiring(needs: list[Key]) -> dict[str, Any]:
     plain = [k.leaf for k in needs if not k.unless]
     if plain:
         then["required"] = plain
-    either = [{"anyOf": [{"required": [k.leaf]}, {"required": [k.unless]}]} for k in needs if k.unless]
+    either = [
+        {"anyOf": [{"required": [k.leaf]}, {"required": [k.unless]}]} for k in needs if k.unless
+    ]
     if either:
         then["allOf"] = either
     return then

@@ -139,7 +139,9 @@ def _reference(body: str) -> Part:
     if _VAR_RE.fullmatch(body):
         return Var(body)
     if ":" in body:
-        raise TemplateError(f"unknown reference '${{{body}}}' (use ${{env:…}}, ${{file:…}} or ${{token:…}})")
+        raise TemplateError(
+            f"unknown reference '${{{body}}}' (use ${{env:…}}, ${{file:…}} or ${{token:…}})"
+        )
     raise TemplateError(f"bad variable name '${{{body}}}'")
 
 

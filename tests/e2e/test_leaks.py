@@ -335,5 +335,7 @@ def test_no_dpop_output_holds_a_key_proof_or_token(cli: Cli, dpop_server: DpopSe
     ]
     # A signed proof is a compact JWS whose header says typ dpop+jwt: none may appear.
     proof_header = base64.urlsafe_b64encode(b'{"typ":"dpop+jwt"').decode()[:16]
-    leaks += [f"a DPoP proof in oauthcli {' '.join(r.args)}" for r in runs if proof_header in r.both]
+    leaks += [
+        f"a DPoP proof in oauthcli {' '.join(r.args)}" for r in runs if proof_header in r.both
+    ]
     assert tokens and not leaks, "secrets in the output:\n" + "\n".join(leaks)
