@@ -313,9 +313,14 @@ def test_show_lists_every_declared_profile_key_in_order_secrets_masked(
     result = run("-r", str(root), "show", "full")
     assert result.code == 0, result.both
     shown = [line.split(":", 1)[0] for line in result.out.splitlines()]
-    # and a key of another grant that has a default (subject_token_type), not written
+    # and the keys with a default; not those of another grant (subject_token_type)
+    chosen = {"grant_type": grant_type, "client_auth": client_auth}
     defaults = [
-        k.name for k in decl.PROFILE if k.default not in (None, False, ()) and k.name != "name"
+        k.name
+        for k in decl.PROFILE
+        if k.default not in (None, False, ())
+        and k.name != "name"
+        and (not k.only_if or any(chosen[on] == want for on, want in k.only_if))
     ]
     expected = [k.name for k in decl.PROFILE if k.name in values or k.name in defaults]
     assert shown == ["profile", "file", *expected]

@@ -29,6 +29,8 @@ def profile_lines(p: ResolvedProfile) -> list[str]:
     p = known(p)  # what the issuer's cached metadata says, if any: no network
     endpoints = endpoint_origins(p)
     for key in _SHOWN_PROFILE_KEYS:
+        if key.only_if and not any(getattr(p, on) == want for on, want in key.only_if):
+            continue  # a default of another grant_type or client_auth (subject_token_type)
         value: Any = p
         for part in key.name.split("."):
             value = getattr(value, part)
