@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from oauthcli.registry import declaration as decl
-from oauthcli.registry import models
+from oauthcli.registry import models, reference
 from oauthcli.registry.discovery import Registry
 from oauthcli.request.resolve import resolve_profile
 from oauthcli.request.resolved import ResolvedProfile
@@ -402,26 +402,26 @@ def test_signing_alg_line_is_unchanged(tmp_path: Path) -> None:
 
 def test_readme_reference_is_the_declaration() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index(decl.MARK_START)
-    end = readme.index(decl.MARK_END) + len(decl.MARK_END) + 1
-    assert readme[start:end] == decl.markdown(), (
+    start = readme.index(reference.MARK_START)
+    end = readme.index(reference.MARK_END) + len(reference.MARK_END) + 1
+    assert readme[start:end] == reference.markdown(), (
         "README.md's key reference differs from oauthcli/registry/declaration.py: "
-        "paste the output of `python -m oauthcli.registry.declaration --markdown` "
+        "paste the output of `python -m oauthcli.registry.reference --markdown` "
         "between its markers"
     )
 
 
 def test_markdown_command() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "oauthcli.registry.declaration", "--markdown"],
+        [sys.executable, "-m", "oauthcli.registry.reference", "--markdown"],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
     )
-    assert done.returncode == 0 and done.stdout == decl.markdown()
+    assert done.returncode == 0 and done.stdout == reference.markdown()
     wrong = subprocess.run(
-        [sys.executable, "-m", "oauthcli.registry.declaration"],
+        [sys.executable, "-m", "oauthcli.registry.reference"],
         capture_output=True,
         text=True,
         check=False,
@@ -477,7 +477,7 @@ def _yaml(path: Path) -> Any:
 
 @pytest.mark.parametrize("kind", ["profile", "message"])
 def test_json_schema_covers_every_declared_key(kind: str) -> None:
-    schema = decl.json_schema(kind)
+    schema = reference.json_schema(kind)
     keys = decl.PROFILE if kind == "profile" else decl.MESSAGE
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert list(schema["properties"]) == names(keys)
@@ -493,7 +493,7 @@ def test_json_schema_covers_every_declared_key(kind: str) -> None:
 
 def test_json_schema_accepts_the_example_registry() -> None:
     for kind, folder in (("profile", "profiles"), ("message", "messages")):
-        schema = decl.json_schema(kind)
+        schema = reference.json_schema(kind)
         for path in sorted((ROOT / folder).glob("*.yaml")):
             assert _errors(schema, _yaml(path)) == [], path
 
@@ -537,7 +537,7 @@ def test_json_schema_accepts_the_example_registry() -> None:
 def test_json_schema_refuses_what_validate_refuses(kind: str, text: str, problem: str) -> None:
     import yaml
 
-    errors = _errors(decl.json_schema(kind), yaml.safe_load(text))
+    errors = _errors(reference.json_schema(kind), yaml.safe_load(text))
     assert any(e.startswith(problem) for e in errors), errors
 
 
