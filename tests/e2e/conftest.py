@@ -217,6 +217,7 @@ CI_ASSERTION_CLIENT = "cli-ci"
 _SHORT = {
     "urn:ietf:params:oauth:grant-type:device_code": "device_code",
     "urn:ietf:params:oauth:grant-type:token-exchange": "token-exchange",
+    "-": "requests with no grant it knows (refused on purpose by the tests)",
 }
 
 
