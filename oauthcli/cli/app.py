@@ -138,6 +138,10 @@ token_app = typer.Typer(
 )
 app.add_typer(token_app, name="token")
 
+from oauthcli.cli.imports import import_app  # noqa: E402 (the group is registered here)
+
+app.add_typer(import_app, name="import")
+
 _state: dict[str, Any] = {"registry": None}
 
 
