@@ -51,6 +51,15 @@ class BoundaryGroup(TyperGroup):
                 raise  # usage errors: typer prints them and exits 2
             raise typer.Exit(int(_unexpected(exc))) from None
 
+    def _main_shell_completion(
+        self, ctx_args: Any, prog_name: str, complete_var: Any = None
+    ) -> None:
+        if os.environ.get("_OAUTHCLI_COMPLETE"):  # a shell asks: attach the registry's names
+            from oauthcli.cli.completion import prepare
+
+            prepare(self)
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
 
 def _report(exc: OAuthCliError) -> None:
     _debug_traceback(exc)
@@ -412,6 +421,25 @@ def send(
         str | None,
         typer.Option("--rate", metavar="N/s", help="At most N calls a second with --each."),
     ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query", metavar="EXPR", help="A JMESPath expression applied to the JSON body."
+        ),
+    ] = None,
+    paginate: Annotated[
+        bool, typer.Option("--paginate", help='Follow Link: <…>; rel="next" from page to page.')
+    ] = False,
+    max_pages: Annotated[
+        int | None,
+        typer.Option(
+            "--max-pages", metavar="N", help="Pages --paginate fetches at most (100).", min=1
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="With --each: write a JUnit XML report."),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
 ) -> None:
@@ -432,6 +460,10 @@ def send(
         each=each,
         concurrency=concurrency,
         rate=rate,
+        query=query,
+        paginate=paginate,
+        max_pages=max_pages,
+        report=report,
         wait=wait,
         browser=not no_browser,
     )
@@ -553,6 +585,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:
         sys.exit(int(_unexpected(exc)))
     finally:
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(metavar="profile|message|environment")],
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a profile, message or environment file."""
+    from oauthcli.cli.schema import schema_command
+
+    raise typer.Exit(schema_command(kind))
+
+
+@app.command()
+def completion(shell: Annotated[str, typer.Argument(metavar="bash|zsh|fish")]) -> None:
+    """Print a shell completion script (eval "$(oauthcli completion bash)")."""
+    from oauthcli.cli.completion import script
+
+    console.out(script(shell))
+
+
         # The process ends here. Frozen objects are skipped by the collections that
         # interpreter shutdown runs, which otherwise walk every object that typer,
         # requests and the registry created: 15-20 ms, a tenth of a warm send.

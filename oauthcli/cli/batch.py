@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from oauthcli.errors import ExitCode, OAuthCliError
@@ -40,6 +41,8 @@ from oauthcli.secret import scrub
 from oauthcli.transport import batch as engine
 
 if TYPE_CHECKING:
+    from oauthcli.present.junit import Report
+    from oauthcli.present.query import Query
     from oauthcli.request.resolved import ResolvedRequest
     from oauthcli.transport.sending import Sender
 
@@ -81,6 +84,9 @@ class BatchOptions:
     no_fail: bool = False
     dry_run: bool = False
     as_json: bool = False  # only changes --dry-run: results are JSON lines anyway
+    query: Query | None = None  # --query: each line's body is its result
+    report: Path | None = None  # --report FILE: JUnit XML (present/junit.py)
+    report_name: str = ""  # MESSAGE.METHOD, the report's test class
 
 
 # -- the run -----------------------------------------------------------------
@@ -136,6 +142,7 @@ def send_row(
     *,
     no_fail: bool,
     verbose: bool = False,
+    query: Query | None = None,
 ) -> Outcome:
     """Send one row: its exit code, JSON line and (when it failed) explanation."""
     from oauthcli.present import output
@@ -150,8 +157,18 @@ def send_row(
             from oauthcli.present.explain import failure_lines
 
             explained = failure_lines(result)
+        queried: Any = None
+        use_query = query is not None and query.applies_to(result)
+        if query is not None and use_query:
+            try:
+                queried = output.query_value(result, query)
+            except OAuthCliError as exc:  # a body that cannot be queried: the row's failure
+                code, explained, use_query = int(exc.exit_code), [str(exc)], False
         error = explained[0] if explained else None
-        obj = {"row": number, **output.result_object(result), "exit_code": code, "error": error}
+        shown = output.result_object(result, body=not use_query)
+        if use_query:
+            shown["body"] = queried
+        obj = {"row": number, **shown, "exit_code": code, "error": error}
     except OAuthCliError as exc:
         return error_outcome(number, int(exc.exit_code), str(exc))
     except Exception as exc:  # a bug: keep the other rows going, report it in the row
@@ -168,6 +185,7 @@ def serve(
     concurrency: int,
     body_limit: int,
     cpu: int | None,
+    query: Query | None = None,
 ) -> None:
     """A worker process's run: rows ``NUMBER<TAB>{json}`` in, answers out, in that order.
 
@@ -187,7 +205,7 @@ def serve(
     def work(_: int, numbered: tuple[int, dict[str, str]]) -> tuple[int, Outcome]:
         number, row = numbered
         try:
-            return number, send_row(sender, build, number, row, no_fail=no_fail)
+            return number, send_row(sender, build, number, row, no_fail=no_fail, query=query)
         except Exception as exc:  # every row given gets its answer
             message = f"internal error: {type(exc).__name__}: {exc}"
             return number, error_outcome(number, int(ExitCode.INTERNAL), message)
@@ -251,8 +269,45 @@ class _Batch:
         self._held = 0  # characters in _lines
         self._write_error: BaseException | None = None
         self.worker_lost: str | None = None  # why a worker process ended with rows it held
+        self.report: Report | None = None  # --report: a test case per row delivered
+        self._report_rows: dict[int, dict[str, str]] = {}  # rows read, not yet delivered
+        self.source: Iterator[dict[str, str]] | Rows = rows
+        if options.report is not None:
+            from oauthcli.present.junit import Report
+
+            self.report = Report(options.report, options.report_name, options.report_name)
+            self.source = self._recorded(rows)
+
+    def _recorded(self, rows: Rows) -> Iterator[dict[str, str]]:
+        """The rows, each kept (by its number: the engine reads one at a time, in order)
+        until its result is delivered, for its test case's name."""
+        for number, row in enumerate(rows, 1):
+            self._report_rows[number] = row
+            yield row
 
     def run(self) -> int:
+        if self.report is None:
+            return self._run()
+        finished = False
+        try:
+            code = self._run()
+            finished = True
+        finally:
+            if not finished:  # an error or a second Ctrl-C: the rows done so far, all the same
+                self._write_report()
+        return code if self._write_report() else max(code, int(ExitCode.USAGE))
+
+    def _write_report(self) -> bool:
+        """Write the report; whether it could be (if not, said in one line)."""
+        assert self.report is not None
+        try:
+            self.report.write()
+        except OSError as exc:
+            console.error(f"--report {self.report.path}: cannot write it: {exc.strerror or exc}")
+            return False
+        return True
+
+    def _run(self) -> int:
         started = time.monotonic()
         concurrency = self.options.concurrency
         limit = body_limit(concurrency)
@@ -268,7 +323,7 @@ class _Batch:
 
             sender = Sender(pool_size=concurrency, body_limit=limit, warn=console.warn)
             pool = engine.Threads(
-                self.rows,
+                self.source,
                 self._one(sender),
                 concurrency,
                 on_bug=lambda n, exc: error_outcome(
@@ -329,12 +384,14 @@ class _Batch:
 
     def _one(self, sender: Sender) -> Callable[[int, dict[str, str]], Outcome | None]:
         build, limiter, interrupted = self.build, self.limiter, self.interrupted
-        no_fail, verbose = self.options.no_fail, self.options.verbose
+        no_fail, verbose, query = self.options.no_fail, self.options.verbose, self.options.query
 
         def one(number: int, row: dict[str, str]) -> Outcome | None:
             if not limiter.wait(interrupted):
                 return None  # Ctrl-C while waiting for --rate: not sent
-            return send_row(sender, build, number, row, no_fail=no_fail, verbose=verbose)
+            return send_row(
+                sender, build, number, row, no_fail=no_fail, verbose=verbose, query=query
+            )
 
         return one
 
@@ -361,7 +418,7 @@ class _Batch:
             return error_outcome(number, int(ExitCode.INTERNAL), f"internal error: {why}")
 
         return engine.Processes(
-            self.rows,
+            self.source,
             [sys.executable, "-m", "oauthcli.cli.batchworker"],
             first,
             shares,
@@ -378,6 +435,7 @@ class _Batch:
                 concurrency=share,
                 body_limit=limit,
                 cpu=cpu,
+                query=self.options.query,
             ),
         )
 
@@ -462,8 +520,23 @@ class _Batch:
         self.done += 1
         if explained and self.first_failure is None:
             self.first_failure = (number, explained)
+        if self.report is not None:
+            self._report_case(number, code, obj, explained)
         if self.progress is not None:
             self.progress.advance(self.done)
+
+
+    def _report_case(
+        self, number: int, code: int, obj: dict[str, Any] | str, explained: list[str] | None
+    ) -> None:
+        assert self.report is not None
+        shown = json.loads(obj) if isinstance(obj, str) else obj  # a worker process's line
+        lines = explained or ([shown["error"]] if shown.get("error") else [])
+        if code and shown.get("status"):
+            lines = [*lines, f"{shown['status']} {shown['reason']} · {shown['http_method']} {shown['url']}"]
+        seconds = (shown.get("elapsed_ms") or 0) / 1000
+        row = self._report_rows.pop(number, None)
+        self.report.add(number, row, code, seconds, _LABELS.get(code, f"exit {code}"), lines)
 
 
 def error_row(number: int, code: int, message: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def main() -> int:
     stdin = sys.stdin.buffer
     recipe = json.loads(stdin.readline())
     from oauthcli.cli.send import RequestBuilder, SendOptions
+    from oauthcli.present.query import compile_query
     from oauthcli.registry.discovery import discover
     from oauthcli.request.resolve import split_target
 
@@ -56,6 +57,7 @@ def main() -> int:
         concurrency=recipe["concurrency"],
         body_limit=recipe["body_limit"],
         cpu=recipe["cpu"],
+        query=compile_query(recipe.get("query")),
     )
     return int(ExitCode.OK)
 

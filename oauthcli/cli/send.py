@@ -10,6 +10,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oauthcli.errors import ExitCode, UsageError, YamlProblem
 from oauthcli.present import console
@@ -18,6 +19,9 @@ from oauthcli.registry.models import Message, Method
 from oauthcli.request.build import RequestBuilder as _Builder
 from oauthcli.request.resolve import split_target
 from oauthcli.request.resolved import ResolvedRequest
+
+if TYPE_CHECKING:
+    from oauthcli.present.query import Query
 
 
 @dataclass(repr=False, eq=False)
@@ -35,6 +39,10 @@ class SendOptions:
     each: str | None = None
     concurrency: int = 4
     rate: str | None = None
+    query: str | None = None  # --query: a JMESPath expression (present/query.py)
+    paginate: bool = False  # --paginate: follow Link rel="next" (transport/pages.py)
+    max_pages: int | None = None
+    report: Path | None = None  # --each … --report FILE: JUnit XML (present/junit.py)
     wait: bool = False  # --wait: a device-code sign-in waits without a terminal too
     browser: bool = True  # --no-browser: a browser sign-in prints the URL only
 
@@ -51,6 +59,7 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
         raise UsageError("--rate only applies with --each")
     if options.each == "-" and options.body == "-":
         raise UsageError("--each - and --body - cannot both read stdin")
+    query = _check_script_options(options)
     message, meth = split_target(registry, target, method)
     variables = dict(options.variables)
     if options.vars_file is not None:
@@ -70,6 +79,7 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
             "body": body,
             "timeout": options.timeout,
             "retries": options.retries,
+            "query": options.query,
         }
         return run_batch(
             lambda row: build({**variables, **row}),
@@ -81,6 +91,9 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
                 no_fail=options.no_fail,
                 dry_run=options.dry_run,
                 as_json=options.as_json,
+                query=query,
+                report=options.report,
+                report_name=f"{message.name}.{meth.name}",
             ),
             recipe,
         )
@@ -97,17 +110,62 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
         return int(ExitCode.OK)
     from oauthcli.transport.sending import Sender
 
+    if options.paginate:
+        return _send_pages(req, options, query)
     # Piped, the body streams to stdout as it arrives (whatever its size); else the
-    # Sender keeps what a terminal or --json can show.
-    stream = not options.as_json and not sys.stdout.isatty()
+    # Sender keeps what a terminal, --json or --query can show.
+    stream = not options.as_json and not sys.stdout.isatty() and query is None
     with Sender(pool_size=1, warn=console.warn) as sender:
         result = sender.send(
             req,
             output.VerboseTrace() if options.verbose else None,
             sink=output.write_body if stream else None,
         )
-    output.show_result(result, as_json=options.as_json, no_fail=options.no_fail)
+    output.show_result(result, as_json=options.as_json, no_fail=options.no_fail, query=query)
     return output.exit_code(result, options.no_fail)
+
+
+def _check_script_options(options: SendOptions) -> Query | None:
+    """The combinations --query, --paginate and --report refuse; the compiled --query."""
+    if options.paginate and options.each is not None:
+        raise UsageError("--paginate cannot be used with --each: send one paged call at a time")
+    if options.max_pages is not None and not options.paginate:
+        raise UsageError("--max-pages only applies with --paginate")
+    if options.report is not None:
+        if options.each is None:
+            raise UsageError("--report only applies with --each")
+        from oauthcli.present.junit import check_writable
+
+        check_writable(options.report)
+    from oauthcli.present.query import compile_query
+
+    return compile_query(options.query) if options.query is not None else None
+
+
+def _send_pages(req: ResolvedRequest, options: SendOptions, query: Query | None) -> int:
+    """``--paginate``: every page shown as it comes, each on its own line when piped."""
+    from oauthcli.present import output
+    from oauthcli.transport.pages import DEFAULT_MAX_PAGES, pages
+    from oauthcli.transport.sending import Sender
+
+    piped = not options.as_json and not sys.stdout.isatty() and query is None
+    sink = output.PageSink() if piped else None
+    code = int(ExitCode.OK)
+    with Sender(pool_size=1, warn=console.warn) as sender:
+        for result in pages(
+            sender,
+            req,
+            max_pages=options.max_pages or DEFAULT_MAX_PAGES,
+            trace=lambda n: output.VerboseTrace(f"[page {n}] ") if options.verbose else None,
+            sink=lambda n: sink,
+        ):
+            output.show_result(
+                result, as_json=options.as_json, no_fail=options.no_fail, query=query, lines=True
+            )
+            if sink is not None:
+                sink.end()
+            code = output.exit_code(result, options.no_fail)
+    return code
 
 
 def build_request(

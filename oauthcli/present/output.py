@@ -15,7 +15,7 @@ import shlex
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -26,6 +26,9 @@ from oauthcli.secret import MASK, scrub, url_password
 from oauthcli.trace import Trace
 from oauthcli.transport.http import base_headers
 from oauthcli.transport.sending import Result
+
+if TYPE_CHECKING:
+    from oauthcli.present.query import Query
 
 _BINARY_NOTE = "binary body ({n} bytes{ctype}) not shown on a terminal: redirect it to a file"
 _CUT_NOTE = (
@@ -69,13 +72,33 @@ def status_line(result: Result) -> str:
 # -- the response ----------------------------------------------------------
 
 
-def show_result(result: Result, *, as_json: bool, no_fail: bool) -> None:
-    """Print the result per the output mode, then the explanation of a failure."""
+def show_result(
+    result: Result,
+    *,
+    as_json: bool,
+    no_fail: bool,
+    query: Query | None = None,
+    lines: bool = False,
+) -> None:
+    """Print the result per the output mode, then the explanation of a failure.
+
+    ``query`` (``--query``) replaces a success's body by the expression's result; with
+    ``lines`` (``--paginate``) a ``--json`` object or a query result piped is one line.
+    """
     if sys.stderr.isatty() and not as_json:
         color = _STATUS_COLORS.get(result.status // 100)
         console.err(status_line(result), color)
-    if as_json:
-        console.out(json.dumps(result_object(result), indent=2, ensure_ascii=False))
+    if query is not None and query.applies_to(result):
+        value = query.value(result)  # a UsageError when the body cannot be queried
+        if as_json:
+            shown = {**result_object(result, body=False), "body": _scrub_value(value)}
+            console.out(json.dumps(shown, indent=None if lines else 2, ensure_ascii=False))
+        else:
+            from oauthcli.present.query import render
+
+            console.out(render(value, pretty=sys.stdout.isatty()))
+    elif as_json:
+        console.out(json.dumps(result_object(result), indent=None if lines else 2, ensure_ascii=False))
         if result.body_cut:
             console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="--json"))
     elif sys.stdout.isatty():
@@ -98,15 +121,16 @@ def show_failure(result: Result, *, no_fail: bool, prefix: str = "") -> None:
         console.err(line)
 
 
-def result_object(result: Result) -> dict[str, Any]:
-    """The ``--json`` object (SPEC §2): body parsed when the response is JSON, else text."""
+def result_object(result: Result, *, body: bool = True) -> dict[str, Any]:
+    """The ``--json`` object (SPEC §2): body parsed when the response is JSON, else text
+    (``body=False``: None, for a caller that puts a ``--query`` result there)."""
     shown = {
         "status": result.status,
         "reason": result.reason,
         "url": scrub(result.url),
         "http_method": result.http_method,
         "headers": masked_headers(result.headers, result.secret_headers),
-        "body": _body_for_json(result),
+        "body": _body_for_json(result) if body else None,
         "elapsed_ms": round(result.elapsed_ms),
         "attempts": result.attempts,
     }
@@ -143,6 +167,29 @@ def _body_for_json(result: Result) -> Any:
 def is_json(result: Result) -> bool:
     media = result.headers.get("Content-Type", "").split(";")[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+def query_value(result: Result, query: Query) -> Any:
+    """``--query``'s result on a success's body, secrets masked (a ``--each`` line's body)."""
+    return _scrub_value(query.value(result))
+
+
+class PageSink:
+    """A piped ``--paginate``'s sink: each page's body streamed as it arrives, then a line
+    break unless the body ended with one, so that each page is a line of its own."""
+
+    def __init__(self) -> None:
+        self._last = b"\n"
+
+    def __call__(self, chunk: bytes) -> None:
+        if chunk:
+            self._last = chunk[-1:]
+        write_body(chunk)
+
+    def end(self) -> None:
+        if self._last != b"\n":
+            write_body(b"\n")
+        self._last = b"\n"
 
 
 def write_body(body: bytes) -> None:
