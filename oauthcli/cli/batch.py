@@ -165,9 +165,10 @@ def send_row(
             except OAuthCliError as exc:  # a body that cannot be queried: the row's failure
                 code, explained, use_query = int(exc.exit_code), [str(exc)], False
         error = explained[0] if explained else None
-        shown = output.result_object(result, body=not use_query)
         if use_query:
-            shown["body"] = queried
+            shown = {**output.result_object(result, body=False), "body": queried}
+        else:
+            shown = output.result_object(result)
         obj = {"row": number, **shown, "exit_code": code, "error": error}
     except OAuthCliError as exc:
         return error_outcome(number, int(exc.exit_code), str(exc))
