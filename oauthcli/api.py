@@ -34,11 +34,11 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
-from oauthcli.errors import ExitCode, HTTPStatusError, OAuthCliError, OAuthCliWarning, RegistryError
+from oauthcli.errors import ExitCode, HTTPStatusError, OAuthCliError, OAuthCliWarning
 from oauthcli.registry.discovery import Registry as _Files
 from oauthcli.registry.discovery import discover
 from oauthcli.request.build import RequestBuilder
-from oauthcli.request.resolve import resolve_profile, split_target
+from oauthcli.request.resolve import profile_named, split_target, use_profile
 from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 from oauthcli.secret import Secret, mask_url, scrub
 
@@ -57,15 +57,13 @@ def _warn(text: str) -> None:
 def open_registry(path: str | os.PathLike[str] | None = None, env: str | None = None) -> Registry:
     """The registry at ``path``, else ``$OAUTHCLI_REGISTRY``, else the current directory.
 
-    ``env`` will name an environment (SPEC §6); environments come with a later
-    version, so any ``env`` other than None raises :class:`~oauthcli.errors.RegistryError`.
+    ``env`` names the environment (``environments/NAME.yaml``, SPEC §6) whose variables
+    fill ``${name}`` in profiles and messages, else ``$OAUTHCLI_ENV``'s, as the CLI's
+    ``--env`` does; an unknown one raises :class:`~oauthcli.errors.RegistryError`.
     """
-    if env is not None:
-        raise RegistryError(
-            f"environment {env!r}: environments (SPEC §6) come with a later version of "
-            "oauthcli; open the registry without env="
-        )
-    return Registry(discover(os.fspath(path) if path is not None else None))
+    return Registry(
+        discover(os.fspath(path) if path is not None else None, env=env, env_from="env=")
+    )
 
 
 class Registry:
@@ -85,8 +83,15 @@ class Registry:
         """The registry folder."""
         return self._files.root
 
+    @property
+    def environment(self) -> str | None:
+        """The name of the selected environment (``env=``, ``$OAUTHCLI_ENV``), if any."""
+        env = self._files.environment
+        return env.name if env is not None else None
+
     def __repr__(self) -> str:
-        return f"<oauthcli.Registry {str(self.root)!r}>"
+        env = self.environment
+        return f"<oauthcli.Registry {str(self.root)!r}{f' env={env!r}' if env else ''}>"
 
     def __enter__(self) -> Registry:
         return self
@@ -232,27 +237,11 @@ class Registry:
     def _with_profile(self, req: ResolvedRequest, profile: str | None) -> ResolvedRequest:
         if profile is None:
             return req
-        from oauthcli.auth import OAuth2Auth
-
-        if not isinstance(req.auth, OAuth2Auth):
-            raise RegistryError.at(
-                req.source,
-                None,
-                "auth",
-                f"message '{req.message}' uses auth {req.auth.type}, not oauth2: "
-                f"profile='{profile}' cannot apply",
-            )
-        req.auth = OAuth2Auth(self._profile(profile))
-        return req
+        return use_profile(self._files, req, profile, f"profile='{profile}'")
 
     def _profile(self, name: str) -> ResolvedProfile:
         # The same per-registry memo the request stage fills (request.resolve.resolve_auth).
-        resolved = self._files.resolved_profiles.get(name)
-        if resolved is None:
-            resolved = resolve_profile(self._files.profile(name), registry=self._files)
-            self._files.resolved_profiles[name] = resolved
-        assert isinstance(resolved, ResolvedProfile)
-        return resolved
+        return profile_named(self._files, name)
 
     def _shared_sender(self) -> Sender:
         with self._lock:

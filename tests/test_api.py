@@ -126,8 +126,8 @@ def test_open_registry_is_found_as_the_cli_finds_it(
     assert info.value.exit_code == 3
 
 
-def test_open_registry_with_an_environment_says_they_come_later(own: Path) -> None:
-    with pytest.raises(oauthcli.RegistryError, match="later version") as info:
+def test_open_registry_with_an_unknown_environment_says_so(own: Path) -> None:
+    with pytest.raises(oauthcli.RegistryError, match="unknown environment 'prod'") as info:
         oauthcli.open_registry(own, env="prod")
     assert info.value.exit_code == 3
 

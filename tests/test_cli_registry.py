@@ -60,7 +60,7 @@ def test_list(root: Path) -> None:
     ]
     assert run("-r", str(root), "list", "messages").out.startswith("items")
     bad = run("-r", str(root), "list", "things")
-    assert bad.code == 2 and "list takes 'profiles' or 'messages'" in bad.err
+    assert bad.code == 2 and "list takes 'profiles', 'messages' or 'environments'" in bad.err
 
 
 def test_list_marks_broken_items_without_failing(root: Path) -> None:

@@ -51,6 +51,15 @@ class BoundaryGroup(TyperGroup):
                 raise  # usage errors: typer prints them and exits 2
             raise typer.Exit(int(_unexpected(exc))) from None
 
+    def _main_shell_completion(
+        self, ctx_args: Any, prog_name: str, complete_var: Any = None
+    ) -> None:
+        if os.environ.get("_OAUTHCLI_COMPLETE"):  # a shell asks: attach the registry's names
+            from oauthcli.cli.completion import prepare
+
+            prepare(self)
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
+
 
 def _report(exc: OAuthCliError) -> None:
     _debug_traceback(exc)
@@ -142,7 +151,7 @@ from oauthcli.cli.imports import import_app  # noqa: E402 (the group is register
 
 app.add_typer(import_app, name="import")
 
-_state: dict[str, Any] = {"registry": None}
+_state: dict[str, Any] = {"registry": None, "env": None}
 
 
 def _version(value: bool) -> None:
@@ -162,6 +171,16 @@ def _main(
             help="Registry folder (default: $OAUTHCLI_REGISTRY, else the current directory).",
         ),
     ] = None,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            "-e",
+            metavar="NAME",
+            help="The environment (environments/NAME.yaml) whose variables fill ${name} "
+            "(default: $OAUTHCLI_ENV, else none).",
+        ),
+    ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="Never colour output.")] = False,
     version: Annotated[
         bool,
@@ -169,33 +188,37 @@ def _main(
     ] = False,
 ) -> None:
     _state["registry"] = registry
+    _state["env"] = env
     console.disable_color(no_color)
 
 
 def open_registry() -> "Registry":
     from oauthcli.registry.discovery import discover
 
-    return discover(_state["registry"])
+    return discover(_state["registry"], env=_state["env"])
 
 
 @app.command("list")
 def list_items(
-    kind: Annotated[str | None, typer.Argument(metavar="[profiles|messages]")] = None,
+    kind: Annotated[str | None, typer.Argument(metavar="[profiles|messages|environments]")] = None,
 ) -> None:
-    """List profiles and messages with a one-line summary each."""
+    """List profiles, messages and environments with a one-line summary each."""
     from oauthcli.present.render import message_summary, profile_summary
 
-    if kind not in (None, "profiles", "messages"):
-        raise UsageError(f"list takes 'profiles' or 'messages', not {kind!r}")
+    if kind not in (None, "profiles", "messages", "environments"):
+        raise UsageError(f"list takes 'profiles', 'messages' or 'environments', not {kind!r}")
     registry = open_registry()
     sections: list[tuple[Kind, Callable[[str], str]]] = [
         ("profiles", lambda name: profile_summary(registry.profile(name))),
         ("messages", lambda name: message_summary(registry.message(name))),
+        ("environments", lambda name: _environment_summary(registry, name)),
     ]
     for section, summarise in sections:
         if kind is not None and section != kind:
             continue
         names = registry.names(section)
+        if kind is None and section == "environments" and not names:
+            continue  # a registry without environments lists as before
         if kind is None:
             console.out(f"{section}:")
         width = max((len(n) for n in names), default=0)
@@ -205,6 +228,15 @@ def list_items(
             except OAuthCliError as exc:
                 summary = f"(invalid: {str(exc).splitlines()[0]})"
             console.out(f"{'  ' if kind is None else ''}{name:<{width}}  {summary}")
+
+
+def _environment_summary(registry: "Registry", name: str) -> str:
+    env = registry.environment_file(name)
+    count = len(env.variables)
+    summary = env.description or f"{count} variable{'' if count == 1 else 's'}"
+    selected = registry.environment
+    chosen = selected is not None and selected.source == env.source
+    return summary + (" (selected)" if chosen else "")
 
 
 @app.command()
@@ -241,7 +273,29 @@ def show(
             blocks.append(
                 request_lines(resolve_request(registry, message, m, variables, lenient=True))
             )
+    shown = environment_shown(registry)
+    if shown is not None:
+        for block in blocks:
+            _add_line(block, "environment:", shown)
     console.out("\n\n".join("\n".join(block) for block in blocks))
+
+
+def environment_shown(registry: "Registry") -> str | None:
+    """Which environment an item was resolved with, as ``show`` and ``--dry-run`` say it."""
+    env = registry.environment
+    if env is not None:
+        return f"{env.name} ({env.source.relative_to(registry.root)})"
+    known = registry.names("environments")
+    return f"none (known: {', '.join(known)}; select one with -e NAME)" if known else None
+
+
+def _add_line(block: list[str], label: str, value: str) -> None:
+    """``label value`` after a ``show`` block's file line, aligned as its other lines."""
+    import re
+
+    first = re.match(r"[^:]+:\s+", block[0]) if block else None
+    width = max(first.end() if first else 0, len(label) + 1)
+    block.insert(min(2, len(block)), label.ljust(width) + value)
 
 
 @app.command()
@@ -250,7 +304,18 @@ def validate() -> None:
     from oauthcli.request.validate import validate_registry
 
     registry = open_registry()
-    problems, files = validate_registry(registry)
+    problems, envs, files = _validate_environments(registry)
+    runs = [registry] if registry.environment or not envs else _with_each(registry, envs)
+    found = []
+    for run in runs:
+        problems_of_run, count = validate_registry(run)
+        found.append(problems_of_run)
+    files += count
+    for problem in dict.fromkeys(p for run_found in found for p in run_found):
+        # A problem with only some of the environments says which.
+        everywhere = all(problem in run_found for run_found in found)
+        problems.append(problem if everywhere else _under(problem, runs, found))
+    problems = sorted(dict.fromkeys(problems), key=lambda p: (str(p.file or ""), p.line or 0))
     for problem in problems:
         console.out(str(problem))
     if problems:
@@ -259,6 +324,39 @@ def validate() -> None:
         raise typer.Exit(int(ExitCode.REGISTRY))
     _issuer_notes(registry)  # where endpoints will come from; validate makes no network call
     console.err(f"{files} file(s) OK", "green")
+
+
+def _validate_environments(registry: "Registry") -> tuple[list[Any], list[str], int]:
+    """The environment files' problems, the usable ones, and how many files: with ``-e``
+    only the selected one is used; without, every profile and message is resolved with
+    each environment in turn (a profile's ``${name}`` needs one)."""
+    problems, usable, count = registry.environment_problems()
+    if registry.environment is not None:
+        usable = [registry.environment.name]
+    return problems, usable, count
+
+
+def _with_each(registry: "Registry", names: list[str]) -> list["Registry"]:
+    from oauthcli.registry.discovery import Registry
+
+    runs = []
+    for name in names:
+        run = Registry(registry.root)
+        run.select(name)
+        runs.append(run)
+    return runs
+
+
+def _under(problem: Any, runs: list["Registry"], found: list[list[Any]]) -> Any:
+    """A problem found with some of the environments only says with which."""
+    from dataclasses import replace
+
+    names = [
+        r.environment.name
+        for r, f in zip(runs, found, strict=True)
+        if r.environment is not None and problem in f
+    ]
+    return replace(problem, message=f"{problem.message} (environment {', '.join(names)})")
 
 
 def _issuer_notes(registry: "Registry") -> None:
@@ -431,6 +529,14 @@ def send(
         Path | None,
         typer.Option("--report", metavar="FILE", help="With --each: write a JUnit XML report."),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            metavar="NAME",
+            help="Send an oauth2 message with this profile's token instead of its own.",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
 ) -> None:
@@ -455,6 +561,7 @@ def send(
         paginate=paginate,
         max_pages=max_pages,
         report=report,
+        profile=profile,
         wait=wait,
         browser=not no_browser,
     )
@@ -476,6 +583,24 @@ def sandbox(
     from oauthcli.sandbox import serve
 
     raise typer.Exit(serve("127.0.0.1", port, token_ttl, sys.stdout, sys.stderr))
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(metavar="profile|message|environment")],
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of a profile, message or environment file."""
+    from oauthcli.cli.schema import schema_command
+
+    raise typer.Exit(schema_command(kind))
+
+
+@app.command()
+def completion(shell: Annotated[str, typer.Argument(metavar="bash|zsh|fish")]) -> None:
+    """Print a shell completion script (eval "$(oauthcli completion bash)")."""
+    from oauthcli.cli.completion import script
+
+    console.out(script(shell))
 
 
 def parse_vars(items: list[str]) -> dict[str, str]:

@@ -39,13 +39,14 @@ def main() -> int:
     from oauthcli.registry.discovery import discover
     from oauthcli.request.resolve import split_target
 
-    registry = discover(recipe["registry"])
+    registry = discover(recipe["registry"], env=recipe.get("env"))
     message, method = split_target(registry, recipe["target"], recipe["method"])
     body = base64.b64decode(recipe["body"]) if recipe.get("body") is not None else None
     options = SendOptions(
         headers=[(n, v) for n, v in recipe["headers"]],
         timeout=recipe["timeout"],
         retries=recipe["retries"],
+        profile=recipe.get("profile"),
     )
     builder = RequestBuilder(registry, message, method, body, options)
     variables: dict[str, str] = recipe["variables"]

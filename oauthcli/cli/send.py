@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oauthcli.errors import ExitCode, UsageError, YamlProblem
+from oauthcli.errors import ExitCode, RegistryError, UsageError, YamlProblem
 from oauthcli.present import console
 from oauthcli.registry.discovery import Registry
-from oauthcli.registry.models import Message, Method
+from oauthcli.registry.models import Auth, Message, Method
 from oauthcli.request.build import RequestBuilder as _Builder
 from oauthcli.request.resolve import split_target
-from oauthcli.request.resolved import ResolvedRequest
+from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 
 if TYPE_CHECKING:
     from oauthcli.present.query import Query
@@ -43,6 +44,7 @@ class SendOptions:
     paginate: bool = False  # --paginate: follow Link rel="next" (transport/pages.py)
     max_pages: int | None = None
     report: Path | None = None  # --each … --report FILE: JUnit XML (present/junit.py)
+    profile: str | None = None  # --profile: another profile's token on an oauth2 message
     wait: bool = False  # --wait: a device-code sign-in waits without a terminal too
     browser: bool = True  # --no-browser: a browser sign-in prints the URL only
 
@@ -72,6 +74,8 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
         # What a worker process needs to build the same requests (cli/batchworker.py).
         recipe = {
             "registry": str(registry.root),
+            "env": registry.environment.name if registry.environment else None,
+            "profile": options.profile,
             "target": target,
             "method": method,
             "variables": variables,
@@ -103,8 +107,14 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
 
     if options.dry_run:
         if options.as_json:
-            console.out(json.dumps(output.dry_run_object(req), ensure_ascii=False))
+            shown = output.dry_run_object(req)
+            if registry.environment is not None:
+                shown["environment"] = registry.environment.name
+            console.out(json.dumps(shown, ensure_ascii=False))
         else:
+            if registry.environment is not None:
+                env = registry.environment
+                console.out(f"# environment: {env.name} ({env.source.relative_to(registry.root)})")
             for line in output.dry_run_lines(req):
                 console.out(line)
         return int(ExitCode.OK)
@@ -200,6 +210,33 @@ class RequestBuilder(_Builder):
             timeout=options.timeout,
             retries=options.retries,
         )
+        self.profile: ResolvedProfile | None = None
+        if options.profile is not None:
+            self.profile = _other_profile(registry, message, self.plan.auth_spec, options.profile)
+
+    def __call__(self, variables: Mapping[str, str]) -> ResolvedRequest:
+        req = super().__call__(variables)
+        if self.profile is not None:
+            from oauthcli.auth import OAuth2Auth
+
+            req.auth = OAuth2Auth(self.profile)
+        return req
+
+
+def _other_profile(registry: Registry, message: Message, auth: Auth, name: str) -> ResolvedProfile:
+    """``--profile NAME``: the profile whose token an ``oauth2`` message is sent with instead
+    of its own; any other auth has no profile to replace (checked before any row is sent)."""
+    from oauthcli.request.resolve import profile_named
+
+    if auth.type != "oauth2":
+        raise RegistryError.at(
+            message.source,
+            auth.line,
+            "auth",
+            f"message '{message.name}' uses auth {auth.type}, not oauth2: "
+            f"--profile {name} cannot apply",
+        )
+    return profile_named(registry, name)
 
 
 def read_body(spec: str | None) -> bytes | None:

@@ -1,4 +1,4 @@
-"""Every key a registry file may hold, declared once (SPEC §1.1, §1.2, §3, §4).
+"""Every key a registry file may hold, declared once (SPEC §1.1, §1.2, §3, §4, §6).
 
 A :class:`Key` says what a key is: its dotted name (``tls.client_key``), the kind of
 value it holds (how :class:`~oauthcli.registry.reader.Reader` reads it), its default,
@@ -102,7 +102,6 @@ class Key:
         "maximum",
         "split",
         "header_names",
-        "call_variables",
         "pattern",
         "required_if",
         "only_if",
@@ -125,7 +124,6 @@ class Key:
         maximum: float | None = None,
         split: bool = True,
         header_names: bool = False,
-        call_variables: bool = True,
         pattern: str | None = None,
         required_if: tuple[Condition, ...] = (),
         only_if: tuple[Condition, ...] = (),
@@ -144,7 +142,6 @@ class Key:
         self.maximum = maximum
         self.split = split  # words: a string is split at white space
         self.header_names = header_names  # map: its names, string: itself, are header names
-        self.call_variables = call_variables  # False: ${env:…} and ${file:…} only
         self.pattern = pattern  # a regular expression the whole value matches
         self.required_if = required_if  # required when any of these holds
         self.only_if = only_if  # only allowed when one of these holds
@@ -213,7 +210,6 @@ PROFILE: tuple[Key, ...] = (
         "token_url, revocation_url, authorization_url and device_authorization_url when "
         "they are not given.",
         url=True,
-        call_variables=False,
     ),
     Key(
         "token_url",
@@ -221,10 +217,9 @@ PROFILE: tuple[Key, ...] = (
         "The token endpoint.",
         required=True,
         url=True,
-        call_variables=False,
         unless="issuer",
     ),
-    Key("client_id", "template", "The client's id.", required=True, call_variables=False),
+    Key("client_id", "template", "The client's id.", required=True),
     Key(
         "client_secret",
         "template",
@@ -520,6 +515,20 @@ MESSAGE: tuple[Key, ...] = (
         "The message's methods by name; without it, one method default (GET).",
     ),
     *SETTINGS,
+)
+
+#: The keys of an environment file (SPEC §6): the values of ``${name}`` in profiles and
+#: messages when it is selected (``--env/-e NAME``, ``OAUTHCLI_ENV``).
+ENVIRONMENT: tuple[Key, ...] = (
+    Key("name", "string", "The environment's name; defaults to the file name without extension."),
+    Key("description", "string", "A one-line description shown by list."),
+    Key(
+        "variables",
+        "map",
+        "The values of ${name} in profiles and messages (scalars; ${env:…} and ${file:…} "
+        "allowed); in messages above message and method variables, below --vars-file and "
+        "--var; into URLs as written, not percent-encoded.",
+    ),
 )
 
 #: The keys of one method under ``methods:``.

@@ -1,8 +1,11 @@
-"""Finding a registry folder and the profiles and messages in it (SPEC §1).
+"""Finding a registry folder and the profiles, messages and environments in it (SPEC §1, §6).
 
 Names are indexed from a quick scan of each file's top-level ``name:`` line,
 so looking up one message parses one file, not the whole registry; a file
 whose name line is not a simple scalar is parsed in full to learn its name.
+
+An environment (``environments/NAME.yaml``, SPEC §6) is selected when the registry is
+opened (``--env/-e``, else ``$OAUTHCLI_ENV``); with none, ``environments/`` is not read.
 """
 
 from __future__ import annotations
@@ -16,17 +19,35 @@ from typing import Any, Literal
 
 from oauthcli.errors import Problem, RegistryError, RegistryProblems
 from oauthcli.registry import yamlsrc
-from oauthcli.registry.models import Message, Profile, item_name, parse_message, parse_profile
+from oauthcli.registry.models import (
+    Environment,
+    Message,
+    Profile,
+    item_name,
+    parse_environment,
+    parse_message,
+    parse_profile,
+)
+from oauthcli.registry.templates import TemplateError
 
-Kind = Literal["profiles", "messages"]
+Kind = Literal["profiles", "messages", "environments"]
+#: The kinds of item a registry is made of (and ``validate`` resolves); environments are
+#: the values they are resolved with.
 KINDS: tuple[Kind, ...] = ("profiles", "messages")
+ENVIRONMENTS: Kind = "environments"
 _NAME_LINE = re.compile(r"^name:[ \t]*(.*?)[ \t]*$", re.M)
 _SIMPLE = re.compile(r"[A-Za-z0-9_.@/+-]+")
 _QUOTED = re.compile(r"""(?:'([^'\n]*)'|"([^"\\\n]*)")(?:[ \t]+#.*)?""")
 
 
-def discover(option: str | None, environ: Mapping[str, str] = os.environ) -> Registry:
-    """The registry named by ``--registry``, else ``$OAUTHCLI_REGISTRY``, else the cwd."""
+def discover(
+    option: str | None,
+    environ: Mapping[str, str] = os.environ,
+    env: str | None = None,
+    env_from: str = "--env",
+) -> Registry:
+    """The registry named by ``--registry``, else ``$OAUTHCLI_REGISTRY``, else the cwd, with
+    the environment named by ``env`` (``--env``), else ``$OAUTHCLI_ENV``, selected."""
     if option:
         root, how = Path(option), "--registry"
     elif environ.get("OAUTHCLI_REGISTRY"):
@@ -46,14 +67,22 @@ def discover(option: str | None, environ: Mapping[str, str] = os.environ) -> Reg
             f"no registry in {root} (from {how}): expected a profiles/ or messages/ folder; "
             "use --registry DIR or OAUTHCLI_REGISTRY",
         )
-    return Registry(root)
+    registry = Registry(root)
+    if env is not None:
+        registry.select(env, env_from)
+    elif environ.get("OAUTHCLI_ENV"):
+        registry.select(environ["OAUTHCLI_ENV"], "OAUTHCLI_ENV")
+    return registry
 
 
 class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._index: dict[Kind, dict[str, list[Path]]] = {}
-        self._items: dict[Path, Profile | Message] = {}
+        self._items: dict[Path, Profile | Message | Environment] = {}
+        #: The selected environment and its values, rendered (``${env:…}``, ``${file:…}``).
+        self.environment: Environment | None = None
+        self.environment_values: dict[str, str] = {}
         # Profiles as oauthcli.request.resolve renders them, once per run: a batch resolves
         # one message per row, and would otherwise read env and key files each time.
         self.resolved_profiles: dict[str, Any] = {}
@@ -112,10 +141,53 @@ class Registry:
         assert isinstance(item, Message)
         return item
 
+    def select(self, name: str, how: str = "env=") -> Environment:
+        """Make ``name`` the environment every profile and message is resolved with."""
+        item = self._lookup(ENVIRONMENTS, name, how)
+        assert isinstance(item, Environment)
+        values = {}
+        problems = []
+        for key, text in item.variables.items():
+            try:
+                values[key] = text.template.render(None, base_dir=item.source.parent)
+            except TemplateError as exc:
+                problems.append(Problem(item.source, text.line, text.key or None, str(exc)))
+        if problems:
+            raise RegistryProblems(problems)
+        self.environment, self.environment_values = item, values
+        self.resolved_profiles.clear()
+        return item
+
+    def environment_problems(self) -> tuple[list[Problem], list[str], int]:
+        """Every environment file's problems (``validate``), the names of the usable
+        environments, and how many files were read."""
+        problems: list[Problem] = []
+        usable: list[str] = []
+        count = 0
+        for name, paths in self.index(ENVIRONMENTS).items():
+            count += len(paths)
+            if len(paths) > 1:
+                problems += duplicate_problems("environment", name, paths)
+                continue
+            try:
+                Registry(self.root).select(name)
+            except RegistryProblems as exc:
+                problems += exc.problems
+                continue
+            usable.append(name)
+        return problems, sorted(usable), count
+
+    def environment_file(self, name: str) -> Environment:
+        item = self._lookup(ENVIRONMENTS, name)
+        assert isinstance(item, Environment)
+        return item
+
     def has(self, kind: Kind, name: str) -> bool:
         return name in self.index(kind)
 
-    def _lookup(self, kind: Kind, name: str) -> Profile | Message:
+    def _lookup(
+        self, kind: Kind, name: str, how: str | None = None
+    ) -> Profile | Message | Environment:
         paths = self.index(kind).get(name)
         singular = kind[:-1]
         if not paths:
@@ -123,24 +195,32 @@ class Registry:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             listing = f" (known: {', '.join(known)})" if known and len(known) <= 12 else ""
+            if kind == ENVIRONMENTS:
+                listing = f" (known: {', '.join(known)})" if known else " (there are none)"
+            origin = f" (from {how})" if how else ""
             raise RegistryError.at(
                 None,
                 None,
                 None,
-                f"unknown {singular} '{name}' in {self.root / kind}{hint}{listing}",
+                f"unknown {singular} '{name}'{origin} in {self.root / kind}{hint}{listing}",
             )
         if len(paths) > 1:
             raise RegistryProblems(duplicate_problems(singular, name, paths))
         return self.load(kind, paths[0])
 
-    def load(self, kind: Kind, path: Path) -> Profile | Message:
+    def load(self, kind: Kind, path: Path) -> Profile | Message | Environment:
         """Parse one file (once); raises RegistryProblems with all of its problems."""
         if path not in self._items:
             try:
                 doc = yamlsrc.load(path)
             except yamlsrc.YamlProblem as exc:
                 raise RegistryProblems([exc.problem]) from None
-            self._items[path] = parse_profile(doc) if kind == "profiles" else parse_message(doc)
+            parse = {
+                "profiles": parse_profile,
+                "messages": parse_message,
+                "environments": parse_environment,
+            }[kind]
+            self._items[path] = parse(doc)
         return self._items[path]
 
 

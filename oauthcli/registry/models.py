@@ -1,6 +1,6 @@
-"""Typed profiles and messages built from YAML documents (SPEC §1.1, §1.2).
+"""Typed profiles, messages and environments built from YAML documents (SPEC §1.1, §1.2, §6).
 
-``parse_profile`` / ``parse_message`` check one :class:`~oauthcli.registry.yamlsrc.Document`
+``parse_profile`` / ``parse_message`` / ``parse_environment`` check one :class:`~oauthcli.registry.yamlsrc.Document`
 against the schema: unknown keys, wrong types, missing or contradictory keys.
 Every problem in the file is collected (``file:line: key: message``) before
 :class:`~oauthcli.errors.RegistryProblems` is raised. String values stay
@@ -21,6 +21,7 @@ from oauthcli.registry.declaration import (
     AUTH_SCHEME_PATTERN,
     AUTH_TYPES,
     AUTHORIZATION_SET,
+    ENVIRONMENT,
     MESSAGE,
     METHOD,
     PROFILE,
@@ -41,9 +42,10 @@ _PROFILE_KEYS = tuple(k.name for k in _PROFILE_TOP)
 _PROFILE_VALUES = tuple(k for k in _PROFILE_TOP if k.kind != "mapping" and k.name != "name")
 _PROFILE_REQUIRED_IF = tuple(k for k in PROFILE if k.required_if)
 _PROFILE_ONLY_IF = tuple(k for k in _PROFILE_TOP if k.only_if)
-_PROFILE_NO_VARIABLES = tuple(k.name for k in PROFILE if not k.call_variables)
 _SIGNING_ALG = next(k for k in PROFILE if k.name == "signing_alg")
 _MESSAGE_KEYS = tuple(k.name for k in top(MESSAGE))
+_ENVIRONMENT_KEYS = tuple(k.name for k in ENVIRONMENT)
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # what ${name} can refer to
 _METHOD_TOP = top(METHOD)
 _METHOD_KEYS = tuple(k.name for k in _METHOD_TOP)
 _METHOD_VALUES = tuple(k for k in _METHOD_TOP if k not in SETTINGS and k.name != "http_method")
@@ -176,6 +178,16 @@ class Message:
     description: str | None = None
 
 
+@dataclass(frozen=True, repr=False, eq=False)
+class Environment:
+    """An ``environments/NAME.yaml``: the values of ``${name}`` when it is selected."""
+
+    name: str
+    source: Path
+    variables: dict[str, Text]
+    description: str | None = None
+
+
 def item_name(doc: Document) -> str:
     name = doc.data.get("name") if isinstance(doc.data, dict) else None
     return name if isinstance(name, str) and name else doc.path.stem
@@ -269,10 +281,6 @@ def parse_profile(doc: Document) -> Profile:
         key_lines={str(key[0]): line for key, line in doc.lines.items() if len(key) == 1},
         **values,
     )
-    for name in _PROFILE_NO_VARIABLES:
-        text = values[name]
-        if text is not None and text.variables:
-            r.fail(text.key_path, "profiles take ${env:…} and ${file:…}, not call variables")
     if profile.token_scheme is not None and not _AUTH_SCHEME.fullmatch(profile.token_scheme):
         r.fail(("token_scheme",), "must be one word of letters, digits or !#$%&'*+-.^_`|~")
     _check_profile(r, m, values, grant_known)
@@ -342,8 +350,9 @@ def parse_message(doc: Document) -> Message:
             method = _method(r, str(name), body)
             if method is not None:
                 methods[str(name)] = method
+    description = r.plain(m, (), "description")  # read before the problems are raised
     r.raise_problems()
-    return Message(item_name(doc), doc.path, settings, methods, r.plain(m, (), "description"))
+    return Message(item_name(doc), doc.path, settings, methods, description)
 
 
 def _method(r: Reader, name: str, body: Any) -> Method | None:
@@ -429,3 +438,21 @@ def _read_unset(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -
 
 _TLS_NAMES = tuple(k.leaf for k in _TLS_KEYS)
 _RETRY_NAMES = tuple(k.leaf for k in _RETRY_KEYS)
+
+
+def parse_environment(doc: Document) -> Environment:
+    r = Reader(doc)
+    m = r.root(_ENVIRONMENT_KEYS)
+    r.plain(m, (), "name")
+    variables = r.text_map(m, (), "variables")
+    for name, text in variables.items():
+        if not _VARIABLE_NAME.fullmatch(name):
+            r.fail(("variables", name), "is not a name ${…} can use (letters, digits, _ . -)")
+        elif text.variables:
+            r.fail(
+                text.key_path,
+                "an environment's values take ${env:…} and ${file:…}, not ${name} variables",
+            )
+    description = r.plain(m, (), "description")
+    r.raise_problems()
+    return Environment(item_name(doc), doc.path, variables, description)

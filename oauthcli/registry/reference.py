@@ -1,5 +1,5 @@
 """What the declaration of every key gives a reader: the README's key reference and
-the JSON Schema (draft 2020-12) of profile and message files.
+the JSON Schema (draft 2020-12) of profile, message and environment files.
 
 Both derive from :mod:`oauthcli.registry.declaration` alone, so neither can drift from
 what ``validate`` checks; a test compares the README's copy with :func:`markdown`, and
@@ -18,6 +18,7 @@ from oauthcli.registry.declaration import (
     AUTH_REQUIRES,
     AUTH_TYPES,
     CLIENT_AUTH_REQUIRES,
+    ENVIRONMENT,
     GRANT_REQUIRES,
     MESSAGE,
     METHOD,
@@ -149,15 +150,20 @@ def _auth_schema() -> dict[str, Any]:
 
 
 def json_schema(kind: str) -> dict[str, Any]:
-    """The draft 2020-12 JSON Schema of a ``profile`` or ``message`` file.
+    """The draft 2020-12 JSON Schema of a ``profile``, ``message`` or ``environment`` file.
 
     It says what the declaration says; some checks stay in code only (a literal URL's
     shape, a header name, one body per method, ``signing_alg`` by ``client_auth``).
     """
-    keys = {"profile": PROFILE, "message": MESSAGE}[kind]
+    keys = {"profile": PROFILE, "message": MESSAGE, "environment": ENVIRONMENT}[kind]
     schema = _object(keys)
     if kind == "message":
         schema["required"] = ["endpoint"]
+    if kind == "environment":
+        # A name ${…} can refer to (models.parse_environment checks it too).
+        schema["properties"]["variables"]["propertyNames"] = {
+            "pattern": "^[A-Za-z_][A-Za-z0-9_.-]*$"
+        }
     return {"$schema": _SCHEMA, "title": f"oauthcli {kind}", **schema}
 
 
@@ -221,8 +227,6 @@ def _notes(key: Key) -> str:
         notes.append("secret")
     if key.url:
         notes.append("http(s) URL")
-    if not key.call_variables:
-        notes.append("`${env:…}`/`${file:…}` only")
     if key.minimum is not None and key.maximum is not None:
         notes.append(f"{_number(key.minimum)} to {_number(key.maximum)}")
     return "; ".join(notes)
@@ -280,6 +284,14 @@ def markdown() -> str:
         "Keys by type: "
         + "; ".join(f"`{t}`: {', '.join(k.leaf for k in auth_keys(t))}" for t in AUTH_TYPES)
         + ".",
+        "",
+        "#### Environment keys (`environments/*.yaml`)",
+        "",
+        *_table(ENVIRONMENT),
+        "",
+        "Selected with `--env/-e NAME` (before the command) or `OAUTHCLI_ENV`. A profile takes "
+        "`${name}` from the selected environment only; a message from, lowest first: its "
+        "`variables`, its method's, the environment, `--vars-file`, `--var`.",
         "",
         MARK_END,
     ]

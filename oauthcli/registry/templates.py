@@ -2,7 +2,8 @@
 
 A template is parsed once into literal text and references:
 
-* ``${name}``: a call variable, given at send time;
+* ``${name}``: a variable: in a message a call variable (given at send time) or the
+  selected environment's value; in a profile the environment's only (SPEC §6);
 * ``${env:NAME}`` / ``${env:NAME:-default}``: the environment;
 * ``${file:path}``: a file's text (``~`` expanded, relative to the YAML file,
   trailing newlines dropped);
@@ -13,8 +14,8 @@ A template is parsed once into literal text and references:
 
 Rendering inserts each value once, so a value that itself holds ``${`` is never
 expanded a second time. Call variable values pass through ``encode`` (per
-place: percent-encoding for URLs); env and file values are configuration and
-go in as written.
+place: percent-encoding for URLs); env and file values, and the variables named in
+``raw`` (an environment's, SPEC §6), are configuration and go in as written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,7 @@ class Template:
         *,
         base_dir: Path | None = None,
         encode: Callable[[str], str] | None = None,
+        raw: Container[str] = (),
     ) -> str:
         out: list[str] = []
         for part in self.parts:
@@ -108,7 +110,7 @@ class Template:
                     value = variables[part.name]  # type: ignore[index]
                 except (KeyError, TypeError):
                     raise MissingVariable(part.name) from None
-                out.append(encode(value) if encode else value)
+                out.append(encode(value) if encode and part.name not in raw else value)
             elif isinstance(part, Env):
                 out.append(read_env(part))
             elif isinstance(part, TokenRef):

@@ -5,6 +5,11 @@ Inheritance (SPEC §1.2, "inherit from parent"): a method's ``auth``,
 ``headers`` and ``query`` are merged over it; ``retry`` and ``tls`` key by key.
 Values are encoded for where they land (SPEC §1.3), and every secret leaves
 here wrapped in :class:`~oauthcli.secret.Secret`.
+
+The registry's selected environment (SPEC §6) gives ``${name}`` its values: in a
+profile the only ones; in a message above its ``variables``, below the call's. Like
+``${env:…}`` they are configuration, so they go into a URL as written (a base URL, an
+instance name), where a call variable is percent-encoded.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from oauthcli.auth import ApiKeyAuth, BasicAuth, BearerAuth, NoAuth, OAuth2Auth
 from oauthcli.auth.base import Auth as ResolvedAuth
-from oauthcli.errors import Problem, RegistryError, UsageError
+from oauthcli.errors import MissingVariable, Problem, RegistryError, UsageError
 from oauthcli.headers import header_value_problem
-from oauthcli.registry.discovery import Registry
+from oauthcli.registry.discovery import ENVIRONMENTS, Registry
 from oauthcli.registry.models import TLS, Auth, GitHubActions, Message, Method, Profile, Retry
 from oauthcli.registry.reader import Text, url_problem
 from oauthcli.registry.templates import File, Part, Template, TemplateError, TokenRef
@@ -50,14 +55,24 @@ class _Renderer:
         source: Path,
         variables: Mapping[str, str] | None = None,
         problems: list[Problem] | None = None,
+        *,
+        raw: frozenset[str] = frozenset(),
+        missing: Callable[[str], str] | None = None,
     ) -> None:
         self.source = source
         self.variables = variables
         self.problems = problems
+        self.raw = raw  # variables whose values are configuration: never percent-encoded
+        self.missing = missing  # what a variable with no value is told as, if not a call's
 
     def __call__(self, text: Text, encode: Callable[[str], str] | None = None) -> str:
         try:
-            return text.template.render(self.variables, base_dir=self.source.parent, encode=encode)
+            return text.template.render(
+                self.variables, base_dir=self.source.parent, encode=encode, raw=self.raw
+            )
+        except MissingVariable as exc:
+            reason = self.missing(exc.name) if self.missing else str(exc)
+            return self._fail(RegistryError.at(self.source, text.line, text.key or None, reason))
         except TemplateError as exc:
             return self._fail(RegistryError.at(self.source, text.line, text.key or None, str(exc)))
 
@@ -106,8 +121,16 @@ def resolve_profile(
 
     ``registry`` resolves the profiles that ``${token:PROFILE}`` names (their tokens are
     fetched only when the token exchange runs); ``_chain`` is the profiles being resolved
-    that lead here, so a cycle is named instead of followed."""
-    r = _Renderer(profile.source, problems=problems)
+    that lead here, so a cycle is named instead of followed.
+
+    ``${name}`` takes the value of the registry's selected environment, and only that."""
+    values = registry.environment_values if registry is not None else {}
+    r = _Renderer(
+        profile.source,
+        values,
+        problems,
+        missing=lambda name: _no_environment_value(registry, name),
+    )
     tokens = _TokenRefs(r, registry, (*_chain, profile.name))
     issuer = None if profile.issuer is None else r.url(profile.issuer, profile.allow_insecure_http)
     if issuer and ("?" in issuer or "#" in issuer):
@@ -165,6 +188,22 @@ def resolve_profile(
         tls=_tls(r, profile.tls, TLS()),
         allow_insecure_http=profile.allow_insecure_http,
         description=profile.description,
+    )
+
+
+def _no_environment_value(registry: Registry | None, name: str) -> str:
+    """Why a profile's ``${name}`` has no value: no environment, or not in the selected one."""
+    env = registry.environment if registry is not None else None
+    if env is not None:
+        return (
+            f"${{{name}}} has no value: environment '{env.name}' ({env.source.name}) has no "
+            f"variable '{name}' (a profile takes ${{name}} from the environment only)"
+        )
+    known = registry.names(ENVIRONMENTS) if registry is not None else []
+    among = f" ({', '.join(known)})" if known else ""
+    return (
+        f"${{{name}}} has no value: a profile takes ${{name}} from an environment; select "
+        f"one{among} with --env/-e NAME or OAUTHCLI_ENV"
     )
 
 
@@ -352,9 +391,12 @@ class RequestPlan:
         self, variables: Mapping[str, str] | None = None, *, lenient: bool = False
     ) -> ResolvedRequest:
         message, method = self.message, self.method
-        values = {**self.defaults, **(variables or {})}
+        given = variables or {}
+        environment = self.registry.environment_values
+        values = {**self.defaults, **environment, **given}
         call_vars: dict[str, str] = _Lenient(values) if lenient else values
-        r = _Renderer(message.source, call_vars)
+        raw = frozenset(n for n in environment if n not in given) if environment else frozenset()
+        r = _Renderer(message.source, call_vars, raw=raw)
 
         url = _render_url(r, self.endpoint, values)
         if method.path is not None:
@@ -398,6 +440,29 @@ class RequestPlan:
         )
 
 
+def profile_named(registry: Registry, name: str) -> ResolvedProfile:
+    """The profile ``name``, resolved once per registry (and environment)."""
+    resolved: ResolvedProfile | None = registry.resolved_profiles.get(name)
+    if resolved is None:
+        resolved = resolve_profile(registry.profile(name), registry=registry)
+        registry.resolved_profiles[name] = resolved
+    return resolved
+
+
+def use_profile(registry: Registry, req: ResolvedRequest, name: str, asked: str) -> ResolvedRequest:
+    """``req`` with the token of profile ``name`` instead of its own (``send --profile``,
+    ``Registry.send(profile=…)``); only an ``oauth2`` message has a profile to replace."""
+    if not isinstance(req.auth, OAuth2Auth):
+        raise RegistryError.at(
+            req.source,
+            None,
+            "auth",
+            f"message '{req.message}' uses auth {req.auth.type}, not oauth2: {asked} cannot apply",
+        )
+    req.auth = OAuth2Auth(profile_named(registry, name))
+    return req
+
+
 def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> ResolvedAuth:
     """The :mod:`oauthcli.auth` object of a message's ``auth:``, its templates rendered."""
     if auth.type == "oauth2":
@@ -406,11 +471,7 @@ def resolve_auth(registry: Registry, auth: Auth, r: _Renderer, source: Path) -> 
             raise RegistryError.at(
                 source, auth.line, "auth.profile", f"no profile named '{auth.profile}'"
             )
-        resolved = registry.resolved_profiles.get(auth.profile)
-        if resolved is None:
-            resolved = resolve_profile(registry.profile(auth.profile), registry=registry)
-            registry.resolved_profiles[auth.profile] = resolved
-        return OAuth2Auth(resolved)
+        return OAuth2Auth(profile_named(registry, auth.profile))
     if auth.type == "basic":
         username, password = r.opt(auth.username), r.secret(auth.password)
         if username and ":" in username:
