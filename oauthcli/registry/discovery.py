@@ -206,21 +206,29 @@ class Registry:
             )
         if len(paths) > 1:
             raise RegistryProblems(duplicate_problems(singular, name, paths))
-        return self.load(kind, paths[0])
+        return self._parse(kind, paths[0])
 
-    def load(self, kind: Kind, path: Path) -> Profile | Message | Environment:
-        """Parse one file (once); raises RegistryProblems with all of its problems."""
+    def load(self, kind: Kind, path: Path) -> Profile | Message:
+        """Parse one profile or message file (once); raises RegistryProblems with all of its
+        problems."""
+        item = self._parse(kind, path)
+        assert not isinstance(item, Environment)
+        return item
+
+    def _parse(self, kind: Kind, path: Path) -> Profile | Message | Environment:
         if path not in self._items:
             try:
                 doc = yamlsrc.load(path)
             except yamlsrc.YamlProblem as exc:
                 raise RegistryProblems([exc.problem]) from None
-            parse = {
-                "profiles": parse_profile,
-                "messages": parse_message,
-                "environments": parse_environment,
-            }[kind]
-            self._items[path] = parse(doc)
+            item: Profile | Message | Environment
+            if kind == "profiles":
+                item = parse_profile(doc)
+            elif kind == "messages":
+                item = parse_message(doc)
+            else:
+                item = parse_environment(doc)
+            self._items[path] = item
         return self._items[path]
 
 
