@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: A document larger than this is not read (a description, not a data dump).
 MAX_BYTES = 20 * 1024 * 1024
+#: ... nor one holding more values than this (a large public API has about 300,000).
+MAX_VALUES = 2_000_000
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 #: How deep a request body is built from its schema (a recursive schema ends here).
 MAX_DEPTH = 6
@@ -66,6 +68,10 @@ def _read(path: Path) -> dict[str, Any]:
         line = raw[: exc.start].count(b"\n") + 1
         raise RegistryError.at(path, line, None, "not UTF-8 text") from None
     data = _parse(path, text)
+    if not _within(data, MAX_VALUES):
+        raise RegistryError.at(
+            path, None, None, f"holds more than {MAX_VALUES:,} values (YAML aliases that expand?)"
+        )
     if not isinstance(data, dict):
         raise RegistryError.at(path, None, None, "not an OpenAPI document (not a mapping)")
     version = data.get("openapi")
@@ -84,6 +90,22 @@ def _read(path: Path) -> dict[str, Any]:
         )
     data["\0text"] = text  # for the lines of validation errors; dropped before checking
     return data
+
+
+def _within(data: Any, limit: int) -> bool:
+    """Whether ``data`` has at most ``limit`` values, each alias counted where it is used
+    (the validator walks them all: a few lines of aliases can expand to billions)."""
+    stack, seen = [data], 0
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return True
 
 
 def _parse(path: Path, text: str) -> Any:
