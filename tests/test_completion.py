@@ -268,3 +268,26 @@ def test_send_does_not_load_the_completion_or_schema_code(registry: Path) -> Non
     )
     assert probed.code == 0, probed
     assert probed.loaded == []
+
+
+def test_an_alias_bomb_message_offers_its_name_only_and_quickly(registry: Path) -> None:
+    bomb = "name: bomb\nendpoint: http://127.0.0.1:9/\na: &a [x, x, x, x, x, x, x, x, x]\n"
+    previous = "a"
+    for name in "bcdefghi":
+        bomb += f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+        previous = name
+    (registry / "messages" / "bomb.yaml").write_text(bomb)
+    assert bash("oauthcli send bo", registry) == ["bomb"]
+    assert bash("oauthcli send bomb.", registry) == []
+
+
+def test_words_a_shell_left_unbalanced_still_complete(registry: Path) -> None:
+    assert bash('oauthcli send "inc', registry)[:1] == ["incidents"]
+    assert bash("oauthcli send 'it", registry) == ["items", "items.list"]
+
+
+def test_schema_and_completion_to_a_full_disk_say_so(registry: Path) -> None:
+    for args in (("schema", "profile"), ("completion", "zsh")):
+        done = oauthcli(*args, prefix=("sh", "-c", '"$@" >/dev/full', "-"))
+        assert done.code == 1, done
+        assert done.err.strip() == "error: cannot write to standard output: No space left on device"

@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 
 from oauthcli.cli.schema import kinds, schema_text
 from oauthcli.errors import RegistryProblems
-from oauthcli.registry.discovery import Registry
+from oauthcli.registry import models, yamlsrc
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"profile": "profiles", "message": "messages", "environment": "environments"}
@@ -132,8 +132,15 @@ def _loader_refuses(tmp_path: Path, kind: str, data: Any, name: str) -> list[str
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    parse = {
+        "profile": models.parse_profile,
+        "message": models.parse_message,
+        "environment": models.parse_environment,
+    }[kind]
     try:
-        Registry(tmp_path).load(FOLDERS[kind], path)  # type: ignore[arg-type]
+        parse(yamlsrc.load(path))  # what Registry does with each file it is asked for
+    except yamlsrc.YamlProblem as exc:
+        return [str(exc.problem)]
     except RegistryProblems as exc:
         return [str(p) for p in exc.problems]
     return []
