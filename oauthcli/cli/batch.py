@@ -526,7 +526,6 @@ class _Batch:
         if self.progress is not None:
             self.progress.advance(self.done)
 
-
     def _report_case(
         self, number: int, code: int, obj: dict[str, Any] | str, explained: list[str] | None
     ) -> None:
@@ -534,7 +533,10 @@ class _Batch:
         shown = json.loads(obj) if isinstance(obj, str) else obj  # a worker process's line
         lines = explained or ([shown["error"]] if shown.get("error") else [])
         if code and shown.get("status"):
-            lines = [*lines, f"{shown['status']} {shown['reason']} · {shown['http_method']} {shown['url']}"]
+            lines = [
+                *lines,
+                f"{shown['status']} {shown['reason']} · {shown['http_method']} {shown['url']}",
+            ]
         seconds = (shown.get("elapsed_ms") or 0) / 1000
         row = self._report_rows.pop(number, None)
         self.report.add(number, row, code, seconds, _LABELS.get(code, f"exit {code}"), lines)

@@ -98,7 +98,9 @@ def show_result(
 
             console.out(render(value, pretty=sys.stdout.isatty()))
     elif as_json:
-        console.out(json.dumps(result_object(result), indent=None if lines else 2, ensure_ascii=False))
+        console.out(
+            json.dumps(result_object(result), indent=None if lines else 2, ensure_ascii=False)
+        )
         if result.body_cut:
             console.warn(_CUT_NOTE.format(limit=_size(len(result.body)), where="--json"))
     elif sys.stdout.isatty():
