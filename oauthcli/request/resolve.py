@@ -30,7 +30,7 @@ from oauthcli.headers import header_value_problem
 from oauthcli.registry.discovery import ENVIRONMENTS, Registry
 from oauthcli.registry.models import TLS, Auth, GitHubActions, Message, Method, Profile, Retry
 from oauthcli.registry.reader import Text, url_problem
-from oauthcli.registry.templates import File, Part, Template, TemplateError, TokenRef
+from oauthcli.registry.templates import File, Part, Template, TemplateError, TokenRef, Var
 from oauthcli.request.resolved import (
     AssertionSource,
     ResolvedProfile,
@@ -85,6 +85,8 @@ class _Renderer:
     def url(self, text: Text, allow_insecure_http: bool) -> str:
         url = self(text)
         try:
+            if self.variables:  # a profile's values are all the environment's, as written
+                _check_places(text, self.variables, None, self.source)
             check_url(url, allow_insecure_http, self.source, text)
         except RegistryError as exc:
             self._fail(exc)
@@ -399,8 +401,12 @@ class RequestPlan:
         r = _Renderer(message.source, call_vars, raw=raw)
 
         url = _render_url(r, self.endpoint, values)
+        if raw:
+            _check_places(self.endpoint, values, raw, message.source)
         if method.path is not None:
             url = _join(url, _render_url(r, method.path, values))
+            if raw:
+                _check_places(method.path, values, raw, message.source, in_path=True)
         if not (lenient and "${" in url):
             check_url(url, self.allow_http, message.source, self.endpoint)
 
@@ -560,6 +566,71 @@ def _render_url(r: _Renderer, text: Text, values: Mapping[str, str]) -> str:
     for marker, value in _SEGMENT_VALUE.items():
         rendered = rendered.replace(marker, quote(value, safe=""))
     return rendered
+
+
+#: What an environment value may not hold where it goes: in a URL's host it would move
+#: the call to another host (or add a user:password); in its path, end the path early.
+_NOT_IN_AUTHORITY = re.compile(r"[/?#@\\\s]")
+_NOT_IN_PATH = re.compile(r"[?#\\\s]")
+
+
+def _check_places(
+    text: Text,
+    values: Mapping[str, str],
+    raw: frozenset[str] | None,
+    source: Path,
+    *,
+    in_path: bool = False,
+) -> None:
+    """Refuse an environment value (inserted as written, SPEC §6) that would change what
+    the URL written in the file fixes: a value inside its host that holds ``/ ? # @``
+    (another host, a user:password), or a value inside its path that holds ``?``, ``#``
+    or a ``.``/``..`` segment (another path). A value that starts the URL (a whole
+    ``${base_url}``) may hold anything a URL may. ``raw`` None: every variable is raw."""
+    skeleton = "".join(p if isinstance(p, str) else "\x01" for p in text.template.parts)
+
+    def first(chars: str, begin: int) -> int:
+        return min((i for i in (skeleton.find(c, begin) for c in chars) if i >= 0), default=-1)
+
+    if in_path:
+        host_start = host_end = 0
+    elif (scheme := skeleton.find("://")) >= 0:
+        host_start = scheme + 3
+        host_end = first("/?#", host_start)
+        host_end = len(skeleton) if host_end < 0 else host_end
+    else:  # it starts with a whole base URL: the host is the value's
+        host_start = host_end = len(skeleton) if first("/?#", 0) < 0 else first("/?#", 0)
+    query = first("?#", host_end)
+    query = len(skeleton) if query < 0 else query
+    position = 0
+    for part in text.template.parts:
+        at = position
+        position += len(part) if isinstance(part, str) else 1
+        if not isinstance(part, Var) or (raw is not None and part.name not in raw):
+            continue
+        value = values.get(part.name)
+        if value is None or at < host_start or at >= query:
+            continue  # the scheme or a whole base URL, or the query: as written
+        bad: str | None = None
+        if at < host_end:
+            found = _NOT_IN_AUTHORITY.search(value)
+            where = "the host of"
+        else:
+            found = _NOT_IN_PATH.search(value)
+            where = "the path of"
+            if found is None and {".", ".."} & set(value.split("/")):
+                bad = "a dot segment"
+        if found is not None:
+            bad = repr(found.group(0))
+        if bad is None:
+            continue
+        raise RegistryError.at(
+            source,
+            text.line,
+            text.key or None,
+            f"environment variable '{part.name}' holds {bad}: inserted as written "
+            f"into {where} this URL it would send the call elsewhere than the file names",
+        )
 
 
 def _body(r: _Renderer, method: Method) -> tuple[bytes | None, Any, str | None]:
