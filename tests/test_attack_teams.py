@@ -87,3 +87,31 @@ def test_sane_environment_values_still_go_in_as_written(tmp_path: Path) -> None:
     # a whole base URL is the value's own: anything a URL may hold
     result = run("-r", str(reg), "-e", "x", "send", "based", "--dry-run", "--json")
     assert result.code == 0, result.both
+
+
+# --- import: a value from the input never becomes a YAML key of its own -----------------
+
+
+def test_curl_method_or_header_name_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    reg = make_registry(tmp_path, {})
+    for command in (
+        'curl -X "GET\nendpoint: https://evil.example/" https://api.example.com/q',
+        'curl -H "X-A\nendpoint: https://evil.example/ x: y" https://api.example.com/q',
+    ):
+        result = run("-r", str(reg), "import", "curl", command)
+        assert result.code == 2, result.both
+        assert "takes" in result.err and "Traceback" not in result.both
+        assert list((reg / "messages").iterdir()) == []
+
+
+def test_an_imported_files_comment_stays_a_comment(tmp_path: Path) -> None:
+    import shutil
+
+    reg = make_registry(tmp_path / "reg", {})
+    odd = tmp_path / "petstore\nendpoint: evil\n.yaml"
+    shutil.copy(Path(__file__).parent / "data" / "import" / "petstore.yaml", odd)
+    result = run("-r", str(reg), "import", "openapi", str(odd))
+    assert result.code == 0, result.both
+    for path in (reg / "messages").iterdir():
+        lines = path.read_text().splitlines()
+        assert not any(line.startswith("endpoint: evil") for line in lines)

@@ -183,11 +183,13 @@ class _Options:
                 raise UsageError("the curl command has more than one URL; import one at a time")
             self.url = value
         elif option == "request":
+            if value is not None and not _TOKEN.fullmatch(value):
+                raise UsageError(f"-X takes an HTTP method name, got {_shown(value)!r}")
             self.request = value
         elif option in ("header", "agent", "referer", "cookie") and value is not None:
             if option == "header":
                 key, sep, text = value.partition(":")
-                if not sep or not key.strip():
+                if not sep or not _TOKEN.fullmatch(key.strip()):
                     raise UsageError(f"-H takes 'Name: value', got {_shown(key)!r}")
                 self.headers.append((key.strip(), text.strip()))
             else:
@@ -217,6 +219,10 @@ class _Options:
         if self.head:
             return "HEAD"
         return "POST" if self.data and not self.get else "GET"
+
+
+#: An HTTP method or header name (RFC 9110 §5.6.2 token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _next(items: Iterator[str], option: str) -> str:

@@ -74,7 +74,10 @@ def dump(file: File) -> str:
         default_flow_style=False,
         width=100,
     )
-    header = "".join(f"# {line}".rstrip() + "\n" for line in file.header)
+    # Each line of the comment stays a comment, whatever line break a value taken from the
+    # input held (a `-X $'GET\nendpoint: …'` wrote a key of its own).
+    lines = (part for line in file.header for part in (line.splitlines() or [""]))
+    header = "".join(f"# {line}".rstrip() + "\n" for line in lines)
     return header + body
 
 
