@@ -316,3 +316,32 @@ def test_validate_reports_a_profile_problem_once_and_each_method_on_its_own(
         for line in lines
     ), lines
     assert lines == sorted(lines, key=lambda x: (x.split(":")[0], int(x.split(":")[1])))
+
+
+@pytest.mark.parametrize(
+    ("kind", "content"),
+    [
+        (
+            "profiles",
+            "root:$6$saltsalt$HASHHASHHASH:20228:0:99999:7:::\nbin:*:20228:0:99999:7:::\n",
+        ),
+        ("messages", "[default]\naws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY\n"),
+        ("environments", "machine api.example login u password ghp_SECRETSECRETSECRET\n"),
+        ("profiles", "https://user:ghp_SECRETSECRETSECRET@example.test: 1\n"),
+    ],
+)
+def test_a_registry_file_linked_to_a_foreign_file_does_not_print_it(
+    tmp_path: Path, kind: str, content: str
+) -> None:
+    """A pull request may add ``profiles/x.yaml -> ~/.aws/credentials``; CI runs
+    ``oauthcli validate`` and its log is public: the file's lines are never echoed."""
+    root = make_registry(tmp_path / "reg", {"profiles/p.yaml": PROFILE, "messages/m.yaml": MESSAGE})
+    (root / "environments").mkdir(exist_ok=True)
+    foreign = tmp_path / "foreign"
+    foreign.write_text(content)
+    (root / kind / "x.yaml").symlink_to(foreign)
+    result = run("-r", str(root), "validate")
+    assert result.code == 3, result
+    for secret in ("HASHHASHHASH", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", "ghp_SECRET", "20228"):
+        assert secret not in result.both, result.both
+    assert "x.yaml" in result.both

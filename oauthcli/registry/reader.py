@@ -19,6 +19,9 @@ from oauthcli.errors import Problem, RegistryProblems
 from oauthcli.registry.document import Document, Key
 from oauthcli.registry.templates import Template, TemplateError
 
+#: What a misspelt key looks like; anything else is not echoed in an error.
+_KEY_LIKE = re.compile(r"[A-Za-z_$][A-Za-z0-9_.$-]{0,63}")
+
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -96,6 +99,21 @@ class Reader:
         allowed = list(allowed)
         for name in value:
             if name not in allowed:
+                if not (isinstance(name, str) and _KEY_LIKE.fullmatch(name)):
+                    # Not shown: a file that is no registry file (a link to ~/.aws/credentials,
+                    # /etc/shadow) would otherwise have its lines printed, into a CI log too.
+                    problem = self.doc.problem((*key, name), "")
+                    dotted = ".".join(str(k) for k in key)
+                    self.problems.append(
+                        Problem(
+                            problem.file,
+                            problem.line,
+                            dotted or None,
+                            "a key that is no key name (not shown); expected one of: "
+                            + ", ".join(allowed),
+                        )
+                    )
+                    continue
                 close = difflib.get_close_matches(str(name), allowed, n=1)
                 hint = (
                     f"did you mean '{close[0]}'?"
