@@ -124,7 +124,12 @@ def test_a_report_that_cannot_be_written_is_refused_before_any_row(
     registry: Path, loopback: LoopbackServer, tmp_path: Path
 ) -> None:
     rows = _rows(tmp_path, "number\n1\n")
-    for where, why in [(tmp_path / "no" / "r.xml", "does not exist"), (tmp_path, "folder")]:
+    refused: list[tuple[str | Path, str]] = [
+        (tmp_path / "no" / "r.xml", "does not exist"),
+        (tmp_path, "folder"),
+        ("-", "stdout holds the rows' JSON lines"),
+    ]
+    for where, why in refused:
         done = oauthcli(
             "send", "incidents.get", "--each", rows, "--report", where, registry=registry
         )

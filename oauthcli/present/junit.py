@@ -42,6 +42,11 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def check_writable(path: Path) -> None:
     """Refuse, before any row is sent, a report that could not be written at the end."""
+    if str(path) == "-":
+        raise UsageError(
+            "--report -: the report goes to a file (stdout holds the rows' JSON lines); "
+            "give a file name, e.g. --report report.xml"
+        )
     target = path.expanduser()
     if target.is_dir():
         raise UsageError(f"--report {path}: is a folder, not a file")
