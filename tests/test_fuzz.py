@@ -307,11 +307,11 @@ class _Env:
 def test_hostile_registries_never_end_in_a_bug(
     tmp_path_factory: pytest.TempPathFactory, echo: LoopbackServer, data: st.DataObject
 ) -> None:
-    root = tmp_path_factory.mktemp("reg")
-    files = data.draw(registries(echo.base))
-    _write(root, files)
+    files = data.draw(registries(echo.base))  # every draw before anything runs
     secret_values = data.draw(secrets())
     var = data.draw(call_values)
+    root = tmp_path_factory.mktemp("reg")
+    _write(root, files)
     with _Env(secret_values):
         for args in (
             ["validate"],
