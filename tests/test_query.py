@@ -160,9 +160,11 @@ def test_each_with_a_body_that_is_not_json_fails_the_row(registry: Path, tmp_pat
 
 
 def test_the_api_is_queried_without_jmespath_on_the_plain_path(registry: Path) -> None:
-    """jmespath is imported only when --query is given."""
+    """jmespath (and the --query code) is imported only when --query is given."""
     from tests.clirun import run_watching
 
-    probed = run_watching(("jmespath",), "-r", str(registry), "send", "api.doc")
+    probed = run_watching(
+        ("jmespath", "oauthcli.present.query"), "-r", str(registry), "send", "api.doc"
+    )
     assert probed.code == 0, probed
     assert probed.loaded == []

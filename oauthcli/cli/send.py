@@ -147,9 +147,11 @@ def _check_script_options(options: SendOptions) -> Query | None:
         from oauthcli.present.junit import check_writable
 
         check_writable(options.report)
+    if options.query is None:
+        return None  # a plain send imports nothing of --query
     from oauthcli.present.query import compile_query
 
-    return compile_query(options.query) if options.query is not None else None
+    return compile_query(options.query)
 
 
 def _send_pages(req: ResolvedRequest, options: SendOptions, query: Query | None) -> int:
