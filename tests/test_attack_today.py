@@ -4,7 +4,6 @@ careless user would make them; each test failed before its fix."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,26 +12,7 @@ import pytest
 from tests.cliproc import oauthcli
 from tests.registry_factory import make_registry
 from tests.servers import LoopbackServer
-
-
-def _ok(server: LoopbackServer) -> None:
-    body = {"access_token": "issued-for-ci-1234", "token_type": "Bearer", "expires_in": 60}
-    server.reply("/token", 200, json.dumps(body).encode(), Content_Type="application/json")
-
-
-def _assertion_registry(tmp_path: Path, server: LoopbackServer, path: str) -> Path:
-    return make_registry(
-        tmp_path,
-        {
-            "profiles/ci.yaml": f"""\
-                grant_type: client_credentials
-                token_url: {server.url("/token")}
-                client_id: ci-app
-                client_auth: client_assertion
-                client_assertion: ${{file:{path}}}
-                """
-        },
-    )
+from tests.test_client_assertion import assertion_registry, ok_token
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -40,10 +20,10 @@ def test_an_assertion_file_that_is_a_fifo_is_refused_not_waited_on(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
     # A FIFO no one writes to: a plain open() blocks for good.
-    _ok(loopback)
+    ok_token(loopback)
     fifo = tmp_path / "token.fifo"
     os.mkfifo(fifo)
-    root = _assertion_registry(tmp_path, loopback, str(fifo))
+    root = assertion_registry(tmp_path, loopback, f"${{file:{fifo}}}")
     done = oauthcli("get-token", "ci", registry=root, timeout=8)
     assert done.code == 6, done
     assert "not a regular file" in done.err, done
@@ -54,19 +34,19 @@ def test_an_assertion_file_that_is_a_fifo_is_refused_not_waited_on(
 def test_an_assertion_file_that_is_dev_zero_is_refused_not_read_forever(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
-    _ok(loopback)
-    root = _assertion_registry(tmp_path, loopback, "/dev/zero")
+    ok_token(loopback)
+    root = assertion_registry(tmp_path, loopback, "${file:/dev/zero}")
     done = oauthcli("get-token", "ci", registry=root, timeout=8)
     assert done.code == 6, done
     assert "not a regular file" in done.err, done
 
 
 def test_a_huge_file_is_refused_with_its_size(tmp_path: Path, loopback: LoopbackServer) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     big = tmp_path / "huge.jwt"
     with open(big, "wb") as f:
         f.truncate(3 * 1024 * 1024 * 1024)  # sparse: 3 GiB of NULs costs no disk
-    root = _assertion_registry(tmp_path, loopback, str(big))
+    root = assertion_registry(tmp_path, loopback, f"${{file:{big}}}")
     done = oauthcli("get-token", "ci", registry=root, timeout=8)
     assert done.code == 6, done
     assert "larger than" in done.err, done
@@ -78,7 +58,7 @@ def test_github_actions_dribbling_its_answer_is_cut_off_at_the_profile_timeout(
     # requests' timeout bounds each read: a byte every 0.3 s kept the job waiting for ever.
     from tests.servers import dribbling, serving
 
-    _ok(loopback)
+    ok_token(loopback)
     root = make_registry(
         tmp_path,
         {

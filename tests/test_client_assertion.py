@@ -34,12 +34,14 @@ def _form(rec: Recorded) -> dict[str, list[str]]:
     return parse_qs(rec.body.decode())
 
 
-def _ok(server: LoopbackServer) -> None:
+def ok_token(server: LoopbackServer) -> None:
+    """The token endpoint issues a token (also used by tests/test_attack_today.py)."""
     body = {"access_token": "issued-for-ci-1234", "token_type": "Bearer", "expires_in": 60}
     server.reply("/token", 200, json.dumps(body).encode(), Content_Type="application/json")
 
 
-def _registry(tmp_path: Path, server: LoopbackServer, assertion: str) -> Path:
+def assertion_registry(tmp_path: Path, server: LoopbackServer, assertion: str) -> Path:
+    """Profile ``ci`` with ``client_auth: client_assertion`` (also tests/test_attack_today.py)."""
     return make_registry(
         tmp_path,
         {
@@ -62,11 +64,11 @@ def _token_requests(server: LoopbackServer) -> list[dict[str, list[str]]]:
 def test_a_file_is_read_anew_for_every_token_request(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     token_file = tmp_path / "projected" / "token"
     token_file.parent.mkdir()
     token_file.write_text(_jwt(1) + "\n")
-    root = _registry(tmp_path, loopback, f"${{file:{token_file}}}")
+    root = assertion_registry(tmp_path, loopback, f"${{file:{token_file}}}")
 
     first = run("-r", str(root), "get-token", "ci")
     assert first.code == 0, first.both
@@ -90,9 +92,9 @@ def test_a_file_is_read_anew_for_every_token_request(
 def test_a_missing_file_is_exit_6_at_token_time_and_no_problem_for_validate(
     tmp_path: Path, loopback: LoopbackServer
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     missing = tmp_path / "var" / "run" / "secrets" / "azure-identity-token"
-    root = _registry(tmp_path, loopback, f"${{file:{missing}}}")
+    root = assertion_registry(tmp_path, loopback, f"${{file:{missing}}}")
     checked = run("-r", str(root), "validate")
     assert checked.code == 0, checked.both  # a projected token appears when the pod runs
     shown = run("-r", str(root), "show", "ci")
@@ -117,10 +119,10 @@ def test_a_missing_file_is_exit_6_at_token_time_and_no_problem_for_validate(
 def test_an_assertion_that_is_not_a_jwt_is_exit_6(
     tmp_path: Path, loopback: LoopbackServer, content: str, why: str
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     token_file = tmp_path / "token.jwt"
     token_file.write_text(content)
-    root = _registry(tmp_path, loopback, "${file:../token.jwt}")  # relative to the profile
+    root = assertion_registry(tmp_path, loopback, "${file:../token.jwt}")  # relative to the profile
     result = run("-r", str(root), "get-token", "ci")
     assert result.code == 6, result.both
     assert "is not a JWT" in result.err and why in result.err
@@ -134,9 +136,9 @@ def test_an_assertion_that_is_not_a_jwt_is_exit_6(
 def test_an_env_assertion(
     tmp_path: Path, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     monkeypatch.setenv("WORKLOAD_JWT", _jwt(3))
-    root = _registry(tmp_path, loopback, "${env:WORKLOAD_JWT}")
+    root = assertion_registry(tmp_path, loopback, "${env:WORKLOAD_JWT}")
     result = run("-r", str(root), "get-token", "ci", "-v")
     assert result.code == 0, result.both
     assert _token_requests(loopback)[0]["client_assertion"] == [_jwt(3)]
@@ -160,7 +162,7 @@ GITHUB = "{github_actions: {audience: 'api://AzureADTokenExchange'}}"
 def test_github_actions_id_token(
     tmp_path: Path, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     counter = iter(range(10, 20))
 
     def value(rec: Recorded) -> tuple[int, dict[str, str], bytes]:
@@ -168,7 +170,7 @@ def test_github_actions_id_token(
         return 200, {"Content-Type": "application/json"}, body
 
     _github(loopback, monkeypatch, value)
-    root = _registry(tmp_path, loopback, GITHUB)
+    root = assertion_registry(tmp_path, loopback, GITHUB)
     shown = run("-r", str(root), "show", "ci")
     assert "GitHub Actions ID token, audience api://AzureADTokenExchange" in shown.out
     first = run("-r", str(root), "get-token", "ci", "-v")
@@ -190,10 +192,10 @@ def test_github_actions_id_token(
 def test_github_actions_without_the_variables_is_exit_6_naming_them(
     tmp_path: Path, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_URL", raising=False)
     monkeypatch.delenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", raising=False)
-    root = _registry(tmp_path, loopback, GITHUB)
+    root = assertion_registry(tmp_path, loopback, GITHUB)
     assert run("-r", str(root), "validate").code == 0
     result = run("-r", str(root), "get-token", "ci")
     assert result.code == 6, result.both
@@ -222,9 +224,9 @@ def test_github_answering_garbage_is_exit_6(
     reply: tuple[int, dict[str, str], bytes],
     says: str,
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     _github(loopback, monkeypatch, reply)
-    root = _registry(tmp_path, loopback, GITHUB)
+    root = assertion_registry(tmp_path, loopback, GITHUB)
     result = run("-r", str(root), "get-token", "ci")
     assert result.code == 6, result.both
     assert says in result.err and "Traceback" not in result.both
@@ -235,10 +237,10 @@ def test_github_answering_garbage_is_exit_6(
 def test_github_refusing_the_request_token_is_exit_6(
     tmp_path: Path, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _ok(loopback)
+    ok_token(loopback)
     _github(loopback, monkeypatch, (200, {}, b"{}"))
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "a-wrong-request-token")
-    root = _registry(tmp_path, loopback, GITHUB)
+    root = assertion_registry(tmp_path, loopback, GITHUB)
     result = run("-r", str(root), "get-token", "ci")
     assert result.code == 6, result.both
     assert "refused the ID-token request (HTTP 401" in result.err
@@ -251,7 +253,7 @@ def test_github_over_plain_http_elsewhere_than_loopback_is_refused(
 ) -> None:
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", "http://example.test/_apis/idtoken?a=1")
     monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN)
-    root = _registry(tmp_path, loopback, GITHUB)
+    root = assertion_registry(tmp_path, loopback, GITHUB)
     result = run("-r", str(root), "get-token", "ci")
     assert result.code == 6 and "is not an https URL" in result.err, result.both
 
@@ -268,7 +270,7 @@ def test_github_over_plain_http_elsewhere_than_loopback_is_refused(
 def test_a_bad_github_actions_block_is_exit_3(
     tmp_path: Path, loopback: LoopbackServer, written: str, problem: str
 ) -> None:
-    root = _registry(tmp_path, loopback, written)
+    root = assertion_registry(tmp_path, loopback, written)
     result = run("-r", str(root), "validate")
     assert result.code == 3 and problem in result.out, result.both
     assert "ci.yaml" in result.out
