@@ -1,5 +1,8 @@
 """The cache folder: where it is, and whether it is ours (SPEC §4).
 
+The outbound log's folder (:mod:`oauthcli.outlog.place`) is found and trusted by the
+same rules (:func:`user_folder`, :func:`check_folder` with its :class:`Place`).
+
 The token cache (:mod:`oauthcli.tokens.cache`), the parse cache
 (:mod:`oauthcli.registry.parsecache`) and the issuer metadata
 (:mod:`oauthcli.tokens.discovery`) live in it, the last two each in a :class:`Subfolder`. It is trusted only if it is owned
@@ -20,28 +23,49 @@ from oauthcli.errors import RegistryError
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+class Place:
+    """One of oauthcli's own folders, as its errors name it: the token cache folder, the
+    outbound log's folder (:mod:`oauthcli.outlog.place`)."""
+
+    def __init__(self, what: str, variable: str, holds: str) -> None:
+        self.what = what  # "the token cache folder"
+        self.variable = variable  # the variable that moves it
+        self.holds = holds  # what could be planted or swapped in a loose one
+
+
+CACHE = Place("the token cache folder", "OAUTHCLI_CACHE_DIR", "tokens")
+
+
 def cache_dir() -> Path:
     """``$OAUTHCLI_CACHE_DIR``, else the platform's user cache folder for oauthcli."""
-    configured = os.environ.get("OAUTHCLI_CACHE_DIR")
+    return user_folder(CACHE, "XDG_CACHE_HOME", ".cache", "user_cache_dir")
+
+
+def user_folder(
+    place: Place, xdg: str, under_home: str, platformdirs_name: str, sub: str = ""
+) -> Path:
+    """``$<place.variable>``, else the platform's user folder ``platformdirs_name`` for
+    oauthcli (on Linux ``$<xdg>`` or ``~/<under_home>``, plus ``oauthcli``) plus ``sub``."""
+    configured = os.environ.get(place.variable)
     try:
         if configured:
             return Path(configured).expanduser()
         if sys.platform.startswith("linux"):
             # What platformdirs answers on Linux, without importing it on every run.
-            xdg = os.environ.get("XDG_CACHE_HOME", "")
-            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-            return base / "oauthcli"
+            base = os.environ.get(xdg, "")
+            home = Path(base) if os.path.isabs(base) else Path.home() / under_home
+            return home / "oauthcli" / sub
     except RuntimeError as exc:  # '~nobody/x', or no $HOME and no passwd entry
-        where = f"OAUTHCLI_CACHE_DIR={configured!r}" if configured else "the token cache folder"
+        where = f"{place.variable}={configured!r}" if configured else place.what
         raise RegistryError(
-            f"{where} cannot be found ({exc}); set OAUTHCLI_CACHE_DIR to a folder of your own"
+            f"{where} cannot be found ({exc}); set {place.variable} to a folder of your own"
         ) from None
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("oauthcli", appauthor=False))
+    return Path(getattr(platformdirs, platformdirs_name)("oauthcli", appauthor=False)) / sub
 
 
-def check_folder(folder: Path) -> bool:
+def check_folder(folder: Path, place: Place = CACHE) -> bool:
     """Whether ``folder`` exists as a folder; raises RegistryError when it is not ours.
 
     A link at the folder's own path is followed (``~/.cache`` is often one), but only
@@ -53,16 +77,18 @@ def check_folder(folder: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as exc:
-        raise _untrusted(folder, f"cannot be examined ({exc.strerror or exc})") from None
+        raise _untrusted(place, folder, f"cannot be examined ({exc.strerror or exc})") from None
     if not stat.S_ISDIR(st.st_mode):
         return False
     if not hasattr(os, "getuid"):
         return True  # Windows: no owner or mode bits to go by; the profile folder's ACLs apply
     uid = os.getuid()
     if stat.S_ISLNK(link.st_mode) and link.st_uid not in (uid, 0):
-        raise _untrusted(folder, f"is a symbolic link owned by uid {link.st_uid}, not by you")
+        raise _untrusted(
+            place, folder, f"is a symbolic link owned by uid {link.st_uid}, not by you"
+        )
     if st.st_uid != uid:
-        raise _untrusted(folder, f"belongs to uid {st.st_uid}, not to you (uid {uid})")
+        raise _untrusted(place, folder, f"belongs to uid {st.st_uid}, not to you (uid {uid})")
     loose = st.st_mode & 0o022
     if loose:
         who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
@@ -73,17 +99,18 @@ def check_folder(folder: Path) -> bool:
             else f"run 'chmod go-w {folder}' if it is yours alone"
         )
         raise _untrusted(
+            place,
             folder,
-            f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so tokens in it "
+            f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so {place.holds} in it "
             f"could be planted or swapped; {hint}",
         )
     return True
 
 
-def _untrusted(folder: Path, why: str) -> RegistryError:
+def _untrusted(place: Place, folder: Path, why: str) -> RegistryError:
     return RegistryError(
-        f"the token cache folder {folder} {why}; oauthcli uses only a folder of your own: "
-        "set OAUTHCLI_CACHE_DIR to one"
+        f"{place.what} {folder} {why}; oauthcli uses only a folder of your own: "
+        f"set {place.variable} to one"
     )
 
 
@@ -93,8 +120,12 @@ def ensure_dir() -> Path:
     The mode of a folder that already exists is never changed: one that is too loose
     is refused, not repaired behind its owner's back.
     """
-    folder = cache_dir()
-    if check_folder(folder):
+    return ensure_folder(cache_dir())
+
+
+def ensure_folder(folder: Path, place: Place = CACHE) -> Path:
+    """``folder``, created 0700 if it is missing; raises RegistryError if not ours."""
+    if check_folder(folder, place):
         return folder
     try:
         os.makedirs(folder.parent, exist_ok=True)
@@ -103,7 +134,7 @@ def ensure_dir() -> Path:
         pass  # another process made it meanwhile: it is checked below like any other
     else:
         _tighten_created(folder)
-    if not check_folder(folder):
+    if not check_folder(folder, place):
         raise NotADirectoryError(f"{folder} is not a folder")
     return folder
 

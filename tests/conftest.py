@@ -23,7 +23,8 @@ __all__ = ["LoopbackServer", "Recorded", "Reply"]
 def isolated_oauthcli(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Path]:
-    """No test reads or writes the real ~: a fresh token cache, no OAUTHCLI_* from outside."""
+    """No test reads or writes the real ~: a fresh token cache and outbound log folder, no
+    OAUTHCLI_* from outside."""
     for name in list(os.environ):
         if name.startswith("OAUTHCLI_"):
             monkeypatch.delenv(name)
@@ -31,6 +32,8 @@ def isolated_oauthcli(
     cache_dir = base / "oauthcli-cache"
     monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(cache_dir))
     monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+    monkeypatch.setenv("OAUTHCLI_LOG_DIR", str(base / "oauthcli-log"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(base / "xdg-state"))
     yield cache_dir
     # Secrets are remembered for the process: one test's token must not mask the next's text.
     forget_all()
