@@ -1,0 +1,524 @@
+"""Reading the outbound log (``oauthcli log``): its files oldest first, streamed and bounded.
+
+The log is ``outbound.jsonl`` and its rotated files ``outbound.jsonl.1`` (the newest) to
+``.5`` in the log folder (``docs/outbound-log.md``). :meth:`OutboundLog.open` checks the
+folder and each file as the writer does (ours, not writable by group or others, no
+symbolic link: else a :class:`~oauthcli.errors.RegistryError` naming it, exit 3) and opens
+them all at once under a shared lock of ``outbound.lock``, the lock the writer holds to
+rotate, so that a rotation meanwhile neither hides a file nor shows one twice; what
+follows reads the open handles.
+
+Nothing is read whole: :meth:`OutboundLog.records` reads line by line, and
+:meth:`OutboundLog.last` reads from the end backwards in blocks, parsing only the lines it
+needs. A line over :data:`LINE_CAP` bytes is skipped without being kept; a line that is
+not UTF-8 JSON, or not an object of format version 1, is skipped and counted
+(:meth:`OutboundLog.skipped_note`); a record of a later format is counted apart. A last
+line without its newline that does not parse is one being written: skipped, not counted.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from oauthcli.errors import RegistryError
+
+#: The record format this reader knows (the ``v`` member).
+VERSION = 1
+CURRENT = "outbound.jsonl"
+BACKUPS = 5
+LOCK = "outbound.lock"
+#: A line longer than this is not a record (the writer's bodies are cut at 64 KiB each).
+LINE_CAP = 1 << 20
+_BLOCK = 1 << 16
+#: How long to wait for a writer's rotation before opening the files regardless.
+_LOCK_WAIT_S = 2.0
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+
+
+def log_folder() -> Path:
+    """``$OAUTHCLI_LOG_DIR``, else the platform's user state folder for oauthcli, plus ``log``."""
+    configured = os.environ.get("OAUTHCLI_LOG_DIR")
+    try:
+        if configured:
+            return Path(configured).expanduser()
+        if sys.platform.startswith("linux"):
+            xdg = os.environ.get("XDG_STATE_HOME", "")
+            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
+            return base / "oauthcli" / "log"
+    except RuntimeError as exc:  # '~nobody/x', or no $HOME and no passwd entry
+        where = f"OAUTHCLI_LOG_DIR={configured!r}" if configured else "the outbound log folder"
+        raise RegistryError(
+            f"{where} cannot be found ({exc}); set OAUTHCLI_LOG_DIR to a folder of your own"
+        ) from None
+    import platformdirs
+
+    return platformdirs.user_state_path("oauthcli", appauthor=False) / "log"
+
+
+def file_names() -> list[str]:
+    """The log's files, oldest first: ``outbound.jsonl.5`` … ``.1``, ``outbound.jsonl``."""
+    return [f"{CURRENT}.{n}" for n in range(BACKUPS, 0, -1)] + [CURRENT]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One call as the log holds it: ``data`` parsed, ``line`` the stored text."""
+
+    data: dict[str, Any]
+    line: str
+    time: datetime
+
+    def get(self, key: str) -> Any:
+        return self.data.get(key)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records ``oauthcli log`` shows.
+
+    ``message``: a send of that message (``incidents`` also matches ``incidents.list``;
+    ``incidents.list`` only that method), or a token or revoke call (which names no
+    message) for the profile of that name, the name it was asked for by. ``profile``:
+    every call made with that profile's token. ``failed``: calls whose exit code is not 0.
+    """
+
+    message: str | None = None
+    profile: str | None = None
+    failed: bool = False
+
+    def keeps(self, record: Record) -> bool:
+        if self.failed and not failed(record):
+            return False
+        if self.profile is not None and record.get("profile") != self.profile:
+            return False
+        if self.message is not None:
+            name = record.get("message")
+            if isinstance(name, str) and name:
+                return name == self.message or name.startswith(self.message + ".")
+            return record.get("profile") == self.message
+        return True
+
+
+def failed(record: Record) -> bool:
+    """The call did not succeed: its exit code is not 0 (or, without one, it has an error)."""
+    code = record.get("exit_code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code != 0
+    return bool(record.get("error"))
+
+
+@dataclass
+class _Counts:
+    not_records: int = 0
+    too_long: int = 0
+    later: int = 0
+    later_versions: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _File:
+    path: Path
+    fd: int
+    size: int
+    newest: bool  # the current file, whose last line may still be being written
+
+
+class _Later:
+    """A record of a later format than :data:`VERSION`."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+class _TooLong:
+    """A line over :data:`LINE_CAP`, whose bytes were not kept."""
+
+
+_TOO_LONG = _TooLong()
+
+
+class OutboundLog:
+    """The log's files, open; :meth:`open` makes one, :meth:`close` (or ``with``) ends it."""
+
+    def __init__(self, folder: Path, files: list[_File]) -> None:
+        self.folder = folder
+        self._files = files
+        self._counts: dict[Path, _Counts] = {}
+
+    @classmethod
+    def open(cls, folder: Path) -> OutboundLog | None:
+        """The log in ``folder``, or None when there is none yet (no folder, no file).
+
+        Raises RegistryError when the folder or a file of the log is not ours, is
+        writable by group or others, is a symbolic link or is not a regular file.
+        """
+        dirfd = _open_folder(folder)
+        if dirfd is None:
+            return None
+        files: list[_File] = []
+        try:
+            with _SharedLock(dirfd):
+                seen: set[tuple[int, int]] = set()
+                for name in file_names():
+                    opened = _open_file(dirfd, folder / name)
+                    if opened is None:
+                        continue
+                    fd, st = opened
+                    if (st.st_dev, st.st_ino) in seen:  # the same file under two names
+                        os.close(fd)
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                    files.append(_File(folder / name, fd, st.st_size, name == CURRENT))
+        except BaseException:
+            for f in files:
+                os.close(f.fd)
+            raise
+        finally:
+            os.close(dirfd)
+        if not files:
+            return None
+        return cls(folder, files)
+
+    def close(self) -> None:
+        for f in self._files:
+            try:
+                os.close(f.fd)
+            except OSError:
+                pass
+        self._files = []
+
+    def __enter__(self) -> OutboundLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def paths(self) -> list[Path]:
+        return [f.path for f in self._files]
+
+    def records(self, selection: Selection | None = None) -> Iterator[Record]:
+        """Every record that ``selection`` keeps, oldest first, read as it is consumed."""
+        for f in self._files:
+            for line, partial in _lines_forward(f):
+                record = self._record(f, line, partial)
+                if record is not None and (selection is None or selection.keeps(record)):
+                    yield record
+
+    def last(self, n: int, selection: Selection | None = None) -> list[Record]:
+        """The last ``n`` records that ``selection`` keeps, oldest first, read from the end."""
+        found: list[Record] = []
+        if n <= 0:
+            return found
+        for f in reversed(self._files):
+            for line, partial in _lines_backward(f):
+                record = self._record(f, line, partial)
+                if record is not None and (selection is None or selection.keeps(record)):
+                    found.append(record)
+                    if len(found) == n:
+                        return found[::-1]
+        return found[::-1]
+
+    def skipped_note(self) -> str | None:
+        """One sentence on what was skipped so far (None when nothing was), naming the files."""
+        bad = [(path, c) for path, c in self._counts.items() if c.not_records]
+        later = [(path, c) for path, c in self._counts.items() if c.later]
+        notes = []
+        if bad:
+            parts = [
+                f"{_plural(c.not_records, 'line')} of {path}"
+                + (f" ({c.too_long} over {LINE_CAP >> 20} MiB)" if c.too_long else "")
+                for path, c in bad
+            ]
+            one = sum(c.not_records for _, c in bad) == 1
+            notes.append(
+                f"{_join(parts)} {'was not a record' if one else 'were not records'}; skipped"
+            )
+        if later:
+            parts = [
+                f"{_plural(c.later, 'record')} of {path} (format "
+                + ", ".join(f"v{v}" for v in sorted(c.later_versions))
+                + ")"
+                for path, c in later
+            ]
+            one = sum(c.later for _, c in later) == 1
+            notes.append(
+                f"{_join(parts)} {'is' if one else 'are'} of a later format than this oauthcli "
+                f"reads (v{VERSION}); skipped: a newer oauthcli shows {'it' if one else 'them'}"
+            )
+        return "; ".join(notes) if notes else None
+
+    def _record(self, f: _File, line: bytes | _TooLong, partial: bool) -> Record | None:
+        parsed = _TOO_LONG if isinstance(line, _TooLong) else parse(line)
+        if isinstance(parsed, Record):
+            return parsed
+        if parsed is None and not isinstance(line, _TooLong) and not line.strip():
+            return None  # a blank line holds nothing to lose
+        if partial and parsed is None:
+            return None  # the line a writer is writing now (over the cap it is no writer's)
+        counts = self._counts.setdefault(f.path, _Counts())
+        if isinstance(parsed, _Later):
+            counts.later += 1
+            counts.later_versions.add(parsed.version)
+        else:
+            counts.not_records += 1
+            counts.too_long += parsed is _TOO_LONG
+        return None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def parse(line: bytes) -> Record | _Later | None:
+    """The record a line holds; a :class:`_Later` for a later format; else None."""
+    try:
+        text = line.decode("utf-8").rstrip("\r\n")
+        data = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, NaN, nested past the limit
+        return None
+    if not isinstance(data, dict):
+        return None
+    version = data.get("v")
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    if version > VERSION:
+        return _Later(version)
+    if version != VERSION or not isinstance(data.get("kind"), str):
+        return None
+    when = parse_time(data.get("time"))
+    if when is None:
+        return None
+    return Record(data, text, when)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A record's ``time`` (ISO 8601, ``Z`` or an offset; UTC when it has none) as UTC."""
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        when = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except (OverflowError, ValueError):  # year 1 with a positive offset
+        return None
+
+
+# -- reading lines, bounded ---------------------------------------------------
+
+
+def _lines_forward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
+    """Each line of ``f`` from its start, and whether it is an unterminated last line."""
+    offset = 0
+    pending = b""
+    dropping = False  # the line being read is over the cap: its bytes are not kept
+    while True:
+        chunk = os.pread(f.fd, _BLOCK, offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                break
+            if dropping:
+                yield _TOO_LONG, False
+                dropping = False
+            else:
+                line = pending + chunk[start:end]
+                yield (line if len(line) <= LINE_CAP else _TOO_LONG), False
+            pending = b""
+            start = end + 1
+        if not dropping:
+            pending += chunk[start:]
+            if len(pending) > LINE_CAP:
+                dropping, pending = True, b""
+    if dropping:
+        yield _TOO_LONG, f.newest
+    elif pending:
+        yield pending, f.newest
+
+
+def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
+    """Each line of ``f`` from its end (as it was when opened), last line first."""
+    pos = f.size
+    pending = b""  # the end of a line whose start is not read yet
+    dropping = False
+    last = True  # the next line yielded is the file's last one
+    terminated: bool | None = None
+    while pos > 0:
+        size = min(_BLOCK, pos)
+        pos -= size
+        chunk = os.pread(f.fd, size, pos)
+        if len(chunk) < size:  # cut shorter meanwhile (never by the writer): read what is left
+            chunk = chunk.ljust(size, b"\n")
+        if terminated is None:
+            terminated = chunk.endswith(b"\n")
+            if terminated:
+                chunk = chunk[:-1]
+        pieces = chunk.split(b"\n")
+        for piece in reversed(pieces[1:]):
+            if dropping:
+                line: bytes | _TooLong = _TOO_LONG
+            else:
+                joined = piece + pending
+                line = joined if len(joined) <= LINE_CAP else _TOO_LONG
+            yield line, last and not terminated and f.newest
+            last = False
+            pending, dropping = b"", False
+        if not dropping:
+            pending = pieces[0] + pending
+            if len(pending) > LINE_CAP:
+                dropping, pending = True, b""
+    if f.size:  # the file's first line
+        yield (_TOO_LONG if dropping else pending), last and not terminated and f.newest
+
+
+# -- the folder and its files, as the writer trusts them ------------------------------
+
+
+def _open_folder(folder: Path) -> int | None:
+    """A handle of the log folder, or None when there is none; raises when it is not ours."""
+    try:
+        link = os.lstat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise _untrusted(folder, f"cannot be examined ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(link.st_mode):
+        raise _untrusted(folder, f"is a symbolic link (to {_target(folder)})")
+    if not stat.S_ISDIR(link.st_mode):
+        raise _untrusted(folder, "is not a folder")
+    try:
+        fd = os.open(folder, _FOLDER_FLAGS)
+    except OSError as exc:
+        raise _untrusted(folder, f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        problem = _problem(os.fstat(fd), "folder")
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem:
+        os.close(fd)
+        raise _untrusted(folder, problem)
+    return fd
+
+
+def _open_file(dirfd: int, path: Path) -> tuple[int, os.stat_result] | None:
+    try:
+        fd = os.open(path.name, _FILE_FLAGS, dir_fd=dirfd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _untrusted(path, f"is a symbolic link (to {_target(path)})") from None
+        raise _untrusted(path, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        problem = _problem(st, "file")
+    except BaseException:
+        os.close(fd)
+        raise
+    if problem:
+        os.close(fd)
+        raise _untrusted(path, problem)
+    return fd, st
+
+
+def _problem(st: os.stat_result, what: str) -> str | None:
+    if what == "file" and not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if not hasattr(os, "getuid"):
+        return None  # Windows: no owner or mode bits to go by
+    uid = os.getuid()
+    if st.st_uid != uid:
+        return f"belongs to uid {st.st_uid}, not to you (uid {uid})"
+    loose = st.st_mode & 0o022
+    if loose:
+        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
+        return (
+            f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so records in it "
+            "could be planted"
+        )
+    return None
+
+
+def _target(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "somewhere"
+
+
+def _untrusted(path: Path, why: str) -> RegistryError:
+    return RegistryError(
+        f"the outbound log {path} {why}; oauthcli reads only a log folder and files of "
+        "your own (set OAUTHCLI_LOG_DIR to another folder)"
+    )
+
+
+class _SharedLock:
+    """``outbound.lock`` held shared while the files are opened: the writer holds it
+    exclusively to rotate. Without the file (or a lock to wait for, within
+    :data:`_LOCK_WAIT_S`, or a platform without ``flock``) the files are opened regardless:
+    a record can then at worst be missed or shown twice, never misread."""
+
+    def __init__(self, dirfd: int) -> None:
+        self._dirfd = dirfd
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+        except ImportError:
+            return
+        try:
+            fd = os.open(LOCK, _FILE_FLAGS, dir_fd=self._dirfd)
+        except OSError:
+            return
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    continue
+            except OSError:
+                pass
+            else:
+                self._fd = fd
+                return
+            os.close(fd)
+            return
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the handle releases the lock
+            self._fd = None
