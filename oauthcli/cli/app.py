@@ -434,6 +434,45 @@ def token_revoke(profile: Annotated[str, typer.Argument(metavar="PROFILE")]) -> 
     raise typer.Exit(token_revoke_command(open_registry(), profile))
 
 
+@app.command("log")
+def log(
+    last: Annotated[
+        int | None,
+        typer.Option("--last", metavar="N", help="Only the last N calls (after filters).", min=1),
+    ] = None,
+    message: Annotated[
+        str | None,
+        typer.Option(
+            "--message",
+            metavar="NAME",
+            help="Only calls of this message (or MESSAGE.METHOD; a profile for get-token).",
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", metavar="NAME", help="Only calls made with this profile."),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only calls whose exit code is not 0.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the records as JSON lines, as stored.")
+    ] = False,
+    har: Annotated[
+        str | None,
+        typer.Option("--har", metavar="FILE", help="Write a HAR 1.2 archive ('-' for stdout)."),
+    ] = None,
+) -> None:
+    """Show the outbound log: what was sent, and why each token was used or renewed."""
+    from oauthcli.cli.log import log_command
+
+    raise typer.Exit(
+        log_command(
+            last=last, message=message, profile=profile, failed=failed, as_json=as_json, har=har
+        )
+    )
+
+
 def _finite(value: float | None) -> float | None:
     """click's FloatRange lets nan through: every comparison with it is false."""
     if value is not None and value != value:

@@ -123,6 +123,8 @@ COMPLETERS: dict[tuple[str, str], Names] = {
     ("token revoke", "profile"): _names("profiles"),
     ("list", "kind"): _choices(("profiles", "messages", "environments")),
     ("schema", "kind"): schema_kinds,
+    ("log", "message"): shown,
+    ("log", "profile"): _names("profiles"),
     ("completion", "shell"): _choices(SHELLS),
 }
 

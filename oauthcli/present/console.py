@@ -97,7 +97,7 @@ def err(text: str, color: str | None = None) -> None:
     characters (a server's text may carry escape sequences or a carriage return that
     rewrites the line) are shown as escapes instead of acting on the terminal."""
     global _stdout_line_open
-    text = _CONTROL.sub(_escape_control, scrub(text).replace("\r\n", "\n"))
+    text = escaped(scrub(text).replace("\r\n", "\n"))
     line = (style(text, color, sys.stderr) if color else text) + "\n"
     if _stdout_line_open and _same_place(sys.stdout, sys.stderr):
         line = "\n" + line  # the body shown just before, in the same place, ended mid-line
@@ -110,6 +110,12 @@ def err(text: str, color: str | None = None) -> None:
 
 # C0 controls but tab and newline, DEL, and the C1 controls (U+0080-U+009F: CSI is one).
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escaped(text: str) -> str:
+    """``text`` with its control characters (but tab and newline) shown as escapes: for a
+    server's text put on a terminal, where an escape sequence would act."""
+    return _CONTROL.sub(_escape_control, text)
 
 
 def _escape_control(match: re.Match[str]) -> str:
