@@ -380,6 +380,13 @@ def test_streaming_a_large_log_whole_keeps_memory_bounded(tmp_path: Path) -> Non
     assert rss_mib < 100, f"{rss_mib:.0f} MiB for {time.monotonic() - started:.1f} s"
     code, seconds, rss_mib, _, err = _measured("log", "--failed", env=env)
     assert code == 0 and err == "b''" and rss_mib < 100, f"{rss_mib:.0f} MiB"
+    # --last of more calls than the log holds: found backwards, then streamed forwards
+    har = tmp_path / "last.har"
+    code, seconds, rss_mib, _, err = _measured(
+        "log", "--last", "10000000", "--har", str(har), env=env
+    )
+    assert code == 0 and rss_mib < 100, f"{rss_mib:.0f} MiB"
+    assert har.stat().st_size == (tmp_path / "all.har").stat().st_size
 
 
 def test_message_and_profile_complete_from_the_registry(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ as_root = pytest.mark.skipif(
 )
 
 
-def pids(records: list[Any]) -> list[int]:
+def pids(records: Iterable[Any]) -> list[int]:
     return [r.get("pid") for r in records]
 
 
@@ -90,7 +91,7 @@ def test_no_folder_or_no_file_is_no_log(tmp_path: Path) -> None:
 def test_an_empty_file_has_no_records_and_nothing_to_warn_of(tmp_path: Path) -> None:
     folder = write_log(tmp_path / "log", {"outbound.jsonl": [], "outbound.jsonl.1": [b"\n\n"]})
     with opened(folder) as log:
-        assert list(log.records()) == [] and log.last(3) == []
+        assert list(log.records()) == [] and list(log.last(3)) == []
         assert log.skipped_note() is None
 
 
@@ -149,7 +150,7 @@ def test_filters(mixed: Path, selection: Selection, expected: list[int]) -> None
 def test_last_counts_after_the_filters_across_files(mixed: Path) -> None:
     with opened(mixed) as log:
         assert pids(log.last(3, Selection(failed=True))) == [10_002, 10_006, 10_008]
-        assert log.last(0) == []
+        assert list(log.last(0)) == []
 
 
 # -- what is not a record --------------------------------------------------------------
@@ -311,9 +312,19 @@ def test_lines_forwards_and_backwards_agree_with_a_reference(
     try:
         f = reader._File(path, fd, len(data), newest=True)
         forward = [x if isinstance(x, bytes) else "long" for x, _ in reader._lines_forward(f)]
-        backward = [x if isinstance(x, bytes) else "long" for x, _ in reader._lines_backward(f)]
+        backward = [x if isinstance(x, bytes) else "long" for x, _, _ in reader._lines_backward(f)]
         partial_f = [p for _, p in reader._lines_forward(f)]
-        partial_b = [p for _, p in reader._lines_backward(f)]
+        partial_b = [p for _, p, _ in reader._lines_backward(f)]
+        starts = [o for _, _, o in reader._lines_backward(f)][::-1]
+        # from each line's start, forwards, the rest of the file
+        for i, start in enumerate(starts):
+            rest = [
+                x if isinstance(x, bytes) else "long" for x, _ in reader._lines_forward(f, start)
+            ]
+            assert rest == expected_shown[i:]
+        if starts:  # and up to the last line's start, all but the last line
+            before = reader._lines_forward(f, 0, starts[-1])
+            assert [x if isinstance(x, bytes) else "long" for x, _ in before] == expected_shown[:-1]
     finally:
         os.close(fd)
     assert forward == expected_shown
@@ -460,3 +471,5 @@ def test_records_appended_while_reading_forwards_are_read_too(tmp_path: Path) ->
         with open(folder / "outbound.jsonl", "ab") as f:
             f.write(line(at(2)))
         assert [r.get("pid") for r in records] == [10_002]
+        # --last counts what the files held when opened: the line appended is not one
+        assert pids(log.last(5)) == [10_001]

@@ -218,19 +218,38 @@ class OutboundLog:
                 if record is not None and (selection is None or selection.keeps(record)):
                     yield record
 
-    def last(self, n: int, selection: Selection | None = None) -> list[Record]:
-        """The last ``n`` records that ``selection`` keeps, oldest first, read from the end."""
-        found: list[Record] = []
+    def last(self, n: int, selection: Selection | None = None) -> Iterator[Record]:
+        """The last ``n`` records that ``selection`` keeps, oldest first.
+
+        Read from the end backwards until the ``n``-th is found, keeping only where it
+        starts; then forwards from there (to where the files ended when opened), so
+        that memory stays bounded however large ``n`` is.
+        """
         if n <= 0:
-            return found
-        for f in reversed(self._files):
-            for line, partial in _lines_backward(f):
+            return
+        found = 0
+        start = (0, 0)  # which file, at which offset
+        for index in range(len(self._files) - 1, -1, -1):
+            f = self._files[index]
+            for line, partial, offset in _lines_backward(f):
                 record = self._record(f, line, partial)
                 if record is not None and (selection is None or selection.keeps(record)):
-                    found.append(record)
-                    if len(found) == n:
-                        return found[::-1]
-        return found[::-1]
+                    found += 1
+                    if found == n:
+                        start = (index, offset)
+                        break
+            if found == n:
+                break
+        index, offset = start
+        for f in self._files[index:]:
+            for line, partial in _lines_forward(f, offset, f.size):
+                record = self._record(f, line, partial, count=False)  # counted on the way back
+                if record is not None and (selection is None or selection.keeps(record)):
+                    yield record
+                    found -= 1
+                    if found == 0:
+                        return
+            offset = 0
 
     def skipped_note(self) -> str | None:
         """One sentence on what was skipped so far (None when nothing was), naming the files."""
@@ -261,7 +280,9 @@ class OutboundLog:
             )
         return "; ".join(notes) if notes else None
 
-    def _record(self, f: _File, line: bytes | _TooLong, partial: bool) -> Record | None:
+    def _record(
+        self, f: _File, line: bytes | _TooLong, partial: bool, *, count: bool = True
+    ) -> Record | None:
         parsed = _TOO_LONG if isinstance(line, _TooLong) else parse(line)
         if isinstance(parsed, Record):
             return parsed
@@ -269,6 +290,8 @@ class OutboundLog:
             return None  # a blank line holds nothing to lose
         if partial and parsed is None:
             return None  # the line a writer is writing now (over the cap it is no writer's)
+        if not count:
+            return None
         counts = self._counts.setdefault(f.path, _Counts())
         if isinstance(parsed, _Later):
             counts.later += 1
@@ -332,13 +355,16 @@ def parse_time(value: Any) -> datetime | None:
 # -- reading lines, bounded ---------------------------------------------------
 
 
-def _lines_forward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
-    """Each line of ``f`` from its start, and whether it is an unterminated last line."""
-    offset = 0
+def _lines_forward(
+    f: _File, offset: int = 0, stop: int | None = None
+) -> Iterator[tuple[bytes | _TooLong, bool]]:
+    """Each line of ``f`` from ``offset`` (the start of a line) to its end, or to ``stop``,
+    and whether it is an unterminated last line."""
     pending = b""
     dropping = False  # the line being read is over the cap: its bytes are not kept
-    while True:
-        chunk = os.pread(f.fd, _BLOCK, offset)
+    while stop is None or offset < stop:
+        size = _BLOCK if stop is None else min(_BLOCK, stop - offset)
+        chunk = os.pread(f.fd, size, offset)
         if not chunk:
             break
         offset += len(chunk)
@@ -365,8 +391,9 @@ def _lines_forward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
         yield pending, f.newest
 
 
-def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
-    """Each line of ``f`` from its end (as it was when opened), last line first."""
+def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool, int]]:
+    """Each line of ``f`` from its end (as it was when opened), last line first: the line,
+    whether it is an unterminated last line, and the offset it starts at."""
     pos = f.size
     pending = b""  # the end of a line whose start is not read yet
     dropping = False
@@ -376,20 +403,23 @@ def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
         size = min(_BLOCK, pos)
         pos -= size
         chunk = os.pread(f.fd, size, pos)
-        if len(chunk) < size:  # cut shorter meanwhile (never by the writer): read what is left
+        if len(chunk) < size:  # cut shorter meanwhile (never by the writer): blank lines
             chunk = chunk.ljust(size, b"\n")
         if terminated is None:
             terminated = chunk.endswith(b"\n")
             if terminated:
                 chunk = chunk[:-1]
         pieces = chunk.split(b"\n")
-        for piece in reversed(pieces[1:]):
+        starts = [pos]
+        for piece in pieces[:-1]:
+            starts.append(starts[-1] + len(piece) + 1)
+        for k in range(len(pieces) - 1, 0, -1):
             if dropping:
                 line: bytes | _TooLong = _TOO_LONG
             else:
-                joined = piece + pending
+                joined = pieces[k] + pending
                 line = joined if len(joined) <= LINE_CAP else _TOO_LONG
-            yield line, last and not terminated and f.newest
+            yield line, last and not terminated and f.newest, starts[k]
             last = False
             pending, dropping = b"", False
         if not dropping:
@@ -397,7 +427,7 @@ def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool]]:
             if len(pending) > LINE_CAP:
                 dropping, pending = True, b""
     if f.size:  # the file's first line
-        yield (_TOO_LONG if dropping else pending), last and not terminated and f.newest
+        yield (_TOO_LONG if dropping else pending), last and not terminated and f.newest, 0
 
 
 # -- the folder and its files, as the writer trusts them ------------------------------
