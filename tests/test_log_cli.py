@@ -410,3 +410,11 @@ def test_message_and_profile_complete_from_the_registry(tmp_path: Path) -> None:
     assert bash("oauthcli log --message a", registry) == ["acme"]
     assert bash("oauthcli log --profile ", registry) == ["acme"]
     assert "--failed" in bash("oauthcli log --", registry)
+
+
+def test_har_to_dev_stdout_and_to_a_home_that_does_not_exist(logdir: Path) -> None:
+    write_log(logdir, {"outbound.jsonl": [record()]})
+    done = oauthcli("log", "--har", "/dev/stdout")
+    assert done.code == 0 and json.loads(done.out)["log"]["entries"], done
+    done = oauthcli("log", "--har", "~no-such-user-here/x.har")
+    assert done.code == 3 and "cannot write the HAR file ~no-such-user-here/x.har" in done.err

@@ -438,3 +438,31 @@ def test_chromium_replays_the_archive(tmp_path: Path) -> None:
         "body": "try later",
     }  # fmt: skip
     assert "error" in missing_one  # notFound: abort: nothing left the browser
+
+
+def test_times_at_the_end_of_the_calendar_do_not_overflow() -> None:
+    late = record(
+        time="9999-12-31T23:59:59.999Z",
+        token_requests=[{"url": TOKEN_URL, "method": "POST", "elapsed_ms": 10**15}],
+    )
+    token, call = entries(late)
+    assert token["startedDateTime"] == call["startedDateTime"] == "9999-12-31T23:59:59.999Z"
+
+
+def test_save_into_a_pipe_writes_through_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def drain() -> None:
+        with open(fifo, "rb") as f:
+            got.append(f.read())
+
+    import threading
+
+    reading = threading.Thread(target=drain)
+    reading.start()
+    assert har.save([rec(record())], fifo) == 2
+    reading.join(10)
+    VALIDATOR.validate(json.loads(got[0]))
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still the pipe, not replaced

@@ -109,7 +109,10 @@ def _write_har(target: str, records: Iterable[Record]) -> None:
         har.write(records, out)
         out.close()
         return
-    path = Path(target).expanduser()
+    try:
+        path = Path(target).expanduser()
+    except RuntimeError:  # '~nosuchuser/x': a name like any other
+        path = Path(target)
     count = har.save(records, path)
     console.err(f"wrote {count} HAR entr{'y' if count == 1 else 'ies'} to {path}")
 

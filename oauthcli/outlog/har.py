@@ -13,7 +13,8 @@ decisions, attempts, exit code and error. Every value comes from the record as t
 writer masked it; nothing is decoded but a URL's query string.
 
 The archive is written entry by entry (:func:`write`), never built whole, and saved
-atomically, 0600, since it holds headers (:func:`save`).
+atomically, 0600, since it holds headers (:func:`save`); into a pipe or a device
+(``/dev/stdout``, ``>(gzip > x)``) it is written as it goes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -71,7 +73,7 @@ def entries(record: Record) -> list[dict[str, Any]]:
         facts["decisions"] = decisions
         entry = _entry(exchange, started, facts)
         found.append(entry)
-        start = started + timedelta(milliseconds=entry["time"])
+        start = _after(started, entry["time"])
     if data.get("kind") != "token" and _text(data.get("url")):
         facts = {key: data[key] for key in _CALL_FACTS if key in data}
         facts["decisions"] = decisions
@@ -81,6 +83,13 @@ def entries(record: Record) -> list[dict[str, Any]]:
 
 class Writer(Protocol):
     def write(self, text: str, /) -> int: ...
+
+
+def _after(started: datetime, ms: float) -> datetime:
+    try:
+        return started + timedelta(milliseconds=ms)
+    except OverflowError:  # a time near year 9999, or an elapsed time beyond reason
+        return started
 
 
 def write(records: Iterable[Record], out: Writer) -> int:
@@ -100,8 +109,14 @@ def save(records: Iterable[Record], path: Path) -> int:
     """Write the archive to ``path`` atomically (a temporary file beside it, mode 0600,
     renamed over it); how many entries. RegistryError naming the path if it cannot be."""
     folder = path.parent
-    if path.is_dir():
+    try:
+        st = os.stat(path)
+    except OSError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise _unwritable(path, "it is a folder")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        return _into(records, path)  # /dev/stdout, a FIFO, >(gzip): written as it is
     tmp = folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
     try:
         fd = os.open(
@@ -124,6 +139,16 @@ def save(records: Iterable[Record], path: Path) -> int:
             raise _unwritable(path, exc.strerror or str(exc)) from None
         raise
     return count
+
+
+def _into(records: Iterable[Record], path: Path) -> int:
+    """Write the archive into what ``path`` already is: a pipe or a device."""
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            return write(records, out)
+    except OSError as exc:
+        raise _unwritable(path, exc.strerror or str(exc)) from None
 
 
 def _unwritable(path: Path, why: str) -> RegistryError:
