@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from oauthcli.errors import ExitCode, UsageError
-from oauthcli.outlog.reader import OutboundLog, Record, Selection, log_folder
+from oauthcli.outlog.place import log_dir
+from oauthcli.outlog.reader import OutboundLog, Record, Selection
 from oauthcli.present import console
 
 
@@ -33,7 +34,7 @@ def log_command(
     if har == "":
         raise UsageError("--har takes a file name, or '-' for standard output")
     selection = Selection(message=message, profile=profile, failed=failed)
-    folder = log_folder()
+    folder = log_dir()
     log = OutboundLog.open(folder)
     if log is None:
         console.err(

@@ -1,9 +1,10 @@
 """Reading the outbound log (``oauthcli log``): its files oldest first, streamed and bounded.
 
 The log is ``outbound.jsonl`` and its rotated files ``outbound.jsonl.1`` (the newest) to
-``.5`` in the log folder (``docs/outbound-log.md``). :meth:`OutboundLog.open` checks the
-folder and each file as the writer does (ours, not writable by group or others, no
-symbolic link: else a :class:`~oauthcli.errors.RegistryError` naming it, exit 3) and opens
+``.5`` in the log folder (``docs/outbound-log.md``; names and trust rules from
+:mod:`oauthcli.outlog.place`). :meth:`OutboundLog.open` checks the folder and each file as
+the writer does (ours, not writable by group or others, a file never a symbolic link:
+else a :class:`~oauthcli.errors.RegistryError` naming it, exit 3) and opens
 them all at once under a shared lock of ``outbound.lock``, the lock the writer holds to
 rotate, so that a rotation meanwhile neither hides a file nor shows one twice; what
 follows reads the open handles.
@@ -18,59 +19,31 @@ line without its newline that does not parse is one being written: skipped, not 
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import stat
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from oauthcli.errors import RegistryError
+from oauthcli.outlog import place
 
 #: The record format this reader knows (the ``v`` member).
-VERSION = 1
-CURRENT = "outbound.jsonl"
-BACKUPS = 5
-LOCK = "outbound.lock"
+VERSION = place.FORMAT_VERSION
 #: A line longer than this is not a record (the writer's bodies are cut at 64 KiB each).
 LINE_CAP = 1 << 20
 _BLOCK = 1 << 16
 #: How long to wait for a writer's rotation before opening the files regardless.
 _LOCK_WAIT_S = 2.0
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
-
-
-def log_folder() -> Path:
-    """``$OAUTHCLI_LOG_DIR``, else the platform's user state folder for oauthcli, plus ``log``."""
-    configured = os.environ.get("OAUTHCLI_LOG_DIR")
-    try:
-        if configured:
-            return Path(configured).expanduser()
-        if sys.platform.startswith("linux"):
-            xdg = os.environ.get("XDG_STATE_HOME", "")
-            base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
-            return base / "oauthcli" / "log"
-    except RuntimeError as exc:  # '~nobody/x', or no $HOME and no passwd entry
-        where = f"OAUTHCLI_LOG_DIR={configured!r}" if configured else "the outbound log folder"
-        raise RegistryError(
-            f"{where} cannot be found ({exc}); set OAUTHCLI_LOG_DIR to a folder of your own"
-        ) from None
-    import platformdirs
-
-    return platformdirs.user_state_path("oauthcli", appauthor=False) / "log"
-
-
-def file_names() -> list[str]:
-    """The log's files, oldest first: ``outbound.jsonl.5`` … ``.1``, ``outbound.jsonl``."""
-    return [f"{CURRENT}.{n}" for n in range(BACKUPS, 0, -1)] + [CURRENT]
+_LOCK_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 @dataclass(frozen=True)
@@ -131,9 +104,13 @@ class _Counts:
 @dataclass
 class _File:
     path: Path
-    fd: int
+    handle: BinaryIO
     size: int
     newest: bool  # the current file, whose last line may still be being written
+
+    @property
+    def fd(self) -> int:
+        return self.handle.fileno()
 
 
 class _Later:
@@ -165,39 +142,38 @@ class OutboundLog:
         Raises RegistryError when the folder or a file of the log is not ours, is
         writable by group or others, is a symbolic link or is not a regular file.
         """
-        dirfd = _open_folder(folder)
-        if dirfd is None:
+        if not place.check_folder(folder):
+            if os.path.lexists(folder):
+                raise RegistryError(
+                    f"{place.LOG.what} {folder} is not a folder; oauthcli uses only a folder "
+                    f"of your own: set {place.LOG.variable} to one"
+                )
             return None
         files: list[_File] = []
         try:
-            with _SharedLock(dirfd):
+            with _SharedLock(folder):
                 seen: set[tuple[int, int]] = set()
-                for name in file_names():
-                    opened = _open_file(dirfd, folder / name)
-                    if opened is None:
+                for name in place.file_names():
+                    handle = place.open_for_reading(folder, name)
+                    if handle is None:
                         continue
-                    fd, st = opened
+                    st = os.fstat(handle.fileno())
                     if (st.st_dev, st.st_ino) in seen:  # the same file under two names
-                        os.close(fd)
+                        handle.close()
                         continue
                     seen.add((st.st_dev, st.st_ino))
-                    files.append(_File(folder / name, fd, st.st_size, name == CURRENT))
+                    files.append(_File(folder / name, handle, st.st_size, name == place.CURRENT))
         except BaseException:
             for f in files:
-                os.close(f.fd)
+                f.handle.close()
             raise
-        finally:
-            os.close(dirfd)
         if not files:
             return None
         return cls(folder, files)
 
     def close(self) -> None:
         for f in self._files:
-            try:
-                os.close(f.fd)
-            except OSError:
-                pass
+            f.handle.close()
         self._files = []
 
     def __enter__(self) -> OutboundLog:
@@ -430,97 +406,14 @@ def _lines_backward(f: _File) -> Iterator[tuple[bytes | _TooLong, bool, int]]:
         yield (_TOO_LONG if dropping else pending), last and not terminated and f.newest, 0
 
 
-# -- the folder and its files, as the writer trusts them ------------------------------
-
-
-def _open_folder(folder: Path) -> int | None:
-    """A handle of the log folder, or None when there is none; raises when it is not ours."""
-    try:
-        link = os.lstat(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise _untrusted(folder, f"cannot be examined ({exc.strerror or exc})") from None
-    if stat.S_ISLNK(link.st_mode):
-        raise _untrusted(folder, f"is a symbolic link (to {_target(folder)})")
-    if not stat.S_ISDIR(link.st_mode):
-        raise _untrusted(folder, "is not a folder")
-    try:
-        fd = os.open(folder, _FOLDER_FLAGS)
-    except OSError as exc:
-        raise _untrusted(folder, f"cannot be opened ({exc.strerror or exc})") from None
-    try:
-        problem = _problem(os.fstat(fd), "folder")
-    except BaseException:
-        os.close(fd)
-        raise
-    if problem:
-        os.close(fd)
-        raise _untrusted(folder, problem)
-    return fd
-
-
-def _open_file(dirfd: int, path: Path) -> tuple[int, os.stat_result] | None:
-    try:
-        fd = os.open(path.name, _FILE_FLAGS, dir_fd=dirfd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _untrusted(path, f"is a symbolic link (to {_target(path)})") from None
-        raise _untrusted(path, f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        st = os.fstat(fd)
-        problem = _problem(st, "file")
-    except BaseException:
-        os.close(fd)
-        raise
-    if problem:
-        os.close(fd)
-        raise _untrusted(path, problem)
-    return fd, st
-
-
-def _problem(st: os.stat_result, what: str) -> str | None:
-    if what == "file" and not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if not hasattr(os, "getuid"):
-        return None  # Windows: no owner or mode bits to go by
-    uid = os.getuid()
-    if st.st_uid != uid:
-        return f"belongs to uid {st.st_uid}, not to you (uid {uid})"
-    loose = st.st_mode & 0o022
-    if loose:
-        who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if loose & bit)
-        return (
-            f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}), so records in it "
-            "could be planted"
-        )
-    return None
-
-
-def _target(path: Path) -> str:
-    try:
-        return os.readlink(path)
-    except OSError:
-        return "somewhere"
-
-
-def _untrusted(path: Path, why: str) -> RegistryError:
-    return RegistryError(
-        f"the outbound log {path} {why}; oauthcli reads only a log folder and files of "
-        "your own (set OAUTHCLI_LOG_DIR to another folder)"
-    )
-
-
 class _SharedLock:
-    """``outbound.lock`` held shared while the files are opened: the writer holds it
+    """``outbound.lock`` (never through a link) held shared while the files are opened: the writer holds it
     exclusively to rotate. Without the file (or a lock to wait for, within
     :data:`_LOCK_WAIT_S`, or a platform without ``flock``) the files are opened regardless:
     a record can then at worst be missed or shown twice, never misread."""
 
-    def __init__(self, dirfd: int) -> None:
-        self._dirfd = dirfd
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / place.LOCK
         self._fd: int | None = None
 
     def __enter__(self) -> None:
@@ -529,7 +422,7 @@ class _SharedLock:
         except ImportError:
             return
         try:
-            fd = os.open(LOCK, _FILE_FLAGS, dir_fd=self._dirfd)
+            fd = os.open(self._path, _LOCK_FLAGS)
         except OSError:
             return
         deadline = time.monotonic() + _LOCK_WAIT_S
