@@ -182,10 +182,6 @@ class OutboundLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def paths(self) -> list[Path]:
-        return [f.path for f in self._files]
-
     def records(self, selection: Selection | None = None) -> Iterator[Record]:
         """Every record that ``selection`` keeps, oldest first, read as it is consumed."""
         for f in self._files:
