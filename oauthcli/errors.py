@@ -9,8 +9,9 @@ error boundary turns it into one line on stderr and ``exit_code``::
     ├── RegistryError             (3) bad YAML, unknown key, missing variable,
     │   └── RegistryProblems          unset ${env:…}; carries every Problem found
     ├── TokenError                (6) no token: a lock timeout, a sign-in that did not come,
-    │   └── TokenEndpointError        the token endpoint refused, answered garbage, unreachable
-    │       └── GrantError            ... as Authlib's call of it reported (retry_after of a 429/503)
+    │   ├── TokenEndpointError        the token endpoint refused, answered garbage, unreachable
+    │   │   └── GrantError            ... as Authlib's call of it reported (retry_after of a 429/503)
+    │   └── SignInNeeded              a person must sign in and the caller bars it (doctor)
     ├── NetworkError              (7) the API could not be reached
     └── HTTPStatusError           (4/5) the API answered 4xx/5xx; raised only by the Python
                                   API's Response.raise_for_status(), the CLI's explanation
@@ -188,6 +189,15 @@ class GrantError(TokenEndpointError):
     ) -> None:
         super().__init__(message, error=error, transient=transient)
         self.retry_after = retry_after
+
+
+class SignInNeeded(TokenError):
+    """A grant needs a person to sign in and the caller said none may start
+    (:func:`oauthcli.tokens.signin.using` with ``sign_in=False``: ``oauthcli doctor``)."""
+
+    def __init__(self, message: str, *, profile: str) -> None:
+        super().__init__(message)
+        self.profile = profile
 
 
 class NetworkError(OAuthCliError):

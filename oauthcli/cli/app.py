@@ -473,6 +473,28 @@ def log(
     )
 
 
+@app.command()
+def doctor(
+    target: Annotated[str, typer.Argument(metavar="PROFILE|MESSAGE[.METHOD]")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Get a new token even if a cached one is valid.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+    var: Annotated[
+        list[str] | None,
+        typer.Option("--var", "-V", metavar="NAME=VALUE", help="A call variable (repeatable)."),
+    ] = None,
+) -> None:
+    """Check why a profile or message does not work: DNS, TLS, discovery, clock, token, call."""
+    from oauthcli.cli.doctor import doctor_command
+
+    raise typer.Exit(
+        doctor_command(
+            open_registry(), target, force=force, as_json=as_json, variables=parse_vars(var or [])
+        )
+    )
+
+
 def _finite(value: float | None) -> float | None:
     """click's FloatRange lets nan through: every comparison with it is false."""
     if value is not None and value != value:

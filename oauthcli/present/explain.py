@@ -21,6 +21,8 @@ from oauthcli.auth.oauth2 import OAuth2Auth
 
 if TYPE_CHECKING:
     from oauthcli.auth.base import Auth
+    from oauthcli.request.resolved import ResolvedProfile
+    from oauthcli.tokens.model import Token
     from oauthcli.transport.sending import Result
 
 _PARAM = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
@@ -334,9 +336,54 @@ def _token_lines(
     result: Result, challenge: dict[str, str], now: float, needed: list[str] | None = None
 ) -> list[str]:
     """The token's identity, audience, scope and expiry, and what disagrees with the call."""
-    token = result.token
-    if token is None:
+    if result.token is None:
         return []
+    auth = result.request.auth
+    profile = auth.profile if isinstance(auth, OAuth2Auth) else None
+    return token_lines(result.token, result.url, profile, now, challenge=challenge, needed=needed)
+
+
+def token_lines(
+    token: Token,
+    url: str | None,
+    profile: ResolvedProfile | None,
+    now: float,
+    *,
+    challenge: Mapping[str, str] | None = None,
+    needed: list[str] | None = None,
+) -> list[str]:
+    """:func:`token_findings` as the lines of an explanation."""
+    found = token_findings(token, url, profile, now, challenge=challenge, needed=needed)
+    return [f"  {found.summary}", *(f"  - {p}" for p in found.problems)]
+
+
+@dataclass(frozen=True)
+class TokenFindings:
+    """What a token says of itself (``summary``: kind, type, issuer, aud, scope, expiry) and
+    each way it disagrees with a call to ``url`` for ``profile`` (``problems``); ``missing``
+    are the scopes asked for (by the API or the profile) that the token lacks."""
+
+    summary: str
+    problems: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+
+
+def token_findings(
+    token: Token,
+    url: str | None,
+    profile: ResolvedProfile | None,
+    now: float,
+    *,
+    challenge: Mapping[str, str] | None = None,
+    needed: list[str] | None = None,
+) -> TokenFindings:
+    """The token's claims against the call: its ``aud`` against the host of ``url`` (None:
+    no call), the scopes ``needed`` (else the challenge's) and the profile's ``scope``
+    against what was granted, its expiry and ``nbf``/``iat`` against this machine's clock.
+
+    Shared by the 401/403 explanation and ``oauthcli doctor``; never holds the token itself.
+    """
+    challenge = challenge or {}
     claims = jwt_claims(token.access_token.reveal()) or {}
     facts: list[str] = []
     for label, key in (("issuer", "iss"), ("subject", "sub"), ("client", "client_id")):
@@ -358,37 +405,39 @@ def _token_lines(
         left = exp - now
         facts.append(f"expires in {_span(left)}" if left >= 0 else f"expired {_span(-left)} ago")
     kind = "JWT" if claims else "opaque"
-    lines = [f"  token ({kind}, {token.token_type}): {', '.join(facts)}"]
+    summary = f"token ({kind}, {token.token_type}): {', '.join(facts)}"
 
-    host = urlsplit(result.url).netloc
-    if auds and not any(_aud_matches(a, result.url) for a in auds):
-        lines.append(f"  - the token's aud is {' '.join(auds)} but you are calling host {host}")
+    problems: list[str] = []
+    missing: list[str] = []
+    if url is not None and auds and not any(_aud_matches(a, url) for a in auds):
+        host = urlsplit(url).netloc
+        problems.append(f"the token's aud is {' '.join(auds)} but you are calling host {host}")
     if needed is None:
         needed = challenge.get("scope", "").split()
     if needed and scope_known:
-        missing = [s for s in needed if s not in scopes]
-        for scope in missing:
-            lines.append(f"  - scope {scope} is not in the token")
-    auth = result.request.auth
-    profile = auth.profile if isinstance(auth, OAuth2Auth) else None
+        for scope in needed:
+            if scope not in scopes:
+                missing.append(scope)
+                problems.append(f"scope {scope} is not in the token")
     if profile is not None and profile.scope and scopes:
         asked = [s for s in " ".join(profile.scope).split() if s not in scopes]
         if asked:
-            lines.append(f"  - the profile asks for scope {' '.join(asked)} but it was not granted")
+            missing += [s for s in asked if s not in missing]
+            problems.append(f"the profile asks for scope {' '.join(asked)} but it was not granted")
     if exp is not None and exp < now:
-        lines.append(f"  - token expired {_span(now - exp)} ago: check the clock")
+        problems.append(f"token expired {_span(now - exp)} ago: check the clock")
     nbf = claims.get("nbf", claims.get("iat"))
     if isinstance(nbf, (int, float)) and nbf > now + 5:
-        lines.append(
-            f"  - token is not valid for another {_span(nbf - now)}: check this machine's clock"
+        problems.append(
+            f"token is not valid for another {_span(nbf - now)}: check this machine's clock"
         )
     if challenge.get("error") == "invalid_token" and exp is not None and exp > now:
         if "expir" in challenge.get("error_description", "").lower():
-            lines.append(
-                f"  - the API says expired, but by this machine's clock it has {_span(exp - now)} "
+            problems.append(
+                f"the API says expired, but by this machine's clock it has {_span(exp - now)} "
                 "left: check the clock"
             )
-    return lines
+    return TokenFindings(summary, tuple(problems), tuple(missing))
 
 
 def _aud_matches(aud: str, url: str) -> bool:

@@ -88,6 +88,7 @@ def authorize(
     :mod:`oauthcli.tokens.signin`): this module prints nothing itself.
     """
     assert profile.authorization_url is not None and profile.redirect_url is not None
+    signin.refuse_if_barred(profile.name, "through a browser (authorization_code)")
     if not interactive():
         raise TokenError(
             f"profile '{profile.name}' signs in through a browser (authorization_code) and "

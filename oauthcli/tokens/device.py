@@ -159,6 +159,7 @@ def poll(
 
 
 def _refuse_unattended(profile: ResolvedProfile) -> None:
+    signin.refuse_if_barred(profile.name, "with a device code (device_code)")
     settings = signin.settings()
     if settings.wait:
         return

@@ -177,10 +177,8 @@ def hint(profile: ResolvedProfile, exc: GrantError) -> GrantError:
     when its metadata lists them without the profile's ``client_auth``; else ``exc``."""
     if exc.error != "invalid_client" or profile.metadata is None:
         return exc
-    listed = profile.metadata.get("token_endpoint_auth_methods_supported")
-    methods = tuple(listed) if isinstance(listed, list) else _DEFAULT_METHODS
-    wire = _WIRE_METHODS.get(profile.client_auth, profile.client_auth)
-    if wire in methods:
+    methods = auth_methods(profile.metadata)
+    if wire_method(profile.client_auth) in methods:
         return exc
     known_methods = ", ".join(_clean(m, 40) for m in methods[:12]) or "none listed"
     hinted = GrantError(
@@ -193,18 +191,41 @@ def hint(profile: ResolvedProfile, exc: GrantError) -> GrantError:
     return hinted
 
 
+def auth_methods(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The client auth methods the server takes: its list, else RFC 8414's default."""
+    listed = metadata.get("token_endpoint_auth_methods_supported")
+    return tuple(listed) if isinstance(listed, list) else _DEFAULT_METHODS
+
+
+def wire_method(client_auth: str) -> str:
+    """What ``token_endpoint_auth_methods_supported`` calls a ``client_auth`` of oauthcli."""
+    return _WIRE_METHODS.get(client_auth, client_auth)
+
+
 # -- the fetch -------------------------------------------------------------------------------
 
 
-def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
-    """The issuer's checked metadata, asked for at each well-known URL in turn."""
+def fetch(profile: ResolvedProfile, trace: Trace, *, at: str | None = None) -> dict[str, Any]:
+    """The issuer's checked metadata, asked for at each well-known URL in turn.
+
+    ``at``: look for metadata at this origin instead (``oauthcli doctor`` for a profile
+    without ``issuer``); the document may then name any issuer, and is checked otherwise.
+    """
     import requests
 
     from oauthcli.transport.adapter import PooledAdapter
     from oauthcli.transport.http import DEFAULT_HEADERS
 
-    assert profile.issuer
+    issuer = at or profile.issuer
+    assert issuer
     what = f"discovery for profile '{profile.name}'"
+    if not profile.tls.verify:
+        import warnings
+
+        from urllib3.exceptions import InsecureRequestWarning
+
+        # oauthcli prints its own warning for verify: false (as the token endpoint's does).
+        warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     session = requests.Session()
     session.headers["User-Agent"] = DEFAULT_HEADERS["User-Agent"]
     session.headers["Accept"] = "application/json"
@@ -213,7 +234,7 @@ def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
     misses: list[str] = []
     transient = False
     try:
-        for url in well_known(profile.issuer):
+        for url in well_known(issuer):
             try:
                 data = _transport(
                     profile, what, url, partial(_get, session, profile, url, trace, what)
@@ -222,13 +243,12 @@ def fetch(profile: ResolvedProfile, trace: Trace) -> dict[str, Any]:
                 misses.append(f"{url} {miss}")
                 transient = transient or miss.transient
                 continue
-            trace.note(f"discovery: metadata of issuer {profile.issuer} from {url}")
-            return _checked(profile, data, url, what)
+            trace.note(f"discovery: metadata of issuer {issuer} from {url}")
+            return _checked(profile, data, url, what, any_issuer=at is not None)
     finally:
         session.close()
     raise GrantError(
-        f"{what} failed: issuer {profile.issuer} serves no metadata: {'; '.join(misses)}; "
-        "check issuer",
+        f"{what} failed: issuer {issuer} serves no metadata: {'; '.join(misses)}; check issuer",
         transient=transient,
     )
 
@@ -336,20 +356,27 @@ def _bounded(resp: requests.Response, url: str, what: str) -> bytes:
     return body
 
 
-def _checked(profile: ResolvedProfile, data: Any, url: str, what: str) -> dict[str, Any]:
+def _checked(
+    profile: ResolvedProfile, data: Any, url: str, what: str, *, any_issuer: bool = False
+) -> dict[str, Any]:
     """The members oauthcli uses, each checked; a GrantError for a document not to trust."""
     if not isinstance(data, dict):
         raise GrantError(f"{what} failed: {url} answered JSON that is not an object")
-    problem = _problem(profile, data)
+    problem = _problem(profile, data, any_issuer=any_issuer)
     if problem:
         raise GrantError(f"{what} failed: {url} {problem}")
     return _kept(data)
 
 
-def _problem(profile: ResolvedProfile, data: Mapping[str, Any]) -> str | None:
+def _problem(
+    profile: ResolvedProfile, data: Mapping[str, Any], *, any_issuer: bool = False
+) -> str | None:
     """Why the document is not the issuer's usable metadata, or None."""
     theirs = data.get("issuer")
-    if theirs != profile.issuer:
+    if any_issuer:  # a document found by looking, not one named by the profile's issuer
+        if not isinstance(theirs, str) or _url_problem(theirs, True):
+            return "names no usable issuer"
+    elif theirs != profile.issuer:
         said = _clean(theirs, 120) if isinstance(theirs, str) else "no issuer"
         return (
             f"names issuer {said}, not {profile.issuer}: RFC 8414 §3.3 wants them "

@@ -36,6 +36,9 @@ class Settings:
     wait: bool = False
     #: Open the system browser (``--no-browser``: print the URL only).
     browser: bool = True
+    #: A person may be asked to sign in at all; False (``oauthcli doctor``): a grant that
+    #: needs one raises :class:`~oauthcli.errors.SignInNeeded` before it shows or opens anything.
+    sign_in: bool = True
 
 
 _settings = Settings()
@@ -59,7 +62,11 @@ def settings() -> Settings:
 
 @contextmanager
 def using(
-    *, show: Show | None = None, wait: bool | None = None, browser: bool | None = None
+    *,
+    show: Show | None = None,
+    wait: bool | None = None,
+    browser: bool | None = None,
+    sign_in: bool | None = None,
 ) -> Iterator[None]:
     """Change what is given (not None) while the block runs; the rest stays as it was.
 
@@ -71,6 +78,7 @@ def using(
         show=before.show if show is None else show,
         wait=before.wait if wait is None else wait,
         browser=before.browser if browser is None else browser,
+        sign_in=before.sign_in if sign_in is None else sign_in,
     )
     try:
         yield
@@ -83,6 +91,18 @@ def shown_by(show: Show) -> Iterator[None]:
     """Send the lines for the user to ``show`` while the block runs (the CLI's command)."""
     with using(show=show):
         yield
+
+
+def refuse_if_barred(profile_name: str, how: str) -> None:
+    """Raise :class:`~oauthcli.errors.SignInNeeded` when no sign-in may start now."""
+    if not _settings.sign_in:
+        from oauthcli.errors import SignInNeeded
+
+        raise SignInNeeded(
+            f"profile '{profile_name}' signs in {how} and no token is cached; "
+            f"sign in first: oauthcli get-token {profile_name}",
+            profile=profile_name,
+        )
 
 
 def interactive() -> bool:
