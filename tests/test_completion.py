@@ -148,6 +148,12 @@ def test_profiles_environments_and_shown_names(registry: Path) -> None:
     assert bash("oauthcli --env p", registry) == ["prod"]
     assert bash("oauthcli show i", registry) == ["incidents", "items"]
     assert bash("oauthcli show a", registry) == ["acme", "acme-prod"]
+    assert bash("oauthcli doctor a", registry) == ["acme", "acme-prod"]
+    assert bash("oauthcli doctor incidents.", registry) == [
+        "incidents.create",
+        "incidents.get",
+        "incidents.list",
+    ]
     assert bash("oauthcli list ", registry) == ["profiles", "messages", "environments"]
     assert bash("oauthcli schema ", registry) == ["profile", "message", "environment"]
     assert bash("oauthcli completion ", registry) == ["bash", "zsh", "fish"]

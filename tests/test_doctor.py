@@ -768,3 +768,31 @@ def test_without_issuer_metadata_that_names_none_is_skipped(
     assert got.code == 0, got
     [line] = lines(got, "discovery")
     assert line.startswith("skip") and "names no usable issuer" in line
+
+
+def test_a_netrc_entry_for_the_servers_host_is_never_sent(
+    tmp_path: Path, token_api: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass-9\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    root = issuer_registry(tmp_path, token_api, metadata(token_api.base))
+    got = doctor(root, "acme")
+    assert got.code == 0, got
+    gets = [r for r in token_api.requests if r.method == "GET"]
+    assert {r.path for r in gets} >= {"/.well-known/oauth-authorization-server", "/token"}
+    assert all("authorization" not in r.headers for r in gets), gets
+
+
+def test_a_server_that_does_not_speak_tls_is_not_asked_again(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    root = make_registry(
+        tmp_path,
+        {"profiles/acme.yaml": profile_yaml(f"https://127.0.0.1:{loopback.port}/token")},
+    )
+    got = doctor(root, "acme")
+    assert got.code == 7, got
+    for name in ("discovery", "clock", "token"):
+        assert lines(got, name)[0].startswith("skip"), got.out

@@ -118,6 +118,7 @@ COMPLETERS: dict[tuple[str, str], Names] = {
     ("send", "method"): methods,
     ("send", "profile"): _names("profiles"),
     ("show", "name"): shown,
+    ("doctor", "target"): shown,
     ("get-token", "profile"): _names("profiles"),
     ("token clear", "profile"): _names("profiles"),
     ("token revoke", "profile"): _names("profiles"),

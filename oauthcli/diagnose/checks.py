@@ -306,8 +306,7 @@ class _Doctor:
         cert = result.certificate
         facts = _cert_facts(cert, result.version)
         if result.error is not None and result.verify_code is None:
-            if not result.connected:
-                self.unreachable[where] = result.error
+            self.unreachable[where] = result.error if not result.connected else "no TLS (see tls)"
             hint = (
                 f"check tls in {_file(e.source)}"
                 if "TLS settings" in result.error

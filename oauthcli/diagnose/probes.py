@@ -253,6 +253,7 @@ def dated(url: str, tls: ResolvedTLS, timeout: float) -> Dated:
     from oauthcli.transport.http import DEFAULT_HEADERS, describe_failure, innermost
 
     session = requests.Session()
+    session.auth = _no_credentials  # else requests would send a ~/.netrc entry
     session.headers["User-Agent"] = DEFAULT_HEADERS["User-Agent"]
     session.mount("https://", PooledAdapter())
     session.mount("http://", PooledAdapter())
@@ -313,3 +314,8 @@ def dated(url: str, tls: ResolvedTLS, timeout: float) -> Dated:
         uncertainty=(ended - started) / 2 + 0.5,
         headers=headers,
     )
+
+
+def _no_credentials(request: Any) -> Any:
+    """An auth that adds nothing: requests then reads no ``~/.netrc`` (SPEC §3)."""
+    return request

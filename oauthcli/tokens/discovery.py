@@ -227,6 +227,7 @@ def fetch(profile: ResolvedProfile, trace: Trace, *, at: str | None = None) -> d
         # oauthcli prints its own warning for verify: false (as the token endpoint's does).
         warnings.filterwarnings("ignore", category=InsecureRequestWarning)
     session = requests.Session()
+    session.auth = _no_credentials  # else requests sends a ~/.netrc entry for the issuer's host
     session.headers["User-Agent"] = DEFAULT_HEADERS["User-Agent"]
     session.headers["Accept"] = "application/json"
     session.mount("https://", PooledAdapter())
@@ -251,6 +252,11 @@ def fetch(profile: ResolvedProfile, trace: Trace, *, at: str | None = None) -> d
         f"{what} failed: issuer {issuer} serves no metadata: {'; '.join(misses)}; check issuer",
         transient=transient,
     )
+
+
+def _no_credentials(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An auth that adds nothing: metadata is public, and a ``~/.netrc`` entry is never sent."""
+    return request
 
 
 def _transport(profile: ResolvedProfile, what: str, url: str, fn: Callable[[], Any]) -> Any:
