@@ -796,3 +796,36 @@ def test_a_server_that_does_not_speak_tls_is_not_asked_again(
     assert got.code == 7, got
     for name in ("discovery", "clock", "token"):
         assert lines(got, name)[0].startswith("skip"), got.out
+
+
+def test_methods_with_their_own_auth_are_each_checked_with_theirs(
+    tmp_path: Path, token_api: LoopbackServer
+) -> None:
+    token_api.routes["/token"] = dated(token_answer())
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/acme.yaml": profile_yaml(token_api.url("/token")),
+            "profiles/other.yaml": profile_yaml(token_api.url("/token")).replace(
+                "client_id: app", "client_id: other"
+            ),
+            "messages/mixed.yaml": (
+                f"endpoint: {token_api.url('/api/items')}\n"
+                "auth: {type: basic, username: u, password: doctor-basic-pw}\n"
+                "methods:\n"
+                "  plain: {http_method: GET}\n"
+                "  first: {http_method: GET, auth: {type: oauth2, profile: acme}}\n"
+                "  second: {http_method: GET, auth: {type: oauth2, profile: other}}\n"
+            ),
+        },
+    )
+    got = doctor(root, "mixed")
+    assert got.code == 0, got
+    assert "auth basic" in lines(got, "registry")[0]
+    assert "cached" in lines(got, "token")[0] or "new from" in lines(got, "token")[0]
+    first, second = lines(got, "call")
+    assert first.startswith("pass") and "mixed.first" in first
+    assert second.startswith("skip") and "oauthcli doctor other" in second
+    assert len(lines(got, "dry run")) == 3
+    assert "doctor-basic-pw" not in got.both
+    assert [r.path for r in token_api.requests if r.path.startswith("/api")] == []

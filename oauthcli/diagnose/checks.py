@@ -117,9 +117,8 @@ class _Doctor:
         if self.profile is not None:
             yield from self.obtain(self.profile)
         elif self.calls:
-            yield self.check(
-                "token", "skip", f"the message uses auth {self.calls[0][1].auth.type}, no token"
-            )
+            kinds = ", ".join(dict.fromkeys(r.auth.type for _, r in self.calls))
+            yield self.check("token", "skip", f"the message uses auth {kinds}: no OAuth token")
         for label, req in self.calls:
             yield from self.call(label, req)
 
@@ -159,9 +158,12 @@ class _Doctor:
                 from oauthcli.auth import OAuth2Auth
 
                 first = self.calls[0][1].auth
-                self.profile = first.profile if isinstance(first, OAuth2Auth) else None
+                # The token checked is the first oauth2 method's (a method may have its own auth).
+                self.profile = next(
+                    (r.auth.profile for _, r in self.calls if isinstance(r.auth, OAuth2Auth)), None
+                )
                 auth = f"auth {first.type}" + (
-                    f" with profile {self.profile.name}" if self.profile is not None else ""
+                    f" with profile {first.profile.name}" if isinstance(first, OAuth2Auth) else ""
                 )
                 names = ", ".join(label for label, _ in self.calls)
                 yield self.check(
@@ -633,6 +635,13 @@ class _Doctor:
             return self.check("call", "skip", f"{label}: no token to compare (see token)")
         assert isinstance(req.auth, OAuth2Auth)
         profile = req.auth.profile
+        if self.profile is None or profile.name != self.profile.name:
+            return self.check(
+                "call",
+                "skip",
+                f"{label}: sent with profile {profile.name}, not {getattr(self.profile, 'name', '')}",
+                f"oauthcli doctor {profile.name} checks its token",
+            )
         found = token_findings(self.token, req.url, profile, clock())
         if found.problems:
             return self.check(
