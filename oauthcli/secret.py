@@ -293,6 +293,16 @@ def contains_secret(data: bytes) -> bool:
     return any(chunk.data_pattern().search(data) for chunk in _current())
 
 
+def scrub_bytes(data: bytes) -> bytes:
+    """:func:`scrub` for bytes that are not text (a binary body the outbound log keeps as
+    base64): every known secret, in each of its byte spellings, replaced by the mask."""
+    if not _known or not data:
+        return data
+    for chunk in _current():
+        data = chunk.data_pattern().sub(MASK.encode("ascii"), data)
+    return data
+
+
 def _userinfo_span(url: str, loose: bool = False) -> tuple[int, int] | None:
     """Where the password of ``scheme://user:password@host`` lies in ``url``, found
     without parsing it strictly: the URL may be invalid (a bad port, white space).

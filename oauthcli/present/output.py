@@ -14,12 +14,12 @@ import json
 import shlex
 import sys
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from oauthcli.errors import ExitCode, RegistryError
+from oauthcli.masking import mask_header, masked_headers, scrub_value
 from oauthcli.present import console
 from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.secret import MASK, scrub, url_password
@@ -41,25 +41,6 @@ _print_lock = threading.Lock()
 
 def exit_code(result: Result, no_fail: bool) -> int:
     return int(ExitCode.OK if no_fail else ExitCode.for_status(result.status))
-
-
-def mask_header(name: str, value: str, secret_names: frozenset[str]) -> str:
-    """``Authorization: Bearer ****``: the scheme stays, the credential goes."""
-    if name.lower() not in secret_names:
-        return scrub(value)
-    if name.lower() == "dpop":  # a proof: its claims and key thumbprint, never the proof
-        from oauthcli.tokens.dpop import describe_proof
-
-        claims = describe_proof(value)
-        return f"{MASK} {scrub(claims)}" if claims else MASK
-    scheme, sep, _ = value.partition(" ")
-    if name.lower() in ("authorization", "proxy-authorization") and sep and scheme.isalpha():
-        return f"{scheme} {MASK}"
-    return MASK
-
-
-def masked_headers(headers: Mapping[str, str], secret_names: frozenset[str]) -> dict[str, str]:
-    return {name: mask_header(name, value, secret_names) for name, value in headers.items()}
 
 
 def status_line(result: Result) -> str:
@@ -91,7 +72,7 @@ def show_result(
     if query is not None and query.applies_to(result):
         value = query.value(result)  # a UsageError when the body cannot be queried
         if as_json:
-            shown = {**result_object(result, body=False), "body": _scrub_value(value)}
+            shown = {**result_object(result, body=False), "body": scrub_value(value)}
             console.out(json.dumps(shown, indent=None if lines else 2, ensure_ascii=False))
         else:
             from oauthcli.present.query import render
@@ -161,7 +142,7 @@ def _json_document(body: bytes) -> Any:
 
 def _body_for_json(result: Result) -> Any:
     try:
-        return _scrub_value(body_value(result))
+        return scrub_value(body_value(result))
     except RecursionError:  # nested deeper than Python recurses: the text instead
         return scrub(result.body.decode(_charset(result), "replace"))
 
@@ -173,7 +154,7 @@ def is_json(result: Result) -> bool:
 
 def query_value(result: Result, query: Query) -> Any:
     """``--query``'s result on a success's body, secrets masked (a ``--each`` line's body)."""
-    return _scrub_value(query.value(result))
+    return scrub_value(query.value(result))
 
 
 class PageSink:
@@ -264,16 +245,6 @@ def _charset(result: Result) -> str:
                 break
             return charset
     return "utf-8"
-
-
-def _scrub_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, list):
-        return [_scrub_value(v) for v in value]
-    if isinstance(value, dict):
-        return {scrub(k): _scrub_value(v) for k, v in value.items()}
-    return value
 
 
 # -- -v ----------------------------------------------------------------------

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from oauthcli.errors import RegistryError
+from oauthcli.masking import describe, thumbprint
 from oauthcli.secret import remember
 
 if TYPE_CHECKING:
@@ -96,13 +97,6 @@ def htu(url: str) -> str:
     return urlunsplit((scheme, host, _PCT.sub(pct, parts.path) or "/", "", ""))
 
 
-def thumbprint(jwk: Mapping[str, Any]) -> str:
-    """RFC 7638 thumbprint (SHA-256) of a public EC JWK: the ``jkt`` a token is bound to."""
-    members = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
-    text = json.dumps(members, separators=(",", ":"), sort_keys=True)
-    return _b64(hashlib.sha256(text.encode()).digest())
-
-
 class DPoPKey:
     """A P-256 private key and its public JWK; makes proofs. Its repr holds no key."""
 
@@ -149,24 +143,6 @@ class DPoPKey:
             claims["nonce"] = nonce
         payload = json.dumps(claims, separators=(",", ":"))
         return jws.serialize_compact(self._header, payload, self._key, algorithms=[ALG]), claims
-
-
-def describe(claims: Mapping[str, Any], jkt: str) -> str:
-    """A proof's claims as ``-v`` and ``--dry-run`` show them (never the signed proof)."""
-    shown = " ".join(f"{k}={claims[k]}" for k in ("htm", "htu", "iat", "jti", "ath") if k in claims)
-    nonce = " nonce=(the server's)" if "nonce" in claims else ""
-    return f"(proof: {shown}{nonce} jkt={jkt})"
-
-
-def describe_proof(proof: str) -> str | None:
-    """:func:`describe` of a compact proof as it goes on the wire; None if it is not one."""
-    try:
-        head, body, _ = proof.split(".")
-        header = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        return describe(claims, thumbprint(header["jwk"]))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 # -- the key file ----------------------------------------------------------------------------
