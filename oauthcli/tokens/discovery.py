@@ -301,7 +301,7 @@ def _get(
     try:
         for _ in range(MAX_REDIRECTS + 1):
             request = session.prepare_request(requests.Request("GET", url))
-            trace.request(request, frozenset())
+            trace.token_request(request, frozenset())
             with watching(deadline):
                 resp = session.send(
                     request,
@@ -315,7 +315,7 @@ def _get(
                     body = resp._content = _bounded(resp, url, what)
                 finally:
                     resp.close()
-            trace.response(resp)
+            trace.token_response(resp)
             location = resp.headers.get("Location")
             if 300 <= resp.status_code < 400 and location:
                 target = urljoin(url, location)

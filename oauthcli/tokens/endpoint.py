@@ -142,7 +142,7 @@ class Session(OAuth2Client, requests.Session):
                 request.method or "POST", url, nonce=NONCES.get(url)
             )
             request.headers["DPoP"] = proof
-        self.trace.request(request, frozenset({"authorization", "dpop"}))
+        self.trace.token_request(request, frozenset({"authorization", "dpop"}))
         kwargs["stream"] = True
         deadline = Deadline(self.profile.timeout)
         try:
@@ -167,7 +167,7 @@ class Session(OAuth2Client, requests.Session):
             value = data.get(name) if data else None
             if isinstance(value, str):
                 remember(value)
-        self.trace.response(resp)
+        self.trace.token_response(resp)
         return resp
 
     def _timed_out(self, request: requests.PreparedRequest) -> GrantError:
