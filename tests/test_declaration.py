@@ -252,6 +252,8 @@ def _value_for(
         return 12.5
     if key.kind == "boolean":
         return not key.default
+    if key.kind == "level":
+        return key.choices[-1]
     assert key.kind in ("template", "string", "assertion"), key
     return f"v-{key.name}"
 

@@ -279,7 +279,8 @@ def test_validate_reports_schema_errors_references_and_profiles_in_one_run(
     assert result.out.splitlines() == [
         "messages/m.yaml:3: headers.X-K: environment variable E_UNSET_H is not set",
         "messages/m.yaml:4: bogus: unknown key; expected one of: name, description, methods, "
-        "headers, query, variables, timeout, retry, tls, allow_insecure_http, auth, endpoint",
+        "headers, query, variables, timeout, retry, tls, allow_insecure_http, auth, endpoint, "
+        "log_level",
         "messages/m.yaml:7: auth.profile: no profile named 'ghost'",
         "profiles/p.yaml:2: token_url: environment variable E_UNSET_URL is not set",
         f"profiles/p.yaml:4: client_secret: file nope.txt not found (looked at {root}/profiles/nope.txt)",

@@ -36,6 +36,8 @@ CLIENT_AUTHS = (
     "client_assertion",
 )
 AUTH_TYPES = ("oauth2", "basic", "bearer", "api_key", "none")
+#: The outbound log's levels (SPEC §7, docs/outbound-log.md), least first.
+LOG_LEVELS = ("off", "basic", "elevated", "all")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 HMAC_ALGS = ("HS256", "HS384", "HS512")
@@ -78,6 +80,7 @@ _JSON_TYPES: dict[str, str | list[str]] = {
     "statuses": "array",  # HTTP status codes, 100 to 599
     "mapping": "object",  # a block of its own keys (``tls``, ``retry``, ``auth``, ``methods``)
     "assertion": ["string", "object"],  # a template, or {github_actions: {audience: …}}
+    "level": ["string", "boolean"],  # one of ``choices``; false (YAML 1.1's bare off) is off
 }
 _TEMPLATE_KINDS = frozenset({"template", "words", "map", "json", "assertion"})
 #: The default ``subject_token_type`` (RFC 8693 §3).
@@ -417,6 +420,14 @@ PROFILE: tuple[Key, ...] = (
         "Permits an http:// URL to a host that is not loopback when true.",
         default=False,
     ),
+    Key(
+        "log_level",
+        "level",
+        "What the outbound log records of this profile's calls and token requests: off, "
+        "basic (status, timing, token decisions), elevated (and headers) or all (and "
+        "bodies up to 64 KiB); a message's or method's log_level wins.",
+        choices=LOG_LEVELS,
+    ),
 )
 
 #: The keys a message and each of its methods can both hold; the method's win.
@@ -502,6 +513,14 @@ SETTINGS: tuple[Key, ...] = (
         "template",
         "The URL called; a method's replaces the message's.",
         url=True,
+    ),
+    Key(
+        "log_level",
+        "level",
+        "What the outbound log records of the call: off, basic (status, timing, token "
+        "decisions), elevated (and headers) or all (and bodies up to 64 KiB); a method's "
+        "wins over the message's, which wins over the profile's.",
+        choices=LOG_LEVELS,
     ),
 )
 

@@ -137,6 +137,7 @@ class Profile:
     timeout: float = 30.0
     tls: TLS = TLS()
     allow_insecure_http: bool = False
+    log_level: str | None = None
     key_lines: dict[str, int] = field(default_factory=dict)  # for problems found later
 
 
@@ -153,6 +154,7 @@ class Settings:
     retry: Retry = Retry()
     tls: TLS = TLS()
     allow_insecure_http: bool | None = None
+    log_level: str | None = None
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -207,6 +209,8 @@ def _read(r: Reader, m: dict[str, Any], path: tuple[str, ...], key: Key) -> Any:
     if kind == "choice":
         value = r.choice(m, path, name, key.choices, required=key.required)
         return key.default if value is None else value
+    if kind == "level":
+        return r.level(m, path, name, key.choices)
     if kind == "map":
         if name not in m and key.name in _OPTIONAL_MAPS:
             return None

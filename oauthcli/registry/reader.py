@@ -205,6 +205,21 @@ class Reader:
             return None
         return str(value)
 
+    def level(self, m: dict[str, Any], key: Key, name: str, choices: Iterable[str]) -> str | None:
+        """A log level, one of ``choices``: an unquoted ``off``, which YAML 1.1 reads as
+        false, is ``off``."""
+        value = self._get(m, key, name, False)
+        if value is False:
+            return "off"
+        if value is None:
+            return None
+        choices = tuple(choices)
+        if not isinstance(value, str) or value not in choices:
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)
+            self.fail((*key, name), f"{shown[:40]} is not one of {', '.join(choices)}")
+            return None
+        return value
+
     def integer(
         self,
         m: dict[str, Any],

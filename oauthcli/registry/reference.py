@@ -71,6 +71,8 @@ def _property(key: Key, keys: tuple[Key, ...]) -> dict[str, Any]:
         prop["additionalProperties"] = False
     if key.choices and kind != "string" or key.name == "signing_alg":
         prop["enum"] = list(key.choices)
+    if kind == "level":
+        prop["enum"].append(False)  # YAML 1.1 reads a bare off as false
     if key.pattern:
         prop["pattern"] = f"^{key.pattern}$"
     if key.minimum is not None:
@@ -185,6 +187,7 @@ _KIND_WORDS = {
     "statuses": "list of statuses",
     "mapping": "block",
     "assertion": "template or {github_actions: {audience}}",
+    "level": "one of (a bare off: off)",
 }
 
 

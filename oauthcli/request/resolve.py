@@ -189,6 +189,7 @@ def resolve_profile(
         timeout=profile.timeout,
         tls=_tls(r, profile.tls, TLS()),
         allow_insecure_http=profile.allow_insecure_http,
+        log_level=profile.log_level,
         description=profile.description,
     )
 
@@ -371,6 +372,7 @@ class RequestPlan:
             raise RegistryError.at(source, None, "endpoint", "missing required key")
         self.endpoint = endpoint
         self.allow_http = _first(mine.allow_insecure_http, theirs.allow_insecure_http, False)
+        self.log_level = mine.log_level or theirs.log_level
         self.headers = _merge_ci(theirs.headers, mine.headers)
         self.query = {**theirs.query, **mine.query}
         self.auth_spec = mine.auth or theirs.auth or Auth("none")
@@ -443,6 +445,8 @@ class RequestPlan:
             json=body_json,
             variables={n: values[n] for n in self.used if n in values},
             missing=[n for n in self.used if n not in values],
+            log_level=self.log_level,
+            environment=env.name if (env := self.registry.environment) is not None else None,
         )
 
 

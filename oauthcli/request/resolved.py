@@ -92,6 +92,7 @@ class ResolvedProfile:
     timeout: float = 30.0
     tls: ResolvedTLS = ResolvedTLS()
     allow_insecure_http: bool = False  # already applied to its URLs; kept for show
+    log_level: str | None = None  # the outbound log's level of its calls (oauthcli.outlog)
     description: str | None = None
     issuer: str | None = None
     #: The endpoint keys filled from the issuer's metadata (:mod:`oauthcli.tokens.discovery`).
@@ -174,6 +175,10 @@ class ResolvedRequest:
     json: Any = None
     variables: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    #: The method's or message's log_level (the profile's is its own: oauthcli.outlog).
+    log_level: str | None = None
+    #: The environment selected when the registry was opened, by name.
+    environment: str | None = None
 
     @property
     def full_url(self) -> str:
