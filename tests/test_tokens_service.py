@@ -16,6 +16,7 @@ from oauthcli.errors import ExitCode, TokenError
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret
 from oauthcli.tokens import Token, cache, drop, obtain, service
+from oauthcli.trace import Trace
 from tests.wire import body_text
 
 URL = "https://login.test/oauth2/token"
@@ -538,7 +539,7 @@ def test_a_spent_profile_refresh_token_says_what_to_do(
         obtain(profile)
 
 
-class Notes:
+class Notes(Trace):
     def __init__(self) -> None:
         self.notes: list[str] = []
 
@@ -558,12 +559,12 @@ def test_the_trace_is_told_each_decision(
     trace = Notes()
     profile = token_profile(token_leeway=60)
     answer(rsps, expires_in=60, refresh_token="rt-first-0001")
-    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    obtain(profile, trace=trace)
     clock.now += 10
-    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    obtain(profile, trace=trace)
     clock.now += 40
     answer(rsps, token="at-two-123456", expires_in=60)
-    obtain(profile, trace=trace)  # type: ignore[arg-type]
+    obtain(profile, trace=trace)
     assert trace.notes == [
         "token: none cached for profile 'acme'",
         "token: running the client_credentials grant",

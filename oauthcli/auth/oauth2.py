@@ -171,11 +171,14 @@ class TokenHolder:
         key = entry_key(profile)
         held = self._tokens.get(key)
         if held is not None and not _due(held, profile):
+            _held(held, profile, trace)
             return held  # the common case in a batch: no lock, so workers do not queue here
         with self._lock(key):
             held = self._tokens.get(key)
             if held is None or _due(held, profile):
                 held = self._obtain(key, profile, force=False, trace=trace)
+            else:
+                _held(held, profile, trace)
             return held
 
     def renew(self, profile: ResolvedProfile, stale: Held, trace: Trace) -> Held | None:
@@ -186,7 +189,9 @@ class TokenHolder:
         with self._lock(key):
             current = self._tokens.get(key)
             if current is not None and current is not stale:
-                trace.note("401: re-sending with the token another call just obtained")
+                trace.decision(
+                    "shared_401", "401: re-sending with the token another call just obtained"
+                )
                 return current
             # A token fresh from the token endpoint that was never accepted would
             # only be replaced by its twin; a cached or once-good one may be stale.
@@ -194,7 +199,9 @@ class TokenHolder:
                 return None
             from oauthcli.tokens import drop
 
-            trace.note("401 with a cached token: dropping it and obtaining a new one")
+            trace.decision(
+                "refused_401", "401 with a cached token: dropping it and obtaining a new one"
+            )
             drop(profile, stale.token)
             return self._obtain(key, profile, force=True, trace=trace)
 
@@ -230,6 +237,16 @@ class TokenHolder:
         held = Held(obtained.token, obtained.source)
         self._tokens[key] = held
         return held
+
+
+def _held(held: Held, profile: ResolvedProfile, trace: Trace) -> None:
+    """The decision of a call sent with the token this Sender holds (a batch's rows)."""
+    expires_at = held.token.expires_at
+    left = None if expires_at is None else round(expires_at - time.time(), 1)
+    shown = "" if left is None else f", {left:g} s left"
+    trace.decision(
+        "cached", f"token: the one held for profile '{profile.name}'{shown}", expires_in_s=left
+    )
 
 
 def _due(held: Held, profile: ResolvedProfile) -> bool:

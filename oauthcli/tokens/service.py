@@ -63,19 +63,27 @@ def obtain(
     notes: list[str] = []
     path = cache.entry_path(cache.entry_key(profile))
     if force:
-        trace.note(f"token: a new token for profile '{profile.name}' is asked for")
+        trace.decision("forced", f"token: a new token for profile '{profile.name}' is asked for")
     else:
         entry = _read(path, notes, profile)
         now = clock()
         if entry is None:
-            trace.note(f"token: none cached for profile '{profile.name}'")
+            trace.decision("none_cached", f"token: none cached for profile '{profile.name}'")
         elif not entry.token.due(profile.token_leeway, now):
-            trace.note(
-                f"token: cached for profile '{profile.name}', {_left(entry.token, profile, now)}"
+            trace.decision(
+                "cached",
+                f"token: cached for profile '{profile.name}', {_left(entry.token, profile, now)}",
+                expires_in_s=_seconds_left(entry.token, now),
             )
             return Obtained(entry.token, "cache", notes)
         else:
-            trace.note(f"token: renewing, {_why_due(entry.token, profile, now)}")
+            trace.decision(
+                "due",
+                f"token: renewing, {_why_due(entry.token, profile, now)}",
+                expires_in_s=_seconds_left(entry.token, now),
+                window_s=round(entry.token.renew_margin(profile.token_leeway), 1),
+                leeway_s=profile.token_leeway,
+            )
     return _renew(profile, path, force, started, notes, trace)
 
 
@@ -96,12 +104,12 @@ def drop(profile: ResolvedProfile, token: Token) -> None:
             _remove(path, notes)
 
 
-def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
+def revoke(profile: ResolvedProfile, *, trace: Trace | None = None) -> tuple[list[str], list[str]]:
     """Revoke the cached tokens at revocation_url, then forget them; (what was revoked, notes)."""
     if not profile.revocation_url and profile.issuer:
         import oauthcli.tokens.discovery as discovery
 
-        profile = discovery.complete(profile, needs=("revocation_url",))
+        profile = discovery.complete(profile, trace, needs=("revocation_url",))
     if not profile.revocation_url:
         raise RegistryError.at(
             profile.source, None, "revocation_url", "missing; token revoke needs it"
@@ -119,11 +127,11 @@ def revoke(profile: ResolvedProfile) -> tuple[list[str], list[str]]:
         if entry is None:
             return [], notes
         if entry.token.refresh_token is not None:
-            grants.revoke(profile, entry.token.refresh_token, "refresh_token")
+            grants.revoke(profile, entry.token.refresh_token, "refresh_token", trace=trace)
             revoked.append("refresh token")
             token = replace(entry.token, refresh_token=None, refresh_expires_at=None)
             _write(path, replace(entry, token=token), notes)
-        grants.revoke(profile, entry.token.access_token, "access_token")
+        grants.revoke(profile, entry.token.access_token, "access_token", trace=trace)
         revoked.append("access token")
         _remove(path, notes)
     return revoked, notes
@@ -134,6 +142,11 @@ def _left(token: Token, profile: ResolvedProfile, now: float) -> str:
     lifetime = token.renew_margin(math.inf) * 4
     margin = token.renew_margin(profile.token_leeway)
     return f"{_s(left)} of {_s(lifetime)} left, renewed under {_s(margin)}"
+
+
+def _seconds_left(token: Token, now: float) -> float | None:
+    """Seconds the token has left (a fact of a decision), None when its expiry is unknown."""
+    return None if token.expires_at is None else round(token.expires_at - now, 1)
 
 
 def _why_due(token: Token, profile: ResolvedProfile, now: float) -> str:
@@ -310,7 +323,10 @@ def _renew(
             if (force and token.obtained_at > started) or (
                 not force and not token.due(profile.token_leeway, clock())
             ):
-                trace.note("token: another oauthcli renewed it meanwhile; using that one")
+                trace.decision(
+                    "renewed_elsewhere",
+                    "token: another oauthcli renewed it meanwhile; using that one",
+                )
                 return Obtained(token, "cache", notes)
         return _renew_locked(profile, path, entry, force, notes, trace)
 
@@ -333,7 +349,7 @@ def _renew_locked(
     may_refresh = not force or (grant is not None and grant.rotating)
     if may_refresh and old is not None and old.refresh_token is not None:
         if _refresh_usable(old, clock()):
-            trace.note("token: refreshing with the cached refresh token")
+            trace.decision("refresh", "token: refreshing with the cached refresh token")
             try:
                 answer = grants.refresh(profile, old.refresh_token, trace=trace)
             except grants.GrantError as exc:
@@ -346,29 +362,45 @@ def _renew_locked(
                         f"the refresh token of profile '{profile.name}' was refused "
                         "(invalid_grant); dropped it and ran the grant again"
                     )
+                    trace.decision(
+                        "refresh_refused",
+                        "token: the refresh token was refused (invalid_grant); dropped it",
+                    )
                 elif exc.transient and not force and _valid(old, clock()):
-                    return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
+                    return Obtained(old, "cache", [*notes, _still_valid(exc, old, trace)])
                 else:
                     raise
             else:
+                if answer.refresh_token and Secret(answer.refresh_token) != old.refresh_token:
+                    trace.decision(
+                        "rotated",
+                        "token: the refresh answer carried a new refresh token; "
+                        "it replaces the cached one",
+                    )
                 return Obtained(_store(profile, path, answer, old, notes), "refresh", notes)
         else:
-            trace.note("token: the cached refresh token is past its lifespan")
+            trace.decision(
+                "refresh_expired", "token: the cached refresh token is past its lifespan"
+            )
     # A grant whose credential is the profile's own refresh token: refused, it is spent.
     spendable = grant is not None and grant.spends_refresh_token
     if spendable:
         if refused is not None and profile.refresh_token == refused:
             raise _spent(profile)
-        trace.note(
-            f"token: running the {profile.grant_type} grant with the profile's refresh token"
+        trace.decision(
+            "grant",
+            f"token: running the {profile.grant_type} grant with the profile's refresh token",
+            grant=profile.grant_type,
         )
     else:
-        trace.note(f"token: running the {profile.grant_type} grant")
+        trace.decision(
+            "grant", f"token: running the {profile.grant_type} grant", grant=profile.grant_type
+        )
     try:
         answer = grants.fetch(profile, trace=trace, obtain=obtain)
     except grants.GrantError as exc:
         if exc.transient and not force and old is not None and _valid(old, clock()):
-            return Obtained(old, "cache", [*notes, _still_valid(exc, old)])
+            return Obtained(old, "cache", [*notes, _still_valid(exc, old, trace)])
         if spendable and exc.error == "invalid_grant":
             raise _spent(profile) from None
         raise
@@ -386,8 +418,13 @@ def _refresh_usable(token: Token, now: float) -> bool:
     return token.refresh_expires_at is None or now < token.refresh_expires_at
 
 
-def _still_valid(exc: Exception, token: Token) -> str:
+def _still_valid(exc: Exception, token: Token, trace: Trace) -> str:
     left = max(0, int((token.expires_at or 0) - clock()))
+    trace.decision(
+        "stale_used",
+        f"token: renewing failed ({exc}); using the cached token, still valid for {left} s",
+        expires_in_s=left,
+    )
     return f"{exc}; using the cached token, still valid for {left} s"
 
 
