@@ -8,6 +8,12 @@ editable, so neither imports from the other's folder)::
 
     python bench/ab.py --a /tmp/ref/venv/bin/oauthcli --b /tmp/cur/venv/bin/oauthcli
 
+or one build against itself with a variable changed (``--a-env``/``--b-env NAME=VALUE``),
+as the outbound log's cost is measured (BENCHMARKS.md)::
+
+    python bench/ab.py --a .venv/bin/oauthcli --b .venv/bin/oauthcli \
+        --a-env OAUTHCLI_LOG_LEVEL=off --b-env OAUTHCLI_LOG_LEVEL=basic
+
 Both talk to ``bench/server.py`` on 127.0.0.1, each with a token cache of its
 own (the cache format may differ between builds). Runs are interleaved, the
 order rotating every round, so a burst of load on the machine hits both alike;
@@ -41,6 +47,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--a", required=True, type=Path, help="oauthcli executable of build A")
     parser.add_argument("--b", required=True, type=Path, help="oauthcli executable of build B")
+    parser.add_argument(
+        "--a-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for A"
+    )
+    parser.add_argument(
+        "--b-env", action="append", default=[], metavar="NAME=VALUE", help="a variable for B"
+    )
     parser.add_argument("--runs", type=int, default=30, help="rounds of warm sends")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the batch")
     parser.add_argument("--rows", type=int, default=1000, help="rows in the batch")
@@ -59,8 +71,10 @@ def main() -> int:
                 env.update(
                     OAUTHCLI_REGISTRY=str(registry),
                     OAUTHCLI_CACHE_DIR=str(tmp / f"cache-{name}"),
+                    OAUTHCLI_LOG_DIR=str(tmp / f"log-{name}"),
                     NO_COLOR="1",
                 )
+                env.update(_assignments(getattr(args, f"{name}_env")))
                 envs[name] = env
             floor = [
                 str(args.b.parent / "python"),
@@ -95,6 +109,18 @@ def main() -> int:
     print(f"--each {args.rows} rows, concurrency 8   A {ba:7.0f} ms   B {bb:7.0f} ms")
     print(f"            B/A {bb / ba:.3f}   ({args.rounds} rounds)")
     return 0
+
+
+def _assignments(given: list[str]) -> dict[str, str]:
+    """``--a-env NAME=VALUE`` (repeatable): one build against itself with a setting changed,
+    e.g. ``--a-env OAUTHCLI_LOG_LEVEL=off --b-env OAUTHCLI_LOG_LEVEL=basic``."""
+    out = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"bench: --a-env/--b-env take NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
 
 
 def timed(cases: dict[str, tuple[list[str], dict[str, str]]], runs: int) -> dict[str, list[float]]:

@@ -57,6 +57,7 @@ def main() -> int:
                 for name in ("a", "b") if round_ % 2 else ("b", "a"):
                     env = {k: v for k, v in os.environ.items() if not k.startswith("OAUTHCLI_")}
                     env["OAUTHCLI_CACHE_DIR"] = str(tmp / f"cache-{name}")
+                    env["OAUTHCLI_LOG_DIR"] = str(tmp / f"log-{name}")
                     done = subprocess.run(
                         [str(getattr(args, name)), "-c", SCRIPT, str(reg), str(args.rows)]
                         + [str(args.concurrency)],

@@ -92,7 +92,11 @@ def main() -> int:
         try:
             env = {k: v for k, v in os.environ.items() if not k.startswith("OAUTHCLI_")}
             cache = tmp / "cache"
-            env |= {"OAUTHCLI_CACHE_DIR": str(cache), "NO_COLOR": "1"}
+            env |= {
+                "OAUTHCLI_CACHE_DIR": str(cache),
+                "OAUTHCLI_LOG_DIR": str(cache.parent / "log"),
+                "NO_COLOR": "1",
+            }
             env.pop("PYTHONDONTWRITEBYTECODE", None)
             reg = make_registry(tmp / "reg", base, 10)
             slow_reg = make_registry(tmp / "slow", slow_base, 1)

@@ -609,7 +609,11 @@ def main() -> None:
         tmp = Path(tmp_name)
         server, base = start_server(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OAUTHCLI_")}
-        env |= {"OAUTHCLI_CACHE_DIR": str(tmp / "cache"), "NO_COLOR": "1"}
+        env |= {
+            "OAUTHCLI_CACHE_DIR": str(tmp / "cache"),
+            "OAUTHCLI_LOG_DIR": str(tmp / "log"),
+            "NO_COLOR": "1",
+        }
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         b = Bench(tmp, base, env, server)
         try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import warnings
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from oauthcli.secret import Secret, mask_url, scrub
 
 if TYPE_CHECKING:
     from oauthcli.auth.base import Signer
+    from oauthcli.outlog.record import Recording
     from oauthcli.tokens import Obtained
     from oauthcli.transport.sending import Result, Sender
 
@@ -54,15 +56,28 @@ def _warn(text: str) -> None:
     warnings.warn(text, OAuthCliWarning, stacklevel=3)
 
 
-def open_registry(path: str | os.PathLike[str] | None = None, env: str | None = None) -> Registry:
+def open_registry(
+    path: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    *,
+    log_level: str | None = None,
+) -> Registry:
     """The registry at ``path``, else ``$OAUTHCLI_REGISTRY``, else the current directory.
 
     ``env`` names the environment (``environments/NAME.yaml``, SPEC §6) whose variables
     fill ``${name}`` in profiles and messages, else ``$OAUTHCLI_ENV``'s, as the CLI's
     ``--env`` does; an unknown one raises :class:`~oauthcli.errors.RegistryError`.
+    ``log_level`` (off, basic, elevated, all) is what the outbound log records of every
+    call, as the CLI's ``--log-level``; None: as ``$OAUTHCLI_LOG_LEVEL``, the method, the
+    message and the profile say (docs/outbound-log.md).
     """
+    if log_level is not None:
+        from oauthcli.outlog.calls import check_level
+
+        check_level(log_level, "log_level")
     return Registry(
-        discover(os.fspath(path) if path is not None else None, env=env, env_from="env=")
+        discover(os.fspath(path) if path is not None else None, env=env, env_from="env="),
+        log_level=log_level,
     )
 
 
@@ -73,8 +88,9 @@ class Registry:
     manager or call :meth:`close` when done.
     """
 
-    def __init__(self, files: _Files) -> None:
+    def __init__(self, files: _Files, *, log_level: str | None = None) -> None:
         self._files = files
+        self._log_level = log_level
         self._sender: Sender | None = None
         self._lock = threading.Lock()
 
@@ -166,10 +182,10 @@ class Registry:
         concurrency: int,
         profile: str | None,
     ) -> Generator[Response | Failed, None, None]:
+        from oauthcli.outlog.calls import LoggingSender
         from oauthcli.transport.batch import Threads
-        from oauthcli.transport.sending import Sender
 
-        with Sender(pool_size=concurrency, warn=_warn) as sender:
+        with LoggingSender(pool_size=concurrency, warn=_warn, log_level=self._log_level) as sender:
 
             def one(number: int, row: Mapping[str, str]) -> Response | Failed | _Bug:
                 try:
@@ -202,9 +218,14 @@ class Registry:
         Raises RegistryError (3) for an unknown or broken profile, TokenError (6)
         when none can be obtained.
         """
+        from oauthcli.outlog.calls import recorded
         from oauthcli.tokens import obtain
 
-        return AccessToken._of(_warned(obtain(self._profile(profile), force=force)))
+        resolved = self._profile(profile)
+        with recorded(
+            "token", resolved, log_level=self._log_level, trace=None, warn=_warn
+        ) as trace:
+            return AccessToken._of(_warned(obtain(resolved, force=force, trace=trace)))
 
     def auth(self, profile: str) -> ProfileAuth:
         """A :class:`requests.auth.AuthBase` for any ``requests.Session``: ``profile``'s token.
@@ -212,7 +233,7 @@ class Registry:
         The token comes from the shared cache and is renewed when due; a 401 to a
         request sent with a cached token drops it and re-sends once with a new one.
         """
-        return ProfileAuth(self._profile(profile))
+        return ProfileAuth(self._profile(profile), log_level=self._log_level)
 
     # -- helpers -------------------------------------------------------------
 
@@ -246,9 +267,9 @@ class Registry:
     def _shared_sender(self) -> Sender:
         with self._lock:
             if self._sender is None:
-                from oauthcli.transport.sending import Sender
+                from oauthcli.outlog.calls import LoggingSender
 
-                self._sender = Sender(pool_size=4, warn=_warn)
+                self._sender = LoggingSender(pool_size=4, warn=_warn, log_level=self._log_level)
             return self._sender
 
 
@@ -403,10 +424,11 @@ class ProfileAuth(AuthBase):
     renewed is picked up at once.
     """
 
-    def __init__(self, profile: ResolvedProfile) -> None:
+    def __init__(self, profile: ResolvedProfile, *, log_level: str | None = None) -> None:
         from oauthcli.auth import OAuth2Auth
 
         self._auth = OAuth2Auth(profile)
+        self._log_level = log_level
 
     def __repr__(self) -> str:
         return f"<oauthcli.ProfileAuth profile={self._auth.profile.name!r}>"
@@ -419,10 +441,22 @@ class ProfileAuth(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         from oauthcli.auth import AuthState, Outgoing
+        from oauthcli.outlog import calls
+        from oauthcli.outlog.record import OFF, Recording
         from oauthcli.trace import Trace
 
-        flow = self._auth.auth_flow(Outgoing({}, {}, Trace()), AuthState(warn=_warn))
-        out = next(flow)
+        # Each request is a record of the outbound log, written when its answer is in.
+        level = calls.level_of(self._log_level, self._auth.profile.log_level)
+        recording = Recording(level) if level != OFF else None
+        started = time.monotonic()
+        flow = self._auth.auth_flow(Outgoing({}, {}, recording or Trace()), AuthState(warn=_warn))
+        try:
+            out = next(flow)
+        except BaseException as exc:  # no token: the request is not sent
+            calls.record_exchange(
+                recording, self._auth.profile, started=started, exc=exc, warn=_warn
+            )
+            raise
         r.headers["Authorization"] = out.headers["Authorization"]
         if out.signer is not None:  # DPoP: a proof for this request
             out.signer.sign(r.method or "GET", r.url or "", r.headers)
@@ -441,11 +475,41 @@ class ProfileAuth(AuthBase):
                 sent=r.headers["Authorization"],
                 position=position,
                 signer=out.signer,
+                recording=recording,
+                started=started,
             ),
         )
         return r
 
     def _on_response(
+        self,
+        r: requests.Response,
+        *,
+        flow: Generator[Any, Any, None],
+        sent: str,
+        position: int | None,
+        signer: Signer | None = None,
+        recording: Recording | None = None,
+        started: float = 0.0,
+        **kwargs: Any,
+    ) -> requests.Response:
+        from oauthcli.outlog import calls
+
+        profile = self._auth.profile
+        try:
+            answer = self._answered(
+                r, flow=flow, sent=sent, position=position, signer=signer, **kwargs
+            )
+        except BaseException as exc:  # no new token after a 401, or the network
+            calls.record_exchange(recording, profile, started=started, exc=exc, warn=_warn)
+            raise
+        attempts = 2 if answer is not r else 1
+        calls.record_exchange(
+            recording, profile, started=started, response=answer, attempts=attempts, warn=_warn
+        )
+        return answer
+
+    def _answered(
         self,
         r: requests.Response,
         *,

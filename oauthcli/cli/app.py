@@ -373,6 +373,21 @@ def _issuer_notes(registry: "Registry") -> None:
 
 
 _WAIT_HELP = "Without a terminal, wait for the device-code sign-in all the same."
+_LOG_LEVEL_HELP = "What the outbound log records: off, basic, elevated (headers) or all (bodies)."
+
+
+def _log_level(value: str | None) -> str | None:
+    from oauthcli.registry.declaration import LOG_LEVELS
+
+    if value is not None and value not in LOG_LEVELS:
+        raise typer.BadParameter(f"{value[:40]!r} is not one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+LogLevel = Annotated[
+    str | None,
+    typer.Option("--log-level", metavar="LEVEL", help=_LOG_LEVEL_HELP, callback=_log_level),
+]
 _NO_BROWSER_HELP = "Print the sign-in URL instead of opening a browser."
 
 
@@ -392,6 +407,7 @@ def get_token(
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
+    log_level: LogLevel = None,
 ) -> None:
     """Get a token for a profile, as the "Get OAuth token" button does."""
     from oauthcli.cli.tokens import get_token_command
@@ -406,6 +422,7 @@ def get_token(
             verbose=verbose,
             wait=wait,
             browser=not no_browser,
+            log_level=log_level,
         )
     )
 
@@ -427,11 +444,13 @@ def token_clear(profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]
 
 
 @token_app.command("revoke")
-def token_revoke(profile: Annotated[str, typer.Argument(metavar="PROFILE")]) -> None:
+def token_revoke(
+    profile: Annotated[str, typer.Argument(metavar="PROFILE")], log_level: LogLevel = None
+) -> None:
     """Revoke a profile's cached tokens at its revocation_url, then remove them."""
     from oauthcli.cli.tokens import token_revoke_command
 
-    raise typer.Exit(token_revoke_command(open_registry(), profile))
+    raise typer.Exit(token_revoke_command(open_registry(), profile, log_level=log_level))
 
 
 @app.command("log")
@@ -600,6 +619,7 @@ def send(
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help=_WAIT_HELP)] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help=_NO_BROWSER_HELP)] = False,
+    log_level: LogLevel = None,
 ) -> None:
     """Resolve a message, authorise it and send it."""
     from oauthcli.cli.send import SendOptions, send_command
@@ -625,6 +645,7 @@ def send(
         profile=profile,
         wait=wait,
         browser=not no_browser,
+        log_level=log_level,
     )
     raise typer.Exit(send_command(open_registry(), target, method, options))
 

@@ -87,6 +87,7 @@ class BatchOptions:
     query: Query | None = None  # --query: each line's body is its result
     report: Path | None = None  # --report FILE: JUnit XML (present/junit.py)
     report_name: str = ""  # MESSAGE.METHOD, the report's test class
+    log_level: str | None = None  # --log-level: the outbound log's, for every row
 
 
 # -- the run -----------------------------------------------------------------
@@ -187,6 +188,7 @@ def serve(
     body_limit: int,
     cpu: int | None,
     query: Query | None = None,
+    log_level: str | None = None,
 ) -> None:
     """A worker process's run: rows ``NUMBER<TAB>{json}`` in, answers out, in that order.
 
@@ -194,7 +196,7 @@ def serve(
     scrubbed here of every secret this process knows (the parent may never have seen
     the token it fetched). Returns once ``rows_in`` ends and every row is answered.
     """
-    from oauthcli.transport.sending import Sender
+    from oauthcli.outlog.calls import LoggingSender
 
     lock = threading.Lock()
 
@@ -222,7 +224,13 @@ def serve(
             out.write(line.encode("utf-8"))
             out.flush()
 
-    with Sender(pool_size=concurrency, body_limit=body_limit, warn=console.warn) as sender:
+    with LoggingSender(
+        pool_size=concurrency,
+        body_limit=body_limit,
+        warn=console.warn,
+        log_level=log_level,
+        no_fail=no_fail,
+    ) as sender:
         pool: engine.Threads[tuple[int, dict[str, str]], tuple[int, Outcome]] = engine.Threads(
             rows(), work, concurrency, on_bug=bug, deliver=deliver, name="oauthcli-worker", cpu=cpu
         )
@@ -320,9 +328,15 @@ class _Batch:
         if spread > 1:
             pool = self._processes(spread, limit)
         else:
-            from oauthcli.transport.sending import Sender
+            from oauthcli.outlog.calls import LoggingSender
 
-            sender = Sender(pool_size=concurrency, body_limit=limit, warn=console.warn)
+            sender = LoggingSender(
+                pool_size=concurrency,
+                body_limit=limit,
+                warn=console.warn,
+                log_level=self.options.log_level,
+                no_fail=self.options.no_fail,
+            )
             pool = engine.Threads(
                 self.source,
                 self._one(sender),
@@ -399,7 +413,12 @@ class _Batch:
     def _processes(self, spread: int, limit: int) -> engine.Processes[dict[str, str], Outcome]:
         concurrency = self.options.concurrency
         shares = [concurrency // spread + (i < concurrency % spread) for i in range(spread)]
-        recipe = {**(self.recipe or {}), "no_fail": self.options.no_fail, "body_limit": limit}
+        recipe = {
+            **(self.recipe or {}),
+            "no_fail": self.options.no_fail,
+            "body_limit": limit,
+            "log_level": self.options.log_level,
+        }
         if isinstance(recipe.get("body"), bytes):
             recipe["body"] = base64.b64encode(recipe["body"]).decode("ascii")
 
@@ -437,6 +456,7 @@ class _Batch:
                 body_limit=limit,
                 cpu=cpu,
                 query=self.options.query,
+                log_level=self.options.log_level,
             ),
         )
 

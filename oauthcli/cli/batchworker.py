@@ -5,8 +5,9 @@ by a user, when the parent cannot fork (another thread runs, as in a test proces
 a forked worker runs :func:`oauthcli.cli.batch.serve` with the parent's own request
 builder instead, with no start-up to pay. Its stdin starts with one JSON line, the recipe: the registry folder, the
 target, the call's variables and overrides (``-H``, ``--body``, ``--timeout``,
-``--retries``), ``--no-fail``, the per-row body limit, this worker's concurrency and the
-CPU to keep its threads on.
+``--retries``), ``--no-fail``, ``--log-level``, the per-row body limit, this worker's
+concurrency and the CPU to keep its threads on. Each row it sends is a record of the
+outbound log it writes itself (:mod:`oauthcli.outlog`).
 Then one line per row, ``NUMBER<TAB>{json object}``. It builds each row's request as
 the parent would (:class:`~oauthcli.request.build.RequestBuilder`), sends it through a
 ``Sender`` of its own (the token comes from the shared token cache) and answers, in
@@ -59,6 +60,7 @@ def main() -> int:
         body_limit=recipe["body_limit"],
         cpu=recipe["cpu"],
         query=compile_query(recipe.get("query")),
+        log_level=recipe.get("log_level"),
     )
     return int(ExitCode.OK)
 

@@ -22,6 +22,7 @@ from oauthcli.request.resolve import split_target
 from oauthcli.request.resolved import ResolvedProfile, ResolvedRequest
 
 if TYPE_CHECKING:
+    from oauthcli.outlog.calls import LoggingSender
     from oauthcli.present.query import Query
 
 
@@ -47,6 +48,7 @@ class SendOptions:
     profile: str | None = None  # --profile: another profile's token on an oauth2 message
     wait: bool = False  # --wait: a device-code sign-in waits without a terminal too
     browser: bool = True  # --no-browser: a browser sign-in prints the URL only
+    log_level: str | None = None  # --log-level: what the outbound log records (outlog/)
 
 
 def send_command(registry: Registry, target: str, method: str | None, options: SendOptions) -> int:
@@ -98,6 +100,7 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
                 query=query,
                 report=options.report,
                 report_name=f"{message.name}.{meth.name}",
+                log_level=options.log_level,
             ),
             recipe,
         )
@@ -118,14 +121,12 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
             for line in output.dry_run_lines(req):
                 console.out(line)
         return int(ExitCode.OK)
-    from oauthcli.transport.sending import Sender
-
     if options.paginate:
         return _send_pages(req, options, query)
     # Piped, the body streams to stdout as it arrives (whatever its size); else the
     # Sender keeps what a terminal, --json or --query can show.
     stream = not options.as_json and not sys.stdout.isatty() and query is None
-    with Sender(pool_size=1, warn=console.warn) as sender:
+    with _sender(options) as sender:
         result = sender.send(
             req,
             output.VerboseTrace() if options.verbose else None,
@@ -133,6 +134,15 @@ def _send_command(registry: Registry, target: str, method: str | None, options: 
         )
     output.show_result(result, as_json=options.as_json, no_fail=options.no_fail, query=query)
     return output.exit_code(result, options.no_fail)
+
+
+def _sender(options: SendOptions) -> LoggingSender:
+    """The Sender of one ``send``: every call it makes is a record of the outbound log."""
+    from oauthcli.outlog.calls import LoggingSender
+
+    return LoggingSender(
+        pool_size=1, warn=console.warn, log_level=options.log_level, no_fail=options.no_fail
+    )
 
 
 def _check_script_options(options: SendOptions) -> Query | None:
@@ -158,12 +168,11 @@ def _send_pages(req: ResolvedRequest, options: SendOptions, query: Query | None)
     """``--paginate``: every page shown as it comes, each on its own line when piped."""
     from oauthcli.present import output
     from oauthcli.transport.pages import DEFAULT_MAX_PAGES, pages
-    from oauthcli.transport.sending import Sender
 
     piped = not options.as_json and not sys.stdout.isatty() and query is None
     sink = output.PageSink() if piped else None
     code = int(ExitCode.OK)
-    with Sender(pool_size=1, warn=console.warn) as sender:
+    with _sender(options) as sender:
         for result in pages(
             sender,
             req,

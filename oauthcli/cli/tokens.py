@@ -33,7 +33,9 @@ def get_token_command(
     verbose: bool = False,
     wait: bool = False,
     browser: bool = True,
+    log_level: str | None = None,
 ) -> int:
+    from oauthcli.outlog.calls import recorded
     from oauthcli.request.resolve import resolve_profile
     from oauthcli.tokens import obtain, signin
 
@@ -45,12 +47,15 @@ def get_token_command(
         from oauthcli.present.output import VerboseTrace
 
         trace = VerboseTrace()
-    if force and profile.issuer:  # --force asks the issuer for its metadata anew too
-        from oauthcli.tokens import discovery
+    with (
+        recorded("token", profile, log_level=log_level, trace=trace, warn=console.warn) as logged,
+        signin.using(wait=wait, browser=browser),  # --wait, --no-browser
+    ):
+        if force and profile.issuer:  # --force asks the issuer for its metadata anew too
+            from oauthcli.tokens import discovery
 
-        profile = discovery.complete(profile, trace, force=True)
-    with signin.using(wait=wait, browser=browser):  # --wait, --no-browser
-        obtained = obtain(profile, force=force, trace=trace)
+            profile = discovery.complete(profile, logged, force=True)
+        obtained = obtain(profile, force=force, trace=logged)
     for note in obtained.warnings:
         console.warn(note)
     token = obtained.token
@@ -251,12 +256,16 @@ def token_clear_command(registry: Registry | None, profile_name: str | None) -> 
     return int(ExitCode.OK)
 
 
-def token_revoke_command(registry: Registry, profile_name: str) -> int:
+def token_revoke_command(
+    registry: Registry, profile_name: str, *, log_level: str | None = None
+) -> int:
+    from oauthcli.outlog.calls import recorded
     from oauthcli.request.resolve import resolve_profile
     from oauthcli.tokens import service
 
     profile = resolve_profile(registry.profile(profile_name), registry=registry)
-    revoked, notes = service.revoke(profile)
+    with recorded("revoke", profile, log_level=log_level, trace=None, warn=console.warn) as logged:
+        revoked, notes = service.revoke(profile, trace=logged)
     for note in notes:
         console.warn(note)
     if not revoked:

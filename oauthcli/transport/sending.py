@@ -95,6 +95,11 @@ class Sender:
         self._warn = warn
         self._auth = AuthState(warn=warn)
 
+    @property
+    def warn(self) -> Callable[[str], None]:
+        """Where this Sender's warnings go."""
+        return self._warn
+
     def __enter__(self) -> Sender:
         return self
 
