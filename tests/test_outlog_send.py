@@ -572,3 +572,44 @@ def test_an_unusable_log_folder_is_one_warning_and_the_same_result(
     assert len(warnings) == 1 and "is writable by group and others" in warnings[0], r.err
     assert "calls are not logged" in warnings[0]
     assert len(records()) == 1  # only the call before
+
+
+def test_each_page_of_paginate_is_a_record(api: Api) -> None:
+    link = {**JSON, "Link": f'<{api.server.url("/api/p2")}>; rel="next"'}
+    api.server.reply("/api/p1", 200, b"[1]", **link)
+    api.server.reply("/api/p2", 200, b"[2]", **JSON)
+    extra = {
+        "messages/paged.yaml": f"""\
+            endpoint: {api.server.base}/api/p1
+            auth: {{type: oauth2, profile: acme}}
+            """
+    }
+    _registry(api.root, api.server.base, **extra)
+    r = api.send("paged", "--paginate")
+    assert r.code == 0, r.err
+    got = records()
+    assert [g["url"] for g in got] == [api.server.url("/api/p1"), api.server.url("/api/p2")]
+    assert [kinds(g) for g in got] == [["none_cached", "grant"], ["cached"]]
+
+
+def test_the_environment_is_named_in_the_record(api: Api) -> None:
+    extra = {"environments/dev.yaml": "variables: {x: 1}\n"}
+    _registry(api.root, api.server.base, **extra)
+    assert run("-r", str(api.root), "-e", "dev", "send", "items.list").code == 0
+    assert records()[0]["environment"] == "dev"
+
+
+def test_oauthcli_log_reads_what_the_writer_wrote(api: Api, tmp_path: Path) -> None:
+    assert api.send("items.list", "--log-level", "all").code == 0
+    api.server.routes["/api/items"] = lambda rec: (500, JSON, b"{}")
+    assert api.send("items.list", "--retries", "0").code == 5
+    shown = run("log", "--json")
+    assert shown.code == 0, shown.err
+    assert [json.loads(line)["status"] for line in shown.out.splitlines()] == [200, 500]
+    failed = run("log", "--failed", "--json")
+    assert [json.loads(line)["exit_code"] for line in failed.out.splitlines()] == [5]
+    har = tmp_path / "calls.har"
+    assert run("log", "--har", str(har)).code == 0
+    entries = json.loads(har.read_text())["log"]["entries"]
+    assert len(entries) == 3  # the token request and the two calls
+    assert all(s not in har.read_text() for s in api.issued + [CLIENT_SECRET])

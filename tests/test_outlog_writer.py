@@ -252,3 +252,13 @@ def test_a_forked_child_takes_a_lock_of_its_own(log_dir: Path) -> None:
     assert writer._opened is not None and writer._opened.lock_fd == parent_lock
     names = [r["who"] for r in _lines(log_dir)]
     assert names == ["parent", "child"]
+
+
+def test_without_posix_file_locks_the_log_is_one_warning(
+    log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "_POSIX", False)
+    warned = Warnings()
+    assert not writer.append(b"{}\n", warned) and not writer.append(b"{}\n", warned)
+    assert len(warned) == 1 and "POSIX file locks" in warned[0]
+    assert not log_dir.exists()

@@ -35,6 +35,13 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as the file is never waited on
 _FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
+#: What the writer needs: flock, and files opened and renamed relative to the folder's handle.
+_POSIX = (
+    os.name == "posix"
+    and os.open in os.supports_dir_fd
+    and os.rename in os.supports_dir_fd
+    and os.stat in os.supports_dir_fd
+)
 
 
 class _Opened:
@@ -129,6 +136,11 @@ def _log_dir() -> Path:
 
 def _open() -> _Opened | None:
     global _opened, _failed_folder
+    if not _POSIX:
+        raise _Refused(
+            "the outbound log is written only where POSIX file locks (flock) and folder "
+            "handles are: not on this platform"
+        )
     try:
         folder = _log_dir()
     except RegistryError as exc:
