@@ -59,9 +59,9 @@ def test_one_line_per_call_like_the_status_line(logdir: Path) -> None:
                     7,
                     kind="token",
                     message=None,
-                    url=None,
-                    method=None,
-                    status=None,
+                    url=TOKEN_URL,
+                    method="POST",
+                    status=200,
                     reason=None,
                     elapsed_ms=21,
                     decisions=[
@@ -72,6 +72,47 @@ def test_one_line_per_call_like_the_status_line(logdir: Path) -> None:
                             "grant": "client_credentials",
                         },
                     ],
+                ),
+                at(
+                    8,
+                    kind="token",
+                    message=None,
+                    url=TOKEN_URL,
+                    method=None,
+                    status=None,
+                    reason=None,
+                    elapsed_ms=3,
+                    attempts=0,
+                    decisions=[{"kind": "cached", "text": "cached", "expires_in_s": 299.7}],
+                    token_requests=[],
+                ),
+                at(
+                    9,
+                    kind="revoke",
+                    message=None,
+                    url="http://127.0.0.1:8976/oauth/revoke",
+                    method="POST",
+                    status=200,
+                    reason=None,
+                    elapsed_ms=41,
+                    decisions=[],
+                    token_requests=[
+                        {
+                            "url": "http://127.0.0.1:8976/oauth/revoke",
+                            "method": "POST",
+                            "grant": None,
+                            "status": 200,
+                            "elapsed_ms": 40,
+                        }
+                    ],
+                ),
+                at(
+                    10,
+                    message=None,
+                    url="http://127.0.0.1:9/x",
+                    elapsed_ms=9,
+                    decisions=[],
+                    token_requests=[],
                 ),
             ]
         },
@@ -86,8 +127,11 @@ def test_one_line_per_call_like_the_status_line(logdir: Path) -> None:
         "token: cached (250.4 s left)  exit 5",
         f"2026-12-02 05:40:06  ---  84 ms  GET {API_URL}  incidents.list  "
         "exit 7: cannot connect to 127.0.0.1:8976: connection refused",
-        f"2026-12-02 05:40:07  200  20 ms  POST {TOKEN_URL}  token acme  "
+        f"2026-12-02 05:40:07  200  21 ms  POST {TOKEN_URL}  token acme  "
         "token: none cached; grant client_credentials",
+        f"2026-12-02 05:40:08  cached  3 ms  {TOKEN_URL}  token acme  token: cached (299.7 s left)",
+        "2026-12-02 05:40:09  200  41 ms  POST http://127.0.0.1:8976/oauth/revoke  revoke acme",
+        "2026-12-02 05:40:10  200 OK  9 ms  GET http://127.0.0.1:9/x  profile acme",
     ]
 
 

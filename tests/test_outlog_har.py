@@ -207,18 +207,34 @@ def test_a_redirect_names_its_location() -> None:
     assert call["response"]["redirectURL"] == "http://127.0.0.1:9/next"
 
 
-def test_get_token_records_are_their_token_requests_only() -> None:
+def test_get_token_and_revoke_records_are_their_token_requests_only() -> None:
+    # as the writer has them: the record's url, method and status are its last request's
     fetched = record(kind="token", message=None, method="POST", url=TOKEN_URL)
     (token,) = entries(fetched)
     assert token["request"]["url"] == TOKEN_URL and token["_oauthcli"]["for"] == "token"
-    cached = record(kind="token", message=None, url=None, method=None, token_requests=[])
+    cached = record(kind="token", message=None, method=None, status=None, token_requests=[])
     assert entries(cached) == []
+    revoke_url = "http://127.0.0.1:8976/oauth/revoke"
     revoke = record(
-        kind="revoke", message=None, method="POST", url="http://127.0.0.1:8976/oauth/revoke",
-        token_requests=[],
+        kind="revoke", message=None, method="POST", url=revoke_url,
+        token_requests=[{"url": revoke_url, "method": "POST", "grant": None, "status": 200,
+                         "elapsed_ms": 4}],
     )  # fmt: skip
     (revoked,) = entries(revoke)
-    assert revoked["_oauthcli"]["kind"] == "revoke"
+    assert revoked["request"]["url"] == revoke_url and revoked["_oauthcli"]["for"] == "revoke"
+
+
+def test_a_call_never_sent_has_no_entry_of_its_own() -> None:
+    no_token = record(
+        status=None, reason=None, exit_code=6, error="token request failed",
+        token_requests=[{"url": TOKEN_URL, "method": "POST", "status": None, "elapsed_ms": 3,
+                         "error": "connection refused"}],
+    )  # fmt: skip
+    (token,) = entries(no_token)
+    assert token["response"]["status"] == 0 and token["comment"] == "connection refused"
+    assert entries(record(status=None, exit_code=3, token_requests=[])) == []
+    (attempted,) = entries(record(status=None, exit_code=7, token_requests=[]))  # was sent
+    assert attempted["response"]["status"] == 0
 
 
 def test_a_token_request_with_its_own_time_keeps_it_and_entries_stay_in_order() -> None:

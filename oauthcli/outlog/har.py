@@ -51,8 +51,10 @@ _CALL_FACTS = (
 def entries(record: Record) -> list[dict[str, Any]]:
     """The HAR entries of one record: its token requests, then the call itself.
 
-    A ``token`` record (``get-token``) is its token requests only: none when the token
-    came from the cache. A call that never got as far as a URL has no entry.
+    A ``token`` record (``get-token``) or a ``revoke`` one is its token requests only (the
+    record's own URL and status are its last one's): none when the token came from the
+    cache. A call with no URL has no entry, nor one that was never sent: no answer, and
+    an exit code that says why (3, a registry error; 6, no token).
     """
     data = record.data
     decisions = [d for d in _list(data.get("decisions")) if isinstance(d, dict)]
@@ -74,7 +76,7 @@ def entries(record: Record) -> list[dict[str, Any]]:
         entry = _entry(exchange, started, facts)
         found.append(entry)
         start = _after(started, entry["time"])
-    if data.get("kind") != "token" and _text(data.get("url")):
+    if _sent(data):
         facts = {key: data[key] for key in _CALL_FACTS if key in data}
         facts["decisions"] = decisions
         found.append(_entry(data, max(start, record.time), facts))
@@ -83,6 +85,17 @@ def entries(record: Record) -> list[dict[str, Any]]:
 
 class Writer(Protocol):
     def write(self, text: str, /) -> int: ...
+
+
+#: A call's exit codes that say it never reached the API (a registry error, no token).
+_NOT_SENT = (3, 6)
+
+
+def _sent(data: dict[str, Any]) -> bool:
+    """Whether the record's own exchange is one to show beside its token requests."""
+    if data.get("kind") in ("token", "revoke") or not _text(data.get("url")):
+        return False
+    return data.get("status") is not None or data.get("exit_code") not in _NOT_SENT
 
 
 def _after(started: datetime, ms: float) -> datetime:

@@ -1,8 +1,10 @@
 """A record of the outbound log as one line of ``oauthcli log``.
 
 ``2026-12-02 05:40:00  200 OK  84 ms  GET http://…/incident  incidents.list  token: renewed
-(12 s left < 60 s window)``: the time (UTC), the status (``---`` when no answer came), the
-elapsed time, method and URL, what was called, then attempts, the token decisions and
+(12 s left < 60 s window)``: the time (UTC), the status (``---`` when no answer came, ``cached`` for a get-token
+that sent nothing), the
+elapsed time, method and URL, what was called (the message; ``token PROFILE``,
+``revoke PROFILE``, ``profile PROFILE`` for the Python API's ``auth``), then attempts, the token decisions and
 token requests, and the exit code and error of a failure. Every string of a record came
 from a server or a registry: control characters, tabs and line breaks are shown as
 escapes, so a line stays one line and nothing acts on the terminal.
@@ -57,6 +59,8 @@ def line(record: Record, stream: TextIO) -> str:
     if status:
         shown = f"{status} {_plain(exchange.get('reason'))}".rstrip()
         color = _STATUS_COLORS.get(status // 100)
+    elif _from_cache(data):
+        shown, color = "cached", "green"
     else:
         shown, color = "---", "red"
     parts = [
@@ -92,12 +96,23 @@ def _exchange(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _from_cache(data: dict[str, Any]) -> bool:
+    """A get-token that sent nothing: its token came from the cache."""
+    return (
+        data.get("kind") == "token"
+        and not _list(data.get("token_requests"))
+        and data.get("exit_code") == 0
+    )
+
+
 def _called(data: dict[str, Any]) -> str:
     kind = _plain(data.get("kind"))
     message = _plain(data.get("message"))
     profile = _plain(data.get("profile"))
-    if kind == "send" or message:
-        return message or "?"
+    if message:
+        return message
+    if kind == "send":  # the Python API's auth: a request of its own with a profile's token
+        return f"profile {profile}" if profile else "?"
     return f"{kind} {profile}".strip()
 
 
@@ -110,7 +125,7 @@ def _token_summary(data: dict[str, Any]) -> str:
         phrase = DECISIONS.get(kind) if isinstance(kind, str) else None
         said.append(phrase(decision) if phrase else _plain(decision.get("text") or kind))
     requests = [r for r in _list(data.get("token_requests")) if isinstance(r, dict)]
-    if requests and not (data.get("kind") == "token" and not data.get("url")):
+    if requests and data.get("kind") not in ("token", "revoke"):  # the line is the request
         answers = ", ".join(str(_int(r.get("status")) or "no answer") for r in requests)
         said.append(f"{len(requests)} token request{'s' if len(requests) > 1 else ''} ({answers})")
     return "token: " + "; ".join(s for s in said if s) if any(said) else ""
