@@ -27,6 +27,9 @@ such (the catcher turns each into one of the above, or a warning)::
     UnsendableURL (ValueError)    a URL requests cannot send to
     UnusableAnswer (ValueError)   a token answer that cannot be used
     CorruptEntry                  a token cache file that is not a valid entry (a miss)
+    CacheUnavailable              the shared (Redis) token cache cannot be used (the file
+                                  cache is, from then on)
+    LockTimeout                   a token cache entry's lock was not had in time (a TokenError)
 
 HTTP answers from the API (exit 4 and 5) are results, not exceptions (unless a script
 asks for one with ``raise_for_status()``); 130, 141
@@ -124,6 +127,16 @@ class UnusableAnswer(ValueError):
 
 class CorruptEntry(Exception):
     """A cache file that is not a valid entry; the caller discards it with a warning."""
+
+
+class CacheUnavailable(Exception):
+    """A token cache cannot be used (Redis unreachable, refusing the password, answering
+    garbage); the message is the reason, one line, with no password in it."""
+
+
+class LockTimeout(Exception):
+    """An entry's lock was not had within its timeout: someone else holds it. The message
+    names the lock."""
 
 
 class OAuthCliError(Exception):

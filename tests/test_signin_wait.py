@@ -128,8 +128,7 @@ def test_a_sign_in_past_its_bound_gives_a_readable_line(
 
 def test_a_free_lock_says_nothing(token_profile: Make, tmp_path: Path) -> None:
     profile = _device(token_profile)
-    path = cache.entry_path(cache.entry_key(profile))
     shown: list[str] = []
-    with signin.using(show=shown.append), service._locked(profile, path, []):
+    with signin.using(show=shown.append), service._locked(profile, service._Cache(profile, [])):
         pass
     assert shown == []

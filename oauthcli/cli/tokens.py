@@ -17,7 +17,7 @@ from oauthcli.errors import ExitCode, OAuthCliError, UsageError
 from oauthcli.present import console
 from oauthcli.registry.discovery import Registry
 from oauthcli.secret import mask_token
-from oauthcli.tokens import Obtained, Token, cache, jwtinfo
+from oauthcli.tokens import Obtained, Token, backend, cache, jwtinfo
 
 if TYPE_CHECKING:
     from oauthcli.request.resolved import ResolvedProfile
@@ -199,10 +199,18 @@ def _as_json(profile: str, token_url: str, obtained: Obtained, now: float) -> di
     }
 
 
+def _heed(store: backend.CacheBackend) -> None:
+    for notice in store.notices():  # the shared cache gave way to the file cache
+        console.warn(notice.text)
+
+
 def token_list_command() -> int:
     now = time.time()
     rows: list[tuple[str, str, str, str, str]] = []
-    for _path, entry, problem in cache.entries():
+    store = backend.current()
+    listed = list(store.entries())
+    _heed(store)
+    for _key, entry, problem in listed:
         if entry is None:
             console.warn(f"{problem}; 'oauthcli token clear' removes it")
             continue
@@ -215,30 +223,43 @@ def token_list_command() -> int:
             (entry.profile, entry.token_url, mask_token(t.access_token.reveal()), expiry, refresh)
         )
     if not rows:
-        console.err(f"no cached tokens in {cache.cache_dir()}")
+        console.err(f"no cached tokens in {store.where}")
         return int(ExitCode.OK)
+    if store.shared:
+        console.err(f"tokens in {store.where}, shared by every machine that uses it:")
     if console.color_enabled(sys.stdout):
-        _print_table(rows)
+        _print_table(rows, store.where)
         return int(ExitCode.OK)
     for profile, url, masked, expiry, refresh in rows:
         console.out(f"{profile}\t{url}\t{masked}\texpires {expiry}\trefresh: {refresh}")
     return int(ExitCode.OK)
 
 
-def _print_table(rows: list[tuple[str, str, str, str, str]]) -> None:
+def _print_table(rows: list[tuple[str, str, str, str, str]], where: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("profile", "token_url", "token", "expires", "refresh")
+    table = Table("profile", "token_url", "token", "expires", "refresh", title=where)
     for row in rows:
         table.add_row(*row)
     Console().print(table)
 
 
 def token_clear_command(registry: Registry | None, profile_name: str | None) -> int:
+    store = backend.current()
+    # A shared cache is the fleet's; this machine's file cache keeps its DPoP-bound tokens
+    # and what was cached while the shared one failed: both are cleared.
+    local = backend.current(local=True)
     if profile_name is None:
-        removed = cache.clear()
-        console.out(f"removed {removed} cached token(s) from {cache.cache_dir()}")
+        removed = store.clear()
+        _heed(store)
+        mine = local.clear() if store.shared else 0
+        import oauthcli.tokens.discovery as discovery
+        from oauthcli.registry import parsecache
+
+        parsecache.clear()  # a reset of this machine's caches: parsed files, issuers
+        discovery.clear()
+        console.out(f"removed {removed} cached token(s) from {_whose(store, local, mine)}")
         return int(ExitCode.OK)
     also = None
     if registry is not None and registry.has("profiles", profile_name):
@@ -246,14 +267,23 @@ def token_clear_command(registry: Registry | None, profile_name: str | None) -> 
             from oauthcli.request.resolve import resolve_profile
 
             profile = resolve_profile(registry.profile(profile_name), registry=registry)
-            also = cache.entry_path(cache.entry_key(profile))
+            also = cache.entry_key(profile)
         except OAuthCliError:
             pass  # an unresolvable profile can still have entries recorded under its name
-    removed = cache.clear(profile_name, also)
-    if removed == 0 and registry is not None and not registry.has("profiles", profile_name):
+    removed = store.clear(profile_name, also)
+    _heed(store)
+    mine = local.clear(profile_name, also) if store.shared else 0
+    if removed + mine == 0 and registry is not None and not registry.has("profiles", profile_name):
         registry.profile(profile_name)  # raises "unknown profile", with suggestions
-    console.out(f"removed {removed} cached token(s) of profile '{profile_name}'")
+    where = f" from {_whose(store, local, mine)}" if store.shared else ""
+    console.out(f"removed {removed} cached token(s) of profile '{profile_name}'{where}")
     return int(ExitCode.OK)
+
+
+def _whose(store: backend.CacheBackend, local: backend.CacheBackend, mine: int) -> str:
+    if not store.shared:
+        return store.where
+    return f"{store.where}, for every machine that uses it, and {mine} from {local.where}"
 
 
 def token_revoke_command(

@@ -236,7 +236,8 @@ def _lstat_mode(path: Path) -> int:
         return 0
 
 
-def parse(raw: bytes, path: Path) -> Entry:
+def parse(raw: bytes, path: Path | str) -> Entry:
+    """The entry ``raw`` holds; ``path`` names it in the CorruptEntry raised otherwise."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -280,7 +281,7 @@ def parse(raw: bytes, path: Path) -> Entry:
         client_id=data.get("client_id") or "",
         grant_type=data.get("grant_type") or "",
         expires_assumed=bool(data.get("expires_assumed")),
-        path=path,
+        path=path if isinstance(path, Path) else None,
     )
 
 
@@ -392,11 +393,6 @@ def clear(profile: str | None = None, also: Path | None = None) -> int:
         for name in os.listdir(folder):
             if _OURS.fullmatch(name) and not name.endswith(".json"):
                 _clear_one(folder / name)
-        import oauthcli.tokens.discovery as discovery
-        from oauthcli.registry import parsecache
-
-        parsecache.clear()
-        discovery.clear()
     return removed
 
 

@@ -24,6 +24,10 @@
 - Nothing is written to the cache when renewal fails. When the cache cannot be
   written at all (read-only, full, no lock file), the token is used uncached and
   that is said once per process.
+- The cache is :func:`oauthcli.tokens.backend.current`'s, keyed by the token identity:
+  the file cache, or Redis shared by a fleet (``OAUTHCLI_CACHE_URL``), which gives way to
+  the file cache, said once, when it fails. This module does not know which it has; a
+  DPoP-bound token (bound to this machine's key) always stays in this machine's.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import oauthcli.tokens.cache as cache
-from oauthcli.errors import RegistryError, TokenError
+import oauthcli.tokens.backend as backend
+from oauthcli.errors import CorruptEntry, RegistryError, TokenError
 from oauthcli.secret import Secret
+from oauthcli.tokens.backend import CacheBackend, Entry
+from oauthcli.tokens.cache import entry_key
 from oauthcli.tokens.model import MAX_LIFETIME, Obtained, Token
 from oauthcli.trace import Trace
 
@@ -51,8 +56,33 @@ DEFAULT_LIFETIME = 300
 LOCK_MARGIN = 30
 
 clock: Callable[[], float] = time.time
-# Cache folders already said to be unwritable: the warning comes once per process.
+# Caches already said to be unwritable: the warning comes once per process.
 _said_unwritable: set[str] = set()
+
+
+class _Cache:
+    """The cache entry of one profile's token identity, and what was said about it."""
+
+    def __init__(
+        self,
+        profile: ResolvedProfile,
+        notes: list[str] | None,
+        trace: Trace | None = None,
+    ) -> None:
+        self.store: CacheBackend = backend.current(local=profile.dpop)
+        self.key = entry_key(profile)
+        self.said = notes is not None  # None: nobody is told (drop); the next call says it
+        self.notes = notes if notes is not None else []
+        self.trace = trace or Trace()
+
+    def heed(self) -> None:
+        """Say what the cache has to say (a fallback from Redis), once."""
+        if not self.said:
+            return
+        for notice in self.store.notices():
+            if notice.text not in self.notes:
+                self.notes.append(notice.text)
+            self.trace.decision(notice.kind, f"token: {notice.text}", **notice.facts)
 
 
 def obtain(
@@ -61,11 +91,11 @@ def obtain(
     trace = trace or Trace()
     started = clock()
     notes: list[str] = []
-    path = cache.entry_path(cache.entry_key(profile))
+    entry_of = _Cache(profile, notes, trace)
     if force:
         trace.decision("forced", f"token: a new token for profile '{profile.name}' is asked for")
     else:
-        entry = _read(path, notes, profile)
+        entry = _read(entry_of, profile)
         now = clock()
         if entry is None:
             trace.decision("none_cached", f"token: none cached for profile '{profile.name}'")
@@ -84,24 +114,23 @@ def obtain(
                 window_s=round(entry.token.renew_margin(profile.token_leeway), 1),
                 leeway_s=profile.token_leeway,
             )
-    return _renew(profile, path, force, started, notes, trace)
+    return _renew(profile, entry_of, force, started, trace)
 
 
 def drop(profile: ResolvedProfile, token: Token) -> None:
     """Forget ``token`` if the entry still holds it; a refresh token in it is kept."""
-    path = cache.entry_path(cache.entry_key(profile))
-    if not _holds(path, token):
+    entry_of = _Cache(profile, None)
+    if not _holds(entry_of, token):
         return
-    notes: list[str] = []
-    with _locked(profile, path, notes):
-        entry = _read(path, [])
+    with _locked(profile, entry_of):
+        entry = _read(entry_of)
         if entry is None or entry.token.access_token != token.access_token:
             return
         if entry.token.refresh_token is not None:
             expired = replace(entry.token, expires_at=0.0)
-            _write(path, replace(entry, token=expired), notes)
+            _write(entry_of, replace(entry, token=expired))
         else:
-            _remove(path, notes)
+            _remove(entry_of)
 
 
 def revoke(profile: ResolvedProfile, *, trace: Trace | None = None) -> tuple[list[str], list[str]]:
@@ -115,25 +144,25 @@ def revoke(profile: ResolvedProfile, *, trace: Trace | None = None) -> tuple[lis
             profile.source, None, "revocation_url", "missing; token revoke needs it"
         )
     notes: list[str] = []
-    path = cache.entry_path(cache.entry_key(profile))
-    if _read(path, notes, profile) is None:
+    entry_of = _Cache(profile, notes, trace)
+    if _read(entry_of, profile) is None:
         return [], notes
     import oauthcli.tokens.grants as grants
 
     _tls_note(profile, notes)
     revoked: list[str] = []
-    with _locked(profile, path, notes):
-        entry = _read(path, notes, profile)
+    with _locked(profile, entry_of):
+        entry = _read(entry_of, profile)
         if entry is None:
             return [], notes
         if entry.token.refresh_token is not None:
             grants.revoke(profile, entry.token.refresh_token, "refresh_token", trace=trace)
             revoked.append("refresh token")
             token = replace(entry.token, refresh_token=None, refresh_expires_at=None)
-            _write(path, replace(entry, token=token), notes)
+            _write(entry_of, replace(entry, token=token))
         grants.revoke(profile, entry.token.access_token, "access_token", trace=trace)
         revoked.append("access token")
-        _remove(path, notes)
+        _remove(entry_of)
     return revoked, notes
 
 
@@ -170,34 +199,36 @@ def _tls_note(profile: ResolvedProfile, notes: list[str]) -> None:
         )
 
 
-def _holds(path: Path, token: Token) -> bool:
-    entry = _read(path, [])
+def _holds(entry_of: _Cache, token: Token) -> bool:
+    entry = _read(entry_of, quiet=True)
     return entry is not None and entry.token.access_token == token.access_token
 
 
 def _read(
-    path: Path, notes: list[str], profile: ResolvedProfile | None = None
-) -> cache.Entry | None:
+    entry_of: _Cache, profile: ResolvedProfile | None = None, *, quiet: bool = False
+) -> Entry | None:
     """The entry, or None; an unreadable one is a miss with a note (RegistryError if the
     folder is not ours). With ``profile``, an entry that records another token URL,
     client or grant (a file copied or renamed into place) is a miss too."""
     try:
-        entry = cache.read(path)
-    except cache.CorruptEntry as exc:
+        entry = entry_of.store.read(entry_of.key)
+    except CorruptEntry as exc:
         note = f"{exc}; discarded"
     else:
         if entry is None or profile is None or _same_client(entry, profile):
+            entry_of.heed()
             return entry
         note = (
-            f"cache entry {path} records a token of another client "
-            f"(profile '{entry.profile}'), not of profile '{profile.name}'; discarded"
+            f"cache entry {entry_of.store.describe(entry_of.key)} records a token of another "
+            f"client (profile '{entry.profile}'), not of profile '{profile.name}'; discarded"
         )
-    if note not in notes:
-        notes.append(note)
+    entry_of.heed()
+    if not quiet and note not in entry_of.notes:
+        entry_of.notes.append(note)
     return None
 
 
-def _same_client(entry: cache.Entry, profile: ResolvedProfile) -> bool:
+def _same_client(entry: Entry, profile: ResolvedProfile) -> bool:
     return (
         entry.token_url == profile.token_server
         and entry.client_id in ("", profile.client_id)
@@ -205,28 +236,30 @@ def _same_client(entry: cache.Entry, profile: ResolvedProfile) -> bool:
     )
 
 
-def _write(path: Path, entry: cache.Entry, notes: list[str]) -> None:
+def _write(entry_of: _Cache, entry: Entry) -> None:
     try:
-        cache.write(path, entry)
+        entry_of.store.write(entry_of.key, entry)
     except OSError as exc:
-        _unwritable(exc, notes)
+        _unwritable(exc, entry_of)
+    entry_of.heed()
 
 
-def _remove(path: Path, notes: list[str]) -> None:
+def _remove(entry_of: _Cache) -> None:
     try:
-        cache.remove(path)
+        entry_of.store.remove(entry_of.key)
     except OSError as exc:
-        _unwritable(exc, notes)
+        _unwritable(exc, entry_of)
+    entry_of.heed()
 
 
-def _unwritable(exc: OSError, notes: list[str]) -> None:
+def _unwritable(exc: OSError, entry_of: _Cache) -> None:
     """Say once per process that the cache cannot be written; the call goes on without it."""
-    folder = str(cache.cache_dir())
-    if folder in _said_unwritable:
+    where = entry_of.store.where
+    if where in _said_unwritable:
         return
-    _said_unwritable.add(folder)
-    notes.append(
-        f"cannot write the token cache folder {folder} ({exc.strerror or exc}); "
+    _said_unwritable.add(where)
+    entry_of.notes.append(
+        f"cannot write {where} ({exc.strerror or exc}); "
         "going on without caching tokens (set OAUTHCLI_CACHE_DIR to a folder you can write)"
     )
 
@@ -246,6 +279,12 @@ def _lock_wait(profile: ResolvedProfile) -> float:
     return bound + 2 * profile.timeout + LOCK_MARGIN
 
 
+def _lock_lease(profile: ResolvedProfile) -> float:
+    """Seconds a lock outlives a holder that stopped showing it is alive (a shared cache's
+    lock; a file lock dies with its process): its refresh and grant, and a margin."""
+    return 2 * profile.timeout + LOCK_MARGIN
+
+
 def _interactive(profile: ResolvedProfile) -> bool:
     from oauthcli.tokens.grants import GRANTS
 
@@ -260,27 +299,32 @@ class _locked:
     error: the token is then obtained without one, and not cached.
     """
 
-    def __init__(self, profile: ResolvedProfile, path: Path, notes: list[str]) -> None:
+    def __init__(self, profile: ResolvedProfile, entry_of: _Cache) -> None:
         self.profile = profile
-        self.notes = notes
+        self.entry_of = entry_of
         self.wait = _lock_wait(profile)
-        self.lock: Any = None
+        self.lock: backend.Lock | None = None
         try:
-            self.lock = cache.lock(path, self.wait)
+            self.lock = entry_of.store.lock(entry_of.key, self.wait, _lock_lease(profile))
         except OSError as exc:
-            _unwritable(exc, notes)
+            _unwritable(exc, entry_of)
+        entry_of.heed()
 
     def __enter__(self) -> None:
+        try:
+            self._acquire()
+        finally:
+            self.entry_of.heed()
+
+    def _acquire(self) -> None:
         if self.lock is None:
             return
-        from filelock import Timeout
-
         try:
             if _interactive(self.profile):
                 try:
                     self.lock.acquire(timeout=0)
                     return
-                except Timeout:
+                except backend.LockTimeout:
                     # Someone is signing in (or refreshing) this profile elsewhere: wait for
                     # the token it caches, with or without a terminal here (only a sign-in
                     # of this process's own needs one), and say so, as it may be minutes.
@@ -292,31 +336,32 @@ class _locked:
                         f"{self.wait:g} s; Ctrl-C stops)"
                     )
             self.lock.acquire()
-        except Timeout:
+        except backend.LockTimeout:
             raise TokenError(
                 f"another oauthcli process has been renewing the token of profile "
-                f"'{self.profile.name}' for over {self.wait:g} s (lock {self.lock.lock_file}); "
+                f"'{self.profile.name}' for over {self.wait:g} s (lock {self.lock.where}); "
                 "try again when it has finished"
             ) from None
-        except OSError as exc:  # after Timeout, which is an OSError too
-            _unwritable(exc, self.notes)
+        except OSError as exc:
+            _unwritable(exc, self.entry_of)
             self.lock = None
 
     def __exit__(self, *exc: object) -> None:
         if self.lock is not None:
             self.lock.release()
+            self.entry_of.heed()
 
 
 def _renew(
     profile: ResolvedProfile,
-    path: Path,
+    entry_of: _Cache,
     force: bool,
     started: float,
-    notes: list[str],
     trace: Trace,
 ) -> Obtained:
-    with _locked(profile, path, notes):
-        entry = _read(path, notes, profile)
+    notes = entry_of.notes
+    with _locked(profile, entry_of):
+        entry = _read(entry_of, profile)
         if entry is not None:
             token = entry.token
             # Renewed by another process while this one waited for the lock.
@@ -328,17 +373,17 @@ def _renew(
                     "token: another oauthcli renewed it meanwhile; using that one",
                 )
                 return Obtained(token, "cache", notes)
-        return _renew_locked(profile, path, entry, force, notes, trace)
+        return _renew_locked(profile, entry_of, entry, force, trace)
 
 
 def _renew_locked(
     profile: ResolvedProfile,
-    path: Path,
-    entry: cache.Entry | None,
+    entry_of: _Cache,
+    entry: Entry | None,
     force: bool,
-    notes: list[str],
     trace: Trace,
 ) -> Obtained:
+    notes = entry_of.notes
     import oauthcli.tokens.grants as grants
 
     _tls_note(profile, notes)
@@ -357,7 +402,7 @@ def _renew_locked(
                     refused = old.refresh_token
                     old = replace(old, refresh_token=None, refresh_expires_at=None)
                     assert entry is not None
-                    _write(path, replace(entry, token=old), notes)
+                    _write(entry_of, replace(entry, token=old))
                     notes.append(
                         f"the refresh token of profile '{profile.name}' was refused "
                         "(invalid_grant); dropped it and ran the grant again"
@@ -377,7 +422,7 @@ def _renew_locked(
                         "token: the refresh answer carried a new refresh token; "
                         "it replaces the cached one",
                     )
-                return Obtained(_store(profile, path, answer, old, notes), "refresh", notes)
+                return Obtained(_store(profile, entry_of, answer, old), "refresh", notes)
         else:
             trace.decision(
                 "refresh_expired", "token: the cached refresh token is past its lifespan"
@@ -404,7 +449,7 @@ def _renew_locked(
         if spendable and exc.error == "invalid_grant":
             raise _spent(profile) from None
         raise
-    return Obtained(_store(profile, path, answer, None, notes), "grant", notes)
+    return Obtained(_store(profile, entry_of, answer, None), "grant", notes)
 
 
 def _spent(profile: ResolvedProfile) -> TokenError:
@@ -430,10 +475,9 @@ def _still_valid(exc: Exception, token: Token, trace: Trace) -> str:
 
 def _store(
     profile: ResolvedProfile,
-    path: Path,
+    entry_of: _Cache,
     answer: TokenAnswer,
     previous: Token | None,
-    notes: list[str],
 ) -> Token:
     now = clock()
     lifetime, expires_at, assumed = _expiry(answer, now)
@@ -449,7 +493,7 @@ def _store(
         obtained_at=now,
         lifetime=lifetime,
     )
-    entry = cache.Entry(
+    entry = Entry(
         token=token,
         profile=profile.name,
         token_url=profile.token_server,
@@ -458,9 +502,9 @@ def _store(
         expires_assumed=assumed,
     )
     if expires_at > now:
-        _write(path, entry, notes)
+        _write(entry_of, entry)
     else:
-        notes.append(
+        entry_of.notes.append(
             f"the token endpoint answered profile '{profile.name}' a token that its JWT exp says "
             f"expired {int(now - expires_at)} s ago (and no expires_in); it is used for this call "
             "only, not cached: check this machine's clock against the server's"
