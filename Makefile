@@ -8,7 +8,7 @@ BROWSER_DRIVER := tests/e2e/browser
 # configuration names but does not have) would fill the first screen of every setup.
 PIP_INSTALL := -m pip install -qq
 
-.PHONY: venv browser test test-unit test-e2e lint format demo bench clean
+.PHONY: venv browser redis test test-unit test-e2e lint format demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) scripts/make_venv.py $(VENV)
@@ -35,13 +35,17 @@ E2E_NODE_MODULES := $(PROVIDER)/node_modules/.installed $(BROWSER_DRIVER)/node_m
 browser:
 	@bash scripts/browser.sh
 
-test: venv browser $(E2E_NODE_MODULES)
+# Debian's redis-server, which the Redis token cache's tests start on a free port.
+redis:
+	@bash scripts/redis.sh
+
+test: venv browser redis $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest
 
 test-unit: venv
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: venv browser $(E2E_NODE_MODULES)
+test-e2e: venv browser redis $(E2E_NODE_MODULES)
 	$(BIN)/python -m pytest -m e2e
 
 lint: venv

@@ -267,7 +267,8 @@ p = ResolvedProfile(name="acme", source=Path("acme.yaml"), grant_type="client_cr
     client_secret=Secret("s3cr3t-value"), scope=("api.read", "api.write"), timeout=5.0)
 result = obtain(p)
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {
-    "authlib", "filelock", "requests", "joserfc", "cryptography", "rich", "typer", "platformdirs"})
+    "authlib", "filelock", "requests", "joserfc", "cryptography", "rich", "typer", "platformdirs",
+    "redis", "ssl"})
 print(result.source, heavy)
 """
 

@@ -90,6 +90,8 @@ HEAVY = (
     "oauthcli.tokens.keys",
     "yaml",
     "oauthcli.registry.yamlparse",
+    "redis",  # only with OAUTHCLI_CACHE_URL
+    "oauthcli.tokens.rediscache",
 )
 
 
