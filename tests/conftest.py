@@ -12,6 +12,7 @@ import pytest
 
 from oauthcli.request.resolved import ResolvedProfile
 from oauthcli.secret import Secret, forget_all
+from tests.redisserver import RedisServer, missing_reason
 from tests.servers import LoopbackServer, Recorded, Reply, TokenServer, serve
 
 # Test modules import the servers from tests.servers; these names stay importable from
@@ -82,3 +83,22 @@ def loopback2() -> Iterator[LoopbackServer]:
 def token_server() -> Iterator[TokenServer]:
     """A token endpoint on 127.0.0.1 that counts requests (``delay`` slows each answer)."""
     yield from serve()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own (tests/redisserver.py), stopped by PID after;
+    no redis-server installed: the test is skipped (fails in CI, where .ci/run installs it)."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = RedisServer(tmp_path / "redis-server").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        from oauthcli.tokens import backend
+
+        backend.forget()  # this process's connections to it

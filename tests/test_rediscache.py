@@ -31,7 +31,7 @@ from oauthcli.secret import Secret, scrub
 from oauthcli.tokens import backend, cache, obtain, rediscache, service
 from oauthcli.tokens.model import Token
 from tests.clirun import run
-from tests.redisserver import RedisServer, missing_reason
+from tests.redisserver import RedisServer
 from tests.registry_factory import make_registry
 from tests.servers import TokenServer
 
@@ -42,28 +42,10 @@ Make = Callable[..., ResolvedProfile]
 
 
 @pytest.fixture(autouse=True)
-def _no_redis_server_no_test() -> None:
-    reason = missing_reason()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-
-
-@pytest.fixture(autouse=True)
 def _fresh_backends() -> Iterator[None]:
     backend.forget()
     yield
     backend.forget()
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -518,24 +500,21 @@ def _falls_back(
 
 
 def test_a_wrong_redis_password_falls_back_to_the_file_cache_once(
-    tmp_path: Path,
+    redis_server: RedisServer,
     token_profile: Make,
     rsps: responses.RequestsMock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server = RedisServer(tmp_path / "redis", password="right-password-1").start()
-    try:
-        monkeypatch.setenv(
-            "OAUTHCLI_CACHE_URL", f"redis://:wrong-password-1@127.0.0.1:{server.port}/0"
-        )
-        _falls_back(token_profile(), rsps, "Redis refused the credentials")
-        backend.forget()
-        monkeypatch.setenv("OAUTHCLI_CACHE_URL", f"redis://127.0.0.1:{server.port}/0")
-        answer(rsps, token="at-noauth-0002")
-        got = obtain(token_profile(client_id="no-password"))  # NOAUTH: refused too
-        assert "Redis refused the credentials" in got.warnings[0]
-    finally:
-        server.stop()
+    redis_server.client().config_set("requirepass", "right-password-1")
+    port = redis_server.port
+    monkeypatch.setenv("OAUTHCLI_CACHE_URL", f"redis://:wrong-password-1@127.0.0.1:{port}/0")
+    _falls_back(token_profile(), rsps, "Redis refused the credentials")
+    backend.forget()
+    monkeypatch.setenv("OAUTHCLI_CACHE_URL", f"redis://127.0.0.1:{port}/0")
+    answer(rsps, token="at-noauth-0002")
+    got = obtain(token_profile(client_id="no-password"))  # NOAUTH: refused too
+    assert "Redis refused the credentials" in got.warnings[0]
+    assert not any("wrong-password-1" in w or "right-password-1" in w for w in got.warnings)
 
 
 def test_an_unreachable_redis_falls_back(
@@ -683,3 +662,39 @@ def test_token_list_on_an_unreachable_redis_lists_the_file_cache_with_one_warnin
     listed = run("token", "list")
     assert listed.code == 0 and listed.out.startswith("acme\t")
     assert listed.err.count("warning:") == 1 and "cannot connect" in listed.err
+
+
+def test_a_dpop_bound_token_stays_in_this_machines_file_cache(
+    shared: RedisServer, token_profile: Make, rsps: responses.RequestsMock
+) -> None:
+    """Bound to this machine's DPoP key (in its cache folder), it is of no use to another."""
+    profile = token_profile(dpop=True)
+    answer(rsps, token="at-bound-0001", token_type="DPoP")
+    got = obtain(profile)
+    assert got.source == "grant" and got.token.token_type == "DPoP"
+    assert "DPoP" in rsps.calls[0].request.headers
+    assert stored(shared, profile) is None and shared.client().keys("oauthcli:*") == []
+    assert (Path(os.environ["OAUTHCLI_CACHE_DIR"]) / f"{cache.entry_key(profile)}.json").exists()
+    assert obtain(profile).source == "cache"
+
+
+def test_the_redis_password_never_shows_in_a_verbose_run_that_falls_back(
+    redis_server: RedisServer,
+    tmp_path: Path,
+    token_server: TokenServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import base64
+    from urllib.parse import quote
+
+    password = "pw+never/shown:1"
+    redis_server.client().config_set("requirepass", "the-right-one")
+    url = f"redis://fleet:{quote(password, safe='')}@127.0.0.1:{redis_server.port}/0"
+    monkeypatch.setenv("OAUTHCLI_CACHE_URL", url)
+    root = _registry(tmp_path, token_server)
+    done = run("-r", str(root), "get-token", "-v", "acme")
+    assert done.code == 0, done
+    assert done.err.count("warning: cannot use the Redis cache") == 1, done.err
+    assert f"redis://fleet@127.0.0.1:{redis_server.port}/0" in done.err
+    for form in (password, quote(password, safe=""), base64.b64encode(password.encode()).decode()):
+        assert form not in done.out + done.err

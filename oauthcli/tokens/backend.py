@@ -190,6 +190,9 @@ class Fallback:
     """
 
     def __init__(self, primary: Store | None, local: Store, where: str | None = None) -> None:
+        import threading  # a batch's threads share it: one of them says the fallback
+
+        self._said = threading.Lock()
         self._primary = primary  # None: it cannot even be tried (fail() at once)
         self.local = local
         self.shared_where = where or (primary.where if primary is not None else "")
@@ -215,14 +218,15 @@ class Fallback:
 
     def fail(self, reason: str) -> None:
         """Give up on the shared cache for this process (said once)."""
-        if self.failed is not None:
-            return
-        self.failed = reason
-        text = (
-            f"cannot use {self.shared_where} ({reason}); using {self.local.where} for "
-            "the rest of this run (check OAUTHCLI_CACHE_URL)"
-        )
-        self._pending.append(Notice("cache_fallback", text, {"reason": reason}))
+        with self._said:
+            if self.failed is not None:
+                return
+            self.failed = reason
+            text = (
+                f"cannot use {self.shared_where} ({reason}); using {self.local.where} for "
+                "the rest of this run (check OAUTHCLI_CACHE_URL)"
+            )
+            self._pending.append(Notice("cache_fallback", text, {"reason": reason}))
 
     def _run(self, op: Callable[[Store], Any]) -> Any:
         if self.failed is None:
@@ -266,7 +270,10 @@ class Fallback:
         return removed
 
     def notices(self) -> list[Notice]:
-        pending, self._pending = self._pending, []
+        if not self._pending:
+            return []
+        with self._said:
+            pending, self._pending = self._pending, []
         return pending
 
 
