@@ -1,4 +1,4 @@
-"""oauthcli's benchmarks: start-up, cold start, concurrent processes, batch, memory.
+"""oauthcli's benchmarks: start-up, cold start, concurrent processes, batch, memory, fleet.
 
 Run with ``make bench`` (or ``.venv/bin/python bench/run.py``). Everything talks
 to ``bench/server.py`` on 127.0.0.1, a token endpoint and an API in their own
@@ -24,6 +24,7 @@ import pty
 import resource
 import shlex
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -392,6 +393,90 @@ def bench_dpop(b: Bench, rounds: int, reg10: Path, rows: int, concurrency: int =
     b.record("DPoP: proofs per second of the batch", f"{rows / dpop:.0f}/s")
 
 
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A redis-server of its own on a free 127.0.0.1 port (never 6379), persistence off."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    assert REDIS_SERVER is not None
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp), "--loglevel", "warning"]  # fmt: skip
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while redis_command(port, "PING") != b"+PONG\r\n":
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit("bench: redis-server did not start")
+        time.sleep(0.02)
+    return server, port
+
+
+def redis_command(port: int, *words: str) -> bytes:
+    """One command's raw answer (RESP), or b"" when Redis does not answer."""
+    request = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(request.encode())
+            return sock.recv(4096)
+    except OSError:
+        return b""
+
+
+def bench_fleet(b: Bench, rounds: int, reg10: Path, machines: int = 4, processes: int = 8) -> None:
+    """``machines`` simulated machines (a cache folder and home each) × ``processes`` sends
+    started at once on empty caches: token requests and wall time, with each machine's
+    file cache, then with one Redis cache (OAUTHCLI_CACHE_URL) for the fleet."""
+    print(f"\n{machines} machines × {processes} processes at once: {rounds} rounds", flush=True)
+    if REDIS_SERVER is None:
+        b.notes.append("fleet: skipped, redis-server is not installed (make redis)")
+        print("  skipped: redis-server is not installed (make redis)")
+        return
+    send = [str(OAUTHCLI), "-r", str(reg10), "send", "msg0005.list"]
+    b.commands.append((f"fleet: {machines}×{processes} at once", shlex.join(send)))
+    redis, port = start_redis(b.tmp)
+    try:
+        for mode in ("file", "redis"):
+            walls, tokens = [], []
+            for _ in range(rounds):
+                redis_command(port, "FLUSHALL")
+                b.reset()
+                envs = []
+                for m in range(machines):
+                    home = b.tmp / "fleet" / f"machine-{m}"
+                    shutil.rmtree(home, ignore_errors=True)
+                    home.mkdir(parents=True)
+                    env = b.env | {"HOME": str(home), "OAUTHCLI_CACHE_DIR": str(home / "cache")}
+                    if mode == "redis":
+                        env["OAUTHCLI_CACHE_URL"] = f"redis://127.0.0.1:{port}/0"
+                    envs.append(env)
+                started = time.perf_counter()
+                procs = [
+                    subprocess.Popen(
+                        send, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
+                    )
+                    for env in envs
+                    for _ in range(processes)
+                ]
+                codes = [p.wait() for p in procs]
+                walls.append(time.perf_counter() - started)
+                assert codes == [0] * len(procs), codes
+                tokens.append(b.stats()["token"])
+            want = machines if mode == "file" else 1
+            label = "a file cache per machine" if mode == "file" else "one Redis cache"
+            b.record(f"fleet, {label}: wall for all", ms(statistics.median(walls)))
+            b.record(
+                f"fleet, {label}: token requests per round",
+                ", ".join(map(str, tokens)),
+                str(want),
+                all(t == want for t in tokens),
+            )
+    finally:
+        redis.terminate()
+        redis.wait(10)
+
+
 def process_cpu(pid: int) -> float:
     """Seconds of CPU process ``pid`` has used (utime + stime)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -570,7 +655,7 @@ def report(b: Bench, info: list[tuple[str, str]], args: argparse.Namespace, seco
     return "\n".join(lines)
 
 
-SECTIONS = ("startup", "cold", "processes", "batch", "dpop", "memory", "concurrency")
+SECTIONS = ("startup", "cold", "processes", "batch", "dpop", "memory", "concurrency", "fleet")
 
 
 def main() -> None:
@@ -636,6 +721,8 @@ def main() -> None:
             if "concurrency" in only:
                 levels = [int(x) for x in args.levels.split(",")]
                 bench_concurrency(b, max(args.rounds // 3, 1), levels, args.ideal)
+            if "fleet" in only:
+                bench_fleet(b, max(args.rounds, 3), reg10)
         finally:
             server.terminate()
             server.wait(10)
