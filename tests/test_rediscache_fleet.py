@@ -192,3 +192,56 @@ def test_redis_killed_mid_batch_costs_no_row_and_warns_once(
     assert err.count("warning:") == 1, err
     assert "cannot use the Redis cache" in err and "cannot connect" in err
     assert len(issued) > before  # renewed after the kill, through the file cache
+
+
+def test_a_batchs_worker_processes_use_the_redis_cache_too(
+    redis_server: RedisServer, loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    """Above 32 in flight the rows go to worker processes: they inherit OAUTHCLI_CACHE_URL."""
+    tokens: list[str] = []
+
+    def token(rec: Recorded) -> Any:
+        tokens.append(f"tok-{len(tokens) + 1}")
+        body = {"access_token": tokens[-1], "token_type": "Bearer", "expires_in": 300}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def items(rec: Recorded) -> Any:
+        ok = rec.headers.get("authorization", "").removeprefix("Bearer ") in tokens
+        return (200 if ok else 401), {"Content-Type": "application/json"}, b"{}"
+
+    loopback.routes["/token"] = token
+    loopback.routes["/api/items"] = items
+    root = make_registry(
+        tmp_path / "reg",
+        {
+            "profiles/acme.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {loopback.base}/token
+                client_id: app
+                client_secret: batch-secret-2
+                """,
+            "messages/items.yaml": f"""\
+                endpoint: {loopback.base}/api/items
+                auth: {{type: oauth2, profile: acme}}
+                methods: {{get: {{http_method: GET, query: {{id: "${{id}}"}}}}}}
+                """,
+        },
+    )
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id\n" + "".join(f"{i}\n" for i in range(300)))
+    cache_dir = tmp_path / "machine" / "cache"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")},
+        "OAUTHCLI_CACHE_URL": redis_server.url,
+        "OAUTHCLI_CACHE_DIR": str(cache_dir),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "oauthcli", "-r", str(root), "send", "items", "--each", str(rows),
+         "--concurrency", "64"],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 300 and done.stderr.count("warning") == 0
+    assert len(tokens) == 1
+    assert redis_server.client().keys("oauthcli:*") != []
+    assert not list(cache_dir.glob("*.json"))  # no worker wrote this machine's file cache
