@@ -262,3 +262,22 @@ def test_without_posix_file_locks_the_log_is_one_warning(
     assert not writer.append(b"{}\n", warned) and not writer.append(b"{}\n", warned)
     assert len(warned) == 1 and "POSIX file locks" in warned[0]
     assert not log_dir.exists()
+
+
+def test_a_record_that_is_no_json_is_one_warning_never_a_broken_line(log_dir: Path) -> None:
+    from oauthcli.outlog import calls
+    from oauthcli.outlog.record import BASIC, Recording
+
+    warned = Warnings()
+    recording = Recording(BASIC)
+    recording.decision("due", "token: renewing", expires_in_s=float("inf"))
+    calls.write(lambda: recording.record("send", url="http://127.0.0.1/x"), warned)
+    calls.write(lambda: {"v": 1, "url": "http://127.0.0.1/\udcff\ud800"}, warned)
+
+    def broken() -> dict[str, object]:
+        raise KeyError("a bug in a record")
+
+    calls.write(broken, warned)
+    assert len(warned) == 1 and "could not be made" in warned[0], warned
+    [line] = (log_dir / place.CURRENT).read_text().splitlines()
+    assert json.loads(line)["url"] == "http://127.0.0.1/\udcff\ud800"

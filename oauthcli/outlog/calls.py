@@ -59,16 +59,21 @@ def level_of(override: str | None, *declared: str | None) -> int:
     return rec.BASIC
 
 
-def write(record: dict[str, Any], warn: Callable[[str], None]) -> None:
-    """Append one record; a problem is one warning per process, never the call's."""
+def write(make: Callable[[], dict[str, Any]], warn: Callable[[str], None]) -> None:
+    """Make one record and append it; a problem is one warning per process, never the
+    call's: whatever happens here, the call's result and exit code stay as they are."""
     import json
 
     try:
-        line = json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n"
-    except (TypeError, ValueError) as exc:  # a fact that is no JSON value: a bug, said once
-        writer.warn_once(warn, f"an outbound log record could not be made ({exc})")
+        record = make()
+        # allow_nan=False: a line the reader cannot parse is never written (NaN, Infinity);
+        # a lone surrogate (an odd byte of argv) goes as a \u escape: still valid JSON.
+        text = json.dumps(record, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+        line = (text + "\n").encode("utf-8", "backslashreplace")
+    except Exception as exc:  # noqa: BLE001 - a bug in a record must not fail the call
+        writer.warn_once(warn, f"an outbound log record could not be made ({exc!r})")
         return
-    writer.append(line.encode("utf-8", "surrogateescape"), warn)
+    writer.append(line, warn)
 
 
 def _profile_of(req: ResolvedRequest) -> ResolvedProfile | None:
@@ -132,7 +137,7 @@ class LoggingSender(Sender):
                 error=error,
                 **recording.http_members(None, None, None),
             )
-            write(recording.record("send", **members), self.warn)
+            write(lambda: recording.record("send", **members), self.warn)
             raise
         code = 0 if self.no_fail else int(ExitCode.for_status(result.status))
         members.update(
@@ -146,7 +151,7 @@ class LoggingSender(Sender):
             error=None,
             **recording.http_members(list(result.headers.items()), result.body, result.body_size),
         )
-        write(recording.record("send", **members), self.warn)
+        write(lambda: recording.record("send", **members), self.warn)
         return result
 
 
@@ -192,7 +197,7 @@ def recorded(
             elapsed_ms=rec.ms(time.monotonic() - started),
             attempts=len(recording.token_requests),
         )
-        write(recording.record(kind, **members), warn)
+        write(lambda: recording.record(kind, **members), warn)
 
 
 def record_exchange(
@@ -236,4 +241,4 @@ def record_exchange(
         )
     if exc is not None:
         members["exit_code"], members["error"] = _failure(exc)
-    write(recording.record("send", **members), warn)
+    write(lambda: recording.record("send", **members), warn)
