@@ -281,3 +281,23 @@ def test_a_record_that_is_no_json_is_one_warning_never_a_broken_line(log_dir: Pa
     assert len(warned) == 1 and "could not be made" in warned[0], warned
     [line] = (log_dir / place.CURRENT).read_text().splitlines()
     assert json.loads(line)["url"] == "http://127.0.0.1/\udcff\ud800"
+
+
+def test_a_line_left_unfinished_does_not_swallow_the_next_record(log_dir: Path) -> None:
+    log_dir.mkdir(parents=True, mode=0o700)
+    (log_dir / place.CURRENT).write_bytes(b'{"v": 1}\n{"v": 1, "cut": "in the mi')
+    (log_dir / place.CURRENT).chmod(0o600)
+    assert writer.append(b'{"n": 1}\n', Warnings())
+    lines = (log_dir / place.CURRENT).read_bytes().split(b"\n")
+    assert lines[-2:] == [b'{"n": 1}', b""] and json.loads(lines[-2]) == {"n": 1}
+
+
+def test_another_users_log_file_is_not_appended_to(log_dir: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+    log_dir.mkdir(parents=True, mode=0o700)
+    (log_dir / place.CURRENT).write_text("")
+    (log_dir / place.CURRENT).chmod(0o600)
+    os.chown(log_dir / place.CURRENT, 65534, 65534)
+    _warned_once(log_dir, "belongs to uid 65534")
+    assert (log_dir / place.CURRENT).read_text() == ""

@@ -33,7 +33,7 @@ from oauthcli.outlog import place
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as the file is never waited on
-_FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
+_FILE_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK
 #: What the writer needs: flock, and files opened and renamed relative to the folder's handle.
 _POSIX = (
@@ -224,6 +224,10 @@ def _append_locked(opened: _Opened, line: bytes) -> None:
                 _rotate(opened.folder_fd)
                 fd = _open_file(opened.folder, opened.folder_fd, place.CURRENT, _FILE_FLAGS)
                 size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A line left unfinished (a writer killed mid-line, another program): this
+                # record starts a line of its own rather than being glued to it.
+                line = b"\n" + line
             _write_all(fd, line, size)
         finally:
             if fd >= 0:
