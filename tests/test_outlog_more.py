@@ -44,9 +44,9 @@ def test_the_python_api_writes_the_log_and_prints_nothing(
             200,
         ]
         token = reg.get_token("acme", force=True)
-        session = requests.Session()
-        session.auth = reg.auth("acme")
-        assert session.get(api.server.url("/api/items")).status_code == 200
+        with requests.Session() as session:
+            session.auth = reg.auth("acme")
+            assert session.get(api.server.url("/api/items")).status_code == 200
     got = records()
     assert [(r["kind"], r["message"]) for r in got] == [
         ("send", "items.list"),
