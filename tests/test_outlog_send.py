@@ -613,3 +613,20 @@ def test_oauthcli_log_reads_what_the_writer_wrote(api: Api, tmp_path: Path) -> N
     entries = json.loads(har.read_text())["log"]["entries"]
     assert len(entries) == 3  # the token request and the two calls
     assert all(s not in har.read_text() for s in api.issued + [CLIENT_SECRET])
+
+
+def test_a_cache_that_cannot_be_written_is_a_decision_of_each_call(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = Path(os.environ["OAUTHCLI_CACHE_DIR"])
+    blocker = cache_dir.parent / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("OAUTHCLI_CACHE_DIR", str(blocker / "cache"))
+    first = api.send("items.list")
+    second = api.send("items.list")
+    assert first.code == second.code == 0, first.err
+    got = records()
+    for rec in got:  # every call says it (the warning comes once per process)
+        assert kinds(rec) == ["none_cached", "cache_unwritable", "grant"], rec["decisions"]
+        assert rec["decisions"][1]["folder"] == str(blocker / "cache")
+    assert len(api.issued) == 2  # nothing cached: each call asked for a token

@@ -74,6 +74,7 @@ class _Cache:
         self.said = notes is not None  # None: nobody is told (drop); the next call says it
         self.notes = notes if notes is not None else []
         self.trace = trace or Trace()
+        self.unwritable = False  # said as a decision of this call
 
     def heed(self) -> None:
         """Say what the cache has to say (a fallback from Redis), once."""
@@ -253,8 +254,16 @@ def _remove(entry_of: _Cache) -> None:
 
 
 def _unwritable(exc: OSError, entry_of: _Cache) -> None:
-    """Say once per process that the cache cannot be written; the call goes on without it."""
+    """Say once per process that the cache cannot be written; the call goes on without it.
+    Each call it happens to records it as a decision (once per call)."""
     where = entry_of.store.where
+    if not entry_of.unwritable:
+        entry_of.unwritable = True
+        entry_of.trace.decision(
+            "cache_unwritable",
+            f"token: cannot write {where} ({exc.strerror or exc}); the token is used uncached",
+            folder=where.removeprefix("the token cache folder "),
+        )
     if where in _said_unwritable:
         return
     _said_unwritable.add(where)
