@@ -494,9 +494,23 @@ for seq in range(count):
 """
 
 
-def test_reading_while_twelve_writers_write_and_rotate(tmp_path: Path) -> None:
+_REAL_WRITER = """\
+import json, os, sys
+folder, writer, count, bound = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+os.environ.update(OAUTHCLI_LOG_DIR=folder, OAUTHCLI_LOG_MAX_BYTES=bound)
+from oauthcli.outlog import writer as log
+for seq in range(count):
+    line = json.dumps({"v": 1, "time": "2026-12-02T05:40:00.000Z", "kind": "send",
+                       "pid": writer, "attempts": seq, "pad": "x" * (seq % 200)}) + "\\n"
+    assert log.append(line.encode(), lambda text: sys.exit(text))
+"""
+
+
+@pytest.mark.parametrize("script", [_WRITER, _REAL_WRITER], ids=["contract", "oauthcli"])
+def test_reading_while_twelve_writers_write_and_rotate(tmp_path: Path, script: str) -> None:
     """Writers as docs/outbound-log.md has them (one write() per line with O_APPEND, under an
-    exclusive flock of outbound.lock that also guards rotation): every read meanwhile sees
+    exclusive flock of outbound.lock that also guards rotation), the doc's and oauthcli's
+    own (outlog/writer.py): every read meanwhile sees
     whole records only, none twice, each writer's in the order written and none missing
     between its first and its last."""
     import subprocess
@@ -504,7 +518,7 @@ def test_reading_while_twelve_writers_write_and_rotate(tmp_path: Path) -> None:
 
     folder = write_log(tmp_path / "log", {})
     writers = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(folder), str(w), "400", "20000"])
+        subprocess.Popen([sys.executable, "-c", script, str(folder), str(w), "400", "20000"])
         for w in range(12)
     ]
     reads = 0
@@ -512,6 +526,7 @@ def test_reading_while_twelve_writers_write_and_rotate(tmp_path: Path) -> None:
         while any(p.poll() is None for p in writers) or reads < 3:
             log = OutboundLog.open(folder)
             if log is None:
+                assert any(p.poll() is None for p in writers), "the writers wrote nothing"
                 continue
             with log:
                 got = [(r.get("pid"), r.get("attempts")) for r in log.records()]
@@ -529,4 +544,4 @@ def test_reading_while_twelve_writers_write_and_rotate(tmp_path: Path) -> None:
     assert reads >= 3
     with opened(folder) as log:  # the newest records of every writer are there at the end
         last = [(r.get("pid"), r.get("attempts")) for r in log.last(12)]
-        assert len(set(last)) == 12
+        assert len(set(last)) == 12 and max(seq for _, seq in last) == 399
