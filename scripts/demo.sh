@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The README's main job: start the bundled sandbox, get a token with each
-# client-auth method, call the sample API, show an explained failure, stop.
+# client-auth method, call the sample API, show an explained failure, check a message
+# with doctor, read the outbound log, stop.
 # Run through `make demo` (which sets up the venv and puts oauthcli on PATH).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 demo_dir=$(mktemp -d)
 export OAUTHCLI_CACHE_DIR="$demo_dir/cache"   # a fresh token cache, not yours
+export OAUTHCLI_LOG_DIR="$demo_dir/log"       # and an outbound log of its own
 export OAUTHCLI_REGISTRY="$PWD"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export OAUTHCLI_SANDBOX_URL="http://127.0.0.1:$port"
@@ -70,6 +72,8 @@ step "What would be sent, secrets masked, nothing sent" 0 oauthcli send incident
 step "A 403 whose reason is in the body" 4 oauthcli send forbidden
 step "A token for the wrong audience: 401, explained" 4 oauthcli send wrong-audience
 step "The token cache" 0 oauthcli token list
+step "One command to say why a message works or not" 0 oauthcli doctor incidents
+step "What was sent, and why each token was (or was not) renewed" 0 oauthcli log --last 8
 
 echo
 if [ "$failures" -ne 0 ]; then
