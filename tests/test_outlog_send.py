@@ -357,6 +357,26 @@ def test_the_level_is_the_first_that_says_one(
         assert [rec["level"] for rec in got] == [expected]
 
 
+@pytest.mark.parametrize(
+    ("profile", "message", "method", "shown"),
+    [
+        ("", "", "", "basic (default)"),
+        ("all", "", "", "all (profile levelled)"),
+        ("all", "elevated", "", "elevated (message)"),
+        ("all", "elevated", "off", "off (message)"),
+    ],
+)
+def test_show_says_the_level_the_files_give_a_call(
+    api: Api, profile: str, message: str, method: str, shown: str
+) -> None:
+    _levels_registry(api, profile, message, method)
+    r = api.cli("show", "levelled.list")
+    assert r.code == 0, r.err
+    assert [
+        line.split(None, 1)[1] for line in r.out.splitlines() if line.startswith("log_level:")
+    ] == [shown]
+
+
 def test_a_bad_log_level_in_a_file_is_exit_3_at_its_line(api: Api) -> None:
     _levels_registry(api, "", "", "verbose")
     r = api.send("levelled.list")

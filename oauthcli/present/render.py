@@ -93,12 +93,24 @@ def request_lines(req: ResolvedRequest) -> list[str]:
             f"on {', '.join(map(str, req.retry.on_status))}",
         ),
         ("tls.verify", req.tls.verify),
+        ("log_level", _log_level(req)),
     ]
     needed = [f"{n} = {req.variables[n]!r}" for n in req.variables] + [
         f"{n} (missing: --var {n}=VALUE)" for n in req.missing
     ]
     rows.append(("variables", "; ".join(needed) if needed else "none"))
     return _rows(rows)
+
+
+def _log_level(req: ResolvedRequest) -> str:
+    """The outbound log's level of the call as the files declare it, and which one says
+    so (``--log-level`` and ``$OAUTHCLI_LOG_LEVEL`` come on top: docs/outbound-log.md)."""
+    if req.log_level is not None:
+        return f"{req.log_level} (message)"
+    profile = getattr(req.auth, "profile", None)  # an oauth2 message's profile
+    if profile is not None and profile.log_level is not None:
+        return f"{profile.log_level} (profile {profile.name})"
+    return "basic (default)"
 
 
 def _rows(rows: list[tuple[str, Any]]) -> list[str]:
