@@ -30,6 +30,26 @@ MACHINES = 4
 PROCESSES = 8
 
 
+def _items_registry(tmp_path: Path, base: str, secret: str) -> Path:
+    """Profile acme (client_credentials at ``base``/token) and message items.get?id=…"""
+    return make_registry(
+        tmp_path / "reg",
+        {
+            "profiles/acme.yaml": f"""\
+                grant_type: client_credentials
+                token_url: {base}/token
+                client_id: app
+                client_secret: {secret}
+                """,
+            "messages/items.yaml": f"""\
+                endpoint: {base}/api/items
+                auth: {{type: oauth2, profile: acme}}
+                methods: {{get: {{http_method: GET, query: {{id: "${{id}}"}}}}}}
+                """,
+        },
+    )
+
+
 def _fleet(
     tmp_path: Path, root: Path, env: dict[str, str], argv: list[str]
 ) -> list[subprocess.CompletedProcess[str]]:
@@ -151,22 +171,7 @@ def test_redis_killed_mid_batch_costs_no_row_and_warns_once(
 
     loopback.routes["/token"] = token
     loopback.routes["/api/items"] = items
-    root = make_registry(
-        tmp_path / "reg",
-        {
-            "profiles/acme.yaml": f"""\
-                grant_type: client_credentials
-                token_url: {loopback.base}/token
-                client_id: app
-                client_secret: batch-secret-1
-                """,
-            "messages/items.yaml": f"""\
-                endpoint: {loopback.base}/api/items
-                auth: {{type: oauth2, profile: acme}}
-                methods: {{get: {{http_method: GET, query: {{id: "${{id}}"}}}}}}
-                """,
-        },
-    )
+    root = _items_registry(tmp_path, loopback.base, "batch-secret-1")
     rows = tmp_path / "rows.csv"
     rows.write_text("id\n" + "".join(f"{i}\n" for i in range(1, 201)))
     env = {
@@ -211,22 +216,7 @@ def test_a_batchs_worker_processes_use_the_redis_cache_too(
 
     loopback.routes["/token"] = token
     loopback.routes["/api/items"] = items
-    root = make_registry(
-        tmp_path / "reg",
-        {
-            "profiles/acme.yaml": f"""\
-                grant_type: client_credentials
-                token_url: {loopback.base}/token
-                client_id: app
-                client_secret: batch-secret-2
-                """,
-            "messages/items.yaml": f"""\
-                endpoint: {loopback.base}/api/items
-                auth: {{type: oauth2, profile: acme}}
-                methods: {{get: {{http_method: GET, query: {{id: "${{id}}"}}}}}}
-                """,
-        },
-    )
+    root = _items_registry(tmp_path, loopback.base, "batch-secret-2")
     rows = tmp_path / "rows.csv"
     rows.write_text("id\n" + "".join(f"{i}\n" for i in range(300)))
     cache_dir = tmp_path / "machine" / "cache"
