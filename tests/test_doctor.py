@@ -217,6 +217,25 @@ def test_a_host_that_does_not_resolve_fails_with_exit_7(tmp_path: Path) -> None:
     assert lines(got, "token")[0].startswith("skip")  # not asked again: DNS said why
 
 
+def test_an_issuer_that_does_not_resolve_is_not_asked_again_for_the_token(
+    tmp_path: Path,
+) -> None:
+    root = make_registry(
+        tmp_path,
+        {
+            "profiles/acme.yaml": "grant_type: client_credentials\n"
+            "issuer: https://login.doctor-test.invalid\n"
+            f"client_id: app\nclient_secret: '{SECRET}'\ntimeout: 3\n"
+        },
+    )
+    got = doctor(root, "acme")
+    assert got.code == 7, got
+    assert lines(got, "dns")[0].startswith("FAIL")
+    [token] = lines(got, "token")
+    assert token.startswith("skip") and "issuer login.doctor-test.invalid" in token, token
+    assert "does not resolve" in token and SECRET not in got.both
+
+
 # -- the token -----------------------------------------------------------------------------------
 
 

@@ -571,11 +571,15 @@ class _Doctor:
         from oauthcli.tokens.discovery import known
         from oauthcli.tokens.jwtinfo import duration
 
+        # An issuer-only profile with no metadata cached reaches its token endpoint
+        # through the issuer: what an earlier check said of either is not asked again.
         token_url = known(profile).token_url
-        skipped = self.cannot_reach(token_url) if token_url else None
-        if token_url and skipped:
-            host = urlsplit(token_url).netloc
-            yield self.check("token", "skip", f"the token endpoint {host} {skipped}")
+        first = token_url or profile.issuer
+        skipped = self.cannot_reach(first) if first else None
+        if first and skipped:
+            host = urlsplit(first).netloc
+            what = "token endpoint" if token_url else "issuer"
+            yield self.check("token", "skip", f"the {what} {host} {skipped}")
             return
         try:
             with signin.using(sign_in=False, wait=False, browser=False):
