@@ -505,7 +505,13 @@ class ProfileAuth(AuthBase):
             raise
         attempts = 2 if answer is not r else 1
         calls.record_exchange(
-            recording, profile, started=started, response=answer, attempts=attempts, warn=_warn
+            recording,
+            profile,
+            started=started,
+            response=answer,
+            attempts=attempts,
+            warn=_warn,
+            secret_headers=self._auth.secret_headers(),
         )
         return answer
 

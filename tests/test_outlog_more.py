@@ -73,6 +73,21 @@ def test_the_python_api_takes_a_level(api: Api) -> None:
         oauthcli.open_registry(api.root, log_level="loud")
 
 
+def test_the_api_auths_records_mask_cookies_and_credential_headers_by_name(api: Api) -> None:
+    """A requests session's own Cookie and Proxy-Authorization are no known secret values:
+    they are masked by name, as the auth's secret headers (a DPoP proof's too) are."""
+    with oauthcli.open_registry(api.root, log_level="elevated") as reg:
+        with requests.Session() as session:
+            session.auth = reg.auth("acme")
+            headers = {"Cookie": "sid=cookie-value-1", "Proxy-Authorization": "Basic cHJveHk6cHc="}
+            assert session.get(api.server.url("/api/items"), headers=headers).status_code == 200
+    [got] = records()
+    sent = dict(got["request_headers"])
+    assert sent["Cookie"] != headers["Cookie"] and "cookie-value-1" not in log_text()
+    assert "cHJveHk6cHc=" not in log_text() and sent["Authorization"].startswith("Bearer ")
+    assert api.issued and api.issued[-1] not in log_text()
+
+
 def test_a_full_disk_is_one_warning_and_the_same_exit_code(api: Api, tmp_path: Path) -> None:
     """A real EFBIG from the kernel (RLIMIT_FSIZE: what a full disk is to a writer)."""
     folder = Path(os.environ["OAUTHCLI_LOG_DIR"])

@@ -209,9 +209,11 @@ def record_exchange(
     attempts: int = 1,
     exc: BaseException | None = None,
     warn: Callable[[str], None],
+    secret_headers: frozenset[str] | None = None,
 ) -> None:
     """The record of a request a ``requests`` session sent with a profile's token (the
-    Python API's ``auth``): its answer, or the failure that left it without one."""
+    Python API's ``auth``): its answer, or the failure that left it without one.
+    ``secret_headers`` are the auth's (a DPoP proof's among them), masked by name."""
     if recording is None:
         return
     members: dict[str, Any] = {
@@ -229,6 +231,8 @@ def record_exchange(
     }
     if response is not None:
         recording.sent = response.request
+        if secret_headers is not None:
+            recording.secret_headers = secret_headers
         members.update(
             method=response.request.method,
             url=response.url,

@@ -17,6 +17,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from oauthcli.auth.base import SECRET_HEADERS
 from oauthcli.masking import mask_answer, mask_form, masked_pairs, scrub_value
 from oauthcli.outlog.place import FORMAT_VERSION
 from oauthcli.secret import mask_url, scrub, scrub_bytes
@@ -94,7 +95,8 @@ class Recording(Trace):
         self._open: tuple[dict[str, Any], float] | None = None
         # The call's last request and answer seen (headers and body at elevated and all).
         self.sent: requests.PreparedRequest | None = None
-        self.secret_headers: frozenset[str] = frozenset()
+        # Until a request says which of its headers are secret (its auth's), the usual ones.
+        self.secret_headers: frozenset[str] = SECRET_HEADERS
         self.received: list[tuple[str, str]] | None = None
 
     # -- the Trace hooks ------------------------------------------------------------
