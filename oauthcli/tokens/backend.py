@@ -21,6 +21,7 @@ imported: the warm ``send`` pays nothing for Redis.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -332,6 +333,7 @@ _FILE = FileBackend()
 # The shared cache of this process, by (OAUTHCLI_CACHE_URL, OAUTHCLI_CACHE_KEY): made once,
 # so a fallback lasts for the process and is said once.
 _shared: dict[tuple[str, str], Fallback] = {}
+_making = threading.Lock()  # a batch's threads ask at once: one shared cache, one warning
 
 
 def current(*, local: bool = False) -> CacheBackend:
@@ -347,7 +349,10 @@ def current(*, local: bool = False) -> CacheBackend:
     key = os.environ.get("OAUTHCLI_CACHE_KEY", "")
     found = _shared.get((url, key))
     if found is None:
-        found = _shared[(url, key)] = _connect(url, key)
+        with _making:
+            found = _shared.get((url, key))
+            if found is None:
+                found = _shared[(url, key)] = _connect(url, key)
     return found
 
 
