@@ -212,7 +212,15 @@ def token_list_command() -> int:
     _heed(store)
     for _key, entry, problem in listed:
         if entry is None:
-            console.warn(f"{problem}; 'oauthcli token clear' removes it")
+            # On a shared cache the likeliest cause is this machine's OAUTHCLI_CACHE_KEY, and
+            # a plain 'token clear' would empty every machine's entries.
+            fix = (
+                "check OAUTHCLI_CACHE_KEY on this machine; 'oauthcli token clear PROFILE' "
+                "removes one profile's entry from the shared cache"
+                if store.shared
+                else "'oauthcli token clear' removes it"
+            )
+            console.warn(f"{problem}; {fix}")
             continue
         t = entry.token
         expiry = _expiry(t, now)

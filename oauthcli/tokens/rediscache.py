@@ -219,7 +219,7 @@ class RedisBackend:
         self.client.close()
 
     def describe(self, key: str) -> str:
-        return f"Redis entry {PREFIX}{key} in {self.settings.url}"
+        return f"{PREFIX}{key} in the Redis cache {self.settings.url}"
 
     def call(self, what: Callable[[], T], label: str = "") -> T:
         """``what()``, with every failure to talk to Redis made an Unavailable (and a key
@@ -240,7 +240,9 @@ class RedisBackend:
         except errors.ResponseError as exc:
             text = _said(exc)
             if label and text.startswith("WRONGTYPE"):
-                raise CorruptEntry(f"{label} is a Redis value of another type") from None
+                raise CorruptEntry(
+                    f"cache entry {label} is a Redis value of another type"
+                ) from None
             if text.startswith(("NOAUTH", "WRONGPASS", "NOPERM")):
                 raise Unavailable(f"Redis refused the credentials: {text}") from None
             raise Unavailable(f"Redis answered an error: {text}") from None
@@ -258,14 +260,14 @@ class RedisBackend:
         if not raw:
             return None  # no such key (or an empty value, which is no entry either)
         if len(raw) > MAX_ENTRY:
-            raise CorruptEntry(f"{label} is over {MAX_ENTRY // 1024} KiB, not an entry")
+            raise CorruptEntry(f"cache entry {label} is over {MAX_ENTRY // 1024} KiB, not an entry")
         return parse(self._open(raw, label), label)
 
     def _open(self, raw: bytes, label: str) -> bytes:
         if self._fernet is None:
             if raw.startswith(b"gAAAAA"):  # a Fernet token's version byte and timestamp
                 raise CorruptEntry(
-                    f"{label} is encrypted; set {_KEY_VAR} to the key the fleet uses"
+                    f"cache entry {label} is encrypted; set {_KEY_VAR} to the key the fleet uses"
                 )
             return raw
         from cryptography.fernet import InvalidToken
@@ -274,7 +276,7 @@ class RedisBackend:
             return self._fernet.decrypt(raw)
         except InvalidToken:
             raise CorruptEntry(
-                f"{label} does not decrypt with {_KEY_VAR} (written with another key, "
+                f"cache entry {label} does not decrypt with {_KEY_VAR} (written with another key, "
                 "or unencrypted)"
             ) from None
 
