@@ -295,7 +295,7 @@ def test_a_corrupt_or_huge_value_is_a_miss(
     answer(rsps)
     got = obtain(token_profile())
     assert got.source == "grant" and len(got.warnings) == 1 and why in got.warnings[0]
-    assert "Redis entry oauthcli:" in got.warnings[0]
+    assert "cache entry oauthcli:" in got.warnings[0] and "in the Redis cache" in got.warnings[0]
     assert stored(shared, token_profile()) is not None
     assert json.loads(stored(shared, token_profile()) or b"")["access_token"] == "at-redis-0001"
 
@@ -629,6 +629,9 @@ def test_token_list_clear_and_revoke_work_on_the_fleet_cache(
     assert sorted(r.split("\t")[0] for r in rows) == ["acme", "beta"]
     assert f"tokens in the Redis cache {shared.url}, shared by every machine" in listed.err
     assert "oauthcli:" + "c" * 64 in listed.err and "is not valid JSON" in listed.err
+    # Not the plain 'token clear' that would empty every machine's entries.
+    assert "check OAUTHCLI_CACHE_KEY on this machine" in listed.err
+    assert "'oauthcli token clear' removes it" not in listed.err
     assert "at-1-from-server" not in listed.out + listed.err
     one = run("-r", str(root), "token", "clear", "beta")
     assert one.code == 0 and one.out.startswith(
@@ -698,3 +701,32 @@ def test_the_redis_password_never_shows_in_a_verbose_run_that_falls_back(
     assert f"redis://fleet@127.0.0.1:{redis_server.port}/0" in done.err
     for form in (password, quote(password, safe=""), base64.b64encode(password.encode()).decode()):
         assert form not in done.out + done.err
+
+
+def test_a_batchs_threads_share_one_redis_cache_and_so_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``send --each`` runs rows on threads, which ask for the cache at once."""
+    monkeypatch.setenv("OAUTHCLI_CACHE_URL", "redis://127.0.0.1:1/0")
+    made: list[object] = []
+    connect = backend._connect
+
+    def slow(url: str, key: str) -> backend.Fallback:
+        time.sleep(0.05)  # the window in which another thread would make its own
+        made.append(url)
+        return connect(url, key)
+
+    monkeypatch.setattr(backend, "_connect", slow)
+    start = threading.Barrier(8)
+    got: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(backend.current())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and len({id(g) for g in got}) == 1

@@ -285,7 +285,7 @@ def _lock_wait(profile: ResolvedProfile) -> float:
     # second process started during a sign-in waits for its token instead of giving up.
     grant = GRANTS.get(profile.grant_type)
     bound = grant.signin_bound() if grant is not None and grant.interactive else 0.0
-    return bound + 2 * profile.timeout + LOCK_MARGIN
+    return bound + _lock_lease(profile)
 
 
 def _lock_lease(profile: ResolvedProfile) -> float:
