@@ -39,6 +39,10 @@ TOKEN_FORM_FIELDS = frozenset(
 TOKEN_ANSWER_MEMBERS = frozenset({"access_token", "refresh_token", "id_token"})
 
 
+#: Headers of an answer masked wherever it is shown (``-v``, the outbound log).
+RESPONSE_SECRET_HEADERS = frozenset({"set-cookie", "set-cookie2", "authorization", "cookie"})
+
+
 def mask_header(name: str, value: str, secret_names: frozenset[str]) -> str:
     """``Authorization: Bearer ****``: the scheme stays, the credential goes."""
     if name.lower() not in secret_names:

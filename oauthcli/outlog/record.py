@@ -18,7 +18,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from oauthcli.auth.base import SECRET_HEADERS
-from oauthcli.masking import mask_answer, mask_form, masked_pairs, scrub_value
+from oauthcli.masking import (
+    RESPONSE_SECRET_HEADERS,
+    mask_answer,
+    mask_form,
+    masked_pairs,
+    scrub_value,
+)
 from oauthcli.outlog.place import FORMAT_VERSION
 from oauthcli.secret import mask_url, scrub, scrub_bytes
 from oauthcli.trace import Trace
@@ -30,8 +36,6 @@ LEVELS = ("off", "basic", "elevated", "all")
 OFF, BASIC, ELEVATED, ALL = range(4)
 #: Bytes of each body an ``all`` record keeps.
 BODY_LIMIT = 64 * 1024
-#: The response headers masked by name (as ``-v`` masks them).
-RESPONSE_SECRETS = frozenset({"set-cookie", "set-cookie2", "authorization", "cookie"})
 
 
 def timestamp(seconds: float) -> str:
@@ -141,7 +145,9 @@ class Recording(Trace):
         entry["status"] = response.status_code
         entry["elapsed_ms"] = ms(time.monotonic() - started)
         if self.level >= ELEVATED:
-            entry["response_headers"] = masked_pairs(response.headers.items(), RESPONSE_SECRETS)
+            entry["response_headers"] = masked_pairs(
+                response.headers.items(), RESPONSE_SECRET_HEADERS
+            )
         if self.level >= ALL:
             content = response.content or b""
             entry.update(body_members(content, "response", mask=mask_answer))
@@ -198,7 +204,7 @@ class Recording(Trace):
             masked_pairs(sent.headers.items(), self.secret_headers) if sent is not None else None
         )
         members["response_headers"] = (
-            masked_pairs(received, RESPONSE_SECRETS) if received is not None else None
+            masked_pairs(received, RESPONSE_SECRET_HEADERS) if received is not None else None
         )
         if self.level >= ALL:
             members.update(body_members(sent.body if sent is not None else None, "request"))

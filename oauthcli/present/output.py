@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from oauthcli.errors import ExitCode, RegistryError
-from oauthcli.masking import mask_header, masked_headers, scrub_value
+from oauthcli.masking import RESPONSE_SECRET_HEADERS, mask_header, masked_headers, scrub_value
 from oauthcli.present import console
 from oauthcli.request.resolved import ResolvedRequest
 from oauthcli.secret import MASK, scrub, url_password
@@ -284,8 +284,8 @@ class VerboseTrace(Trace):
         version = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(
             getattr(response.raw, "version", 11), "HTTP/1.1"
         )
-        secret = frozenset({"set-cookie", "set-cookie2", "authorization", "cookie"})
         lines = [f"< {version} {response.status_code} {response.reason}"]
+        secret = RESPONSE_SECRET_HEADERS
         lines += [f"< {k}: {mask_header(k, v, secret)}" for k, v in response.headers.items()]
         lines.append("<")
         self._lines(lines)
